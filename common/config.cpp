@@ -1,0 +1,203 @@
+#include "config.hpp"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#include "fs_util.hpp"
+#include "log.hpp"
+
+namespace im {
+
+bool parse_host_port(const std::string& text, std::string& host, int& port) {
+    std::string h, p;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            return false;
+        h = text.substr(1, close - 1);
+        p = text.substr(close + 2);
+    } else {
+        auto colon = text.rfind(':');
+        if (colon == std::string::npos) return false;
+        h = text.substr(0, colon);
+        p = text.substr(colon + 1);
+    }
+    if (h.empty() || p.empty() || p.size() > 5) return false;
+    for (char c : p)
+        if (c < '0' || c > '9') return false;
+    int n = std::stoi(p);
+    if (n < 0 || n > 65535) return false;
+    host = h;
+    port = n;
+    return true;
+}
+
+bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
+    size_t i = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    if (i == 0 || i > 9) return false;
+    long long n = std::stoll(text.substr(0, i));
+    std::string unit = text.substr(i);
+    if (unit == "ms") out = std::chrono::milliseconds(n);
+    else if (unit.empty() || unit == "s") out = std::chrono::seconds(n);
+    else if (unit == "m") out = std::chrono::minutes(n);
+    else return false;
+    return true;
+}
+
+namespace {
+
+std::string default_name() {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) == 0 && buf[0] != '\0') return buf;
+    return "instance";
+}
+
+bool executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
+
+// pg_config --bindir first (that is where the matching server lives on Debian),
+// then the directory of `postgres` on PATH.
+std::string discover_pg_bin() {
+    if (FILE* p = ::popen("pg_config --bindir 2>/dev/null", "r")) {
+        char buf[4096] = {};
+        size_t n = std::fread(buf, 1, sizeof buf - 1, p);
+        ::pclose(p);
+        std::string dir(buf, n);
+        while (!dir.empty() && (dir.back() == '\n' || dir.back() == ' ')) dir.pop_back();
+        if (!dir.empty() && executable(dir + "/postgres")) return dir;
+    }
+    if (const char* path = std::getenv("PATH")) {
+        std::stringstream ss(path);
+        std::string dir;
+        while (std::getline(ss, dir, ':'))
+            if (!dir.empty() && executable(dir + "/postgres")) return dir;
+    }
+    return {};
+}
+
+Status check_readable(const std::string& what, const std::string& path) {
+    if (path.empty()) return Ok{};
+    if (::access(path.c_str(), R_OK) != 0)
+        return make_error(what + ": cannot read " + path);
+    return Ok{};
+}
+
+// A password file may not exist yet (it is then created), but its directory must.
+Status check_secret_target(const std::string& what, const std::string& path) {
+    if (path.empty()) return Ok{};
+    if (fs::exists(path)) return check_readable(what, path);
+    std::string dir = fs::dirname(path);
+    if (!fs::is_dir(dir) || ::access(dir.c_str(), W_OK) != 0)
+        return make_error(what + ": " + path + " does not exist and its directory is not writable");
+    return Ok{};
+}
+
+}  // namespace
+
+Status validate(Config& cfg) {
+    if (cfg.name.empty()) cfg.name = default_name();
+    for (char c : cfg.name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                  c == '_' || c == '.';
+        if (!ok) return make_error("--name: only letters, digits, '-', '_' and '.' are allowed");
+    }
+    if (cfg.name.size() > 63) return make_error("--name: at most 63 characters");
+    if (cfg.pgdata.empty()) return make_error("--pgdata (or PGDATA) is required");
+    if (cfg.pgdata.front() != '/') {
+        char cwd[4096];
+        if (!::getcwd(cwd, sizeof cwd)) return make_error("cannot resolve the current directory");
+        cfg.pgdata = fs::join(cwd, cfg.pgdata);
+    }
+    while (cfg.pgdata.size() > 1 && cfg.pgdata.back() == '/') cfg.pgdata.pop_back();
+    if (cfg.pg_bin.empty()) cfg.pg_bin = discover_pg_bin();
+    if (cfg.pg_bin.empty())
+        return make_error("--pg-bin: no postgres found (pg_config --bindir, then PATH); install PostgreSQL or set --pg-bin");
+    for (const char* tool : {"postgres", "initdb", "pg_controldata"})
+        if (!executable(cfg.pg_bin + "/" + tool))
+            return make_error(std::string("--pg-bin: ") + cfg.pg_bin + "/" + tool + " is not executable");
+    if (cfg.pg_port < 1 || cfg.pg_port > 65535) return make_error("--pg-port: must be 1..65535");
+    if (cfg.http_port < 0 || cfg.http_port > 65535) return make_error("--http-listen: bad port");
+    if (!fs::is_dir(cfg.socket_dir)) return make_error("--socket-dir: not a directory: " + cfg.socket_dir);
+    if (auto st = check_readable("--api-token-file", cfg.api_token_file); !st) return st;
+    if (!cfg.api_token_file.empty()) {
+        auto tok = fs::read_secret(cfg.api_token_file);
+        if (!tok) return make_error("--api-token-file: " + tok.error().message);
+    }
+    if (cfg.pg_tls_cert.empty() != cfg.pg_tls_key.empty())
+        return make_error("--pg-tls-cert and --pg-tls-key go together");
+    if (auto st = check_readable("--pg-tls-cert", cfg.pg_tls_cert); !st) return st;
+    if (auto st = check_readable("--pg-tls-key", cfg.pg_tls_key); !st) return st;
+    if (auto st = check_secret_target("--app-password-file", cfg.app_password_file); !st) return st;
+    if (auto st = check_secret_target("--replication-password-file", cfg.replication_password_file); !st)
+        return st;
+    if (auto st = check_secret_target("--superuser-password-file", cfg.superuser_password_file); !st)
+        return st;
+    if (cfg.smart_shutdown_timeout.count() < 0 || cfg.fast_shutdown_timeout.count() <= 0)
+        return make_error("shutdown timeouts must be positive");
+    if (cfg.check_interval.count() < 50 || cfg.check_interval.count() > 1000)
+        return make_error("--check-interval: must be between 50ms and 1s");
+    log::Level lvl;
+    if (!log::parse_level(cfg.log_level, lvl)) return make_error("--log-level: debug, info, warn or error");
+    return Ok{};
+}
+
+Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome* outcome) {
+    Config cfg;
+    CLI::App app{"instance-manager run: supervise one PostgreSQL instance", "instance-manager run"};
+    std::string http_listen = "0.0.0.0:8000", restart_policy = "always";
+    std::string smart = "10s", fast = "20s", interval = "1s";
+
+    app.add_option("--name", cfg.name, "instance name (default: hostname)")->envname("IM_NAME");
+    app.add_option("--pgdata", cfg.pgdata, "data directory")->envname("PGDATA");
+    app.add_option("--pg-bin", cfg.pg_bin, "directory of the PostgreSQL binaries")->envname("IM_PG_BIN");
+    app.add_option("--pg-port", cfg.pg_port, "PostgreSQL port")->envname("IM_PG_PORT");
+    app.add_option("--socket-dir", cfg.socket_dir, "unix socket directory")->envname("IM_SOCKET_DIR");
+    app.add_option("--http-listen", http_listen, "HTTP API address HOST:PORT")->envname("IM_HTTP_LISTEN");
+    app.add_option("--api-token-file", cfg.api_token_file, "bearer token for mutating calls")
+        ->envname("IM_API_TOKEN_FILE");
+    app.add_option("--app-password-file", cfg.app_password_file)->envname("IM_APP_PASSWORD_FILE");
+    app.add_option("--replication-password-file", cfg.replication_password_file)
+        ->envname("IM_REPLICATION_PASSWORD_FILE");
+    app.add_option("--superuser-password-file", cfg.superuser_password_file)
+        ->envname("IM_SUPERUSER_PASSWORD_FILE");
+    app.add_option("--pg-tls-cert", cfg.pg_tls_cert)->envname("IM_PG_TLS_CERT");
+    app.add_option("--pg-tls-key", cfg.pg_tls_key)->envname("IM_PG_TLS_KEY");
+    app.add_option("--restart-policy", restart_policy, "always | never")->envname("IM_RESTART_POLICY");
+    app.add_option("--smart-shutdown-timeout", smart)->envname("IM_SMART_SHUTDOWN_TIMEOUT");
+    app.add_option("--fast-shutdown-timeout", fast)->envname("IM_FAST_SHUTDOWN_TIMEOUT");
+    app.add_option("--check-interval", interval)->envname("IM_CHECK_INTERVAL");
+    app.add_option("--log-level", cfg.log_level)->envname("IM_LOG_LEVEL");
+
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    try {
+        app.parse(reversed);
+    } catch (const CLI::CallForHelp&) {
+        std::fputs(app.help().c_str(), stdout);
+        if (outcome) *outcome = {true, 0};
+        return make_error("help", 0);
+    } catch (const CLI::ParseError& e) {
+        if (outcome) *outcome = {true, 2};
+        return make_error(e.what(), 2);
+    }
+    if (outcome) *outcome = {true, 2};
+    if (!parse_host_port(http_listen, cfg.http_host, cfg.http_port))
+        return make_error("--http-listen: expected HOST:PORT, got '" + http_listen + "'", 2);
+    if (restart_policy == "always") cfg.restart_policy = RestartPolicy::always;
+    else if (restart_policy == "never") cfg.restart_policy = RestartPolicy::never;
+    else return make_error("--restart-policy: 'always' or 'never', got '" + restart_policy + "'", 2);
+    if (!parse_duration(smart, cfg.smart_shutdown_timeout))
+        return make_error("--smart-shutdown-timeout: expected a duration like 10s", 2);
+    if (!parse_duration(fast, cfg.fast_shutdown_timeout))
+        return make_error("--fast-shutdown-timeout: expected a duration like 20s", 2);
+    if (!parse_duration(interval, cfg.check_interval))
+        return make_error("--check-interval: expected a duration like 1s", 2);
+    if (auto st = validate(cfg); !st) return make_error(st.error().message, 2);
+    if (outcome) *outcome = {false, 0};
+    return cfg;
+}
+
+}  // namespace im

@@ -1,0 +1,66 @@
+#pragma once
+// The configuration of `instance-manager run`: parsed whole, validated, and
+// then immutable. Every flag has an environment variable (see README).
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "result.hpp"
+
+namespace im {
+
+enum class RestartPolicy { always, never };
+
+struct Config {
+    std::string name;
+    std::string pgdata;
+    std::string pg_bin;  // directory holding postgres, initdb, pg_controldata
+    int pg_port = 5432;
+    std::string socket_dir = "/tmp";
+    std::string http_host = "0.0.0.0";
+    int http_port = 8000;
+
+    std::string api_token_file;
+    std::string app_password_file;          // default: <pgdata>/instance-manager/app.password
+    std::string replication_password_file;  // default: <pgdata>/instance-manager/replication.password
+    std::string superuser_password_file;    // empty: no superuser over TCP
+    std::string pg_tls_cert;
+    std::string pg_tls_key;
+
+    RestartPolicy restart_policy = RestartPolicy::always;
+    std::chrono::milliseconds smart_shutdown_timeout{10'000};
+    std::chrono::milliseconds fast_shutdown_timeout{20'000};
+    std::chrono::milliseconds check_interval{1'000};
+    std::chrono::milliseconds restart_backoff_min{1'000};
+    std::chrono::milliseconds restart_backoff_max{30'000};
+
+    std::chrono::milliseconds http_timeout{10'000};  // a request must arrive within this
+    size_t http_max_connections = 512;
+    size_t http_max_body = 64 * 1024;
+
+    std::string log_level = "info";
+
+    // Derived paths, filled by finalize.
+    std::string state_dir() const { return pgdata + "/instance-manager"; }
+};
+
+// Exit codes of the command line: 0 help shown, 2 bad usage.
+struct ParseOutcome {
+    bool exit_now = false;  // --help or --version was printed
+    int exit_code = 0;
+};
+
+// Parses `run` arguments (without the program and subcommand names) and the
+// environment; validates files and values. Errors say what is wrong in one line.
+Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome* outcome = nullptr);
+
+// Validates a config built in code (tests) or by the parser.
+Status validate(Config& cfg);
+
+// "HOST:PORT" or "[V6]:PORT".
+bool parse_host_port(const std::string& text, std::string& host, int& port);
+
+// "10s", "500ms", "2m", or a bare number of seconds.
+bool parse_duration(const std::string& text, std::chrono::milliseconds& out);
+
+}  // namespace im

@@ -1,0 +1,160 @@
+#include "process.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "event.hpp"
+#include "log.hpp"
+
+extern char** environ;
+
+namespace im {
+
+Result<SpawnedChild> spawn(const SpawnOptions& opts) {
+    if (opts.argv.empty()) return make_error("spawn: empty argv");
+
+    // Everything the child needs is prepared before fork: after fork only
+    // async-signal-safe calls are allowed.
+    std::vector<char*> argv;
+    for (auto& a : opts.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+
+    std::vector<std::string> env_storage;
+    for (char** e = environ; e && *e; ++e) {
+        std::string_view kv(*e);
+        auto key = kv.substr(0, kv.find('=') + 1);
+        bool overridden = false;
+        for (auto& o : opts.env)
+            if (o.compare(0, key.size(), key) == 0) overridden = true;
+        if (!overridden) env_storage.emplace_back(kv);
+    }
+    for (auto& o : opts.env) env_storage.push_back(o);
+    std::vector<char*> envp;
+    for (auto& e : env_storage) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+
+    int pipefd[2] = {-1, -1};
+    if (opts.capture_output && ::pipe2(pipefd, O_CLOEXEC) != 0)
+        return make_error(std::string("pipe: ") + std::strerror(errno));
+    UniqueFd read_end(pipefd[0]), write_end(pipefd[1]);
+
+    pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid < 0) return make_error(std::string("fork: ") + std::strerror(errno));
+    if (pid == 0) {
+        if (opts.own_process_group) ::setpgid(0, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+        if (opts.parent_death_signal != 0) {
+            ::prctl(PR_SET_PDEATHSIG, opts.parent_death_signal);
+            if (::getppid() != parent) ::_exit(127);  // the parent is already gone
+        }
+        int devnull = ::open("/dev/null", O_RDONLY);
+        if (devnull >= 0) ::dup2(devnull, 0);
+        if (opts.capture_output) {
+            ::dup2(pipefd[1], 1);
+            ::dup2(pipefd[1], 2);
+        }
+        ::execve(argv[0], argv.data(), envp.data());
+        ::_exit(127);
+    }
+    SpawnedChild child;
+    child.pid = pid;
+    if (opts.capture_output) child.output = std::move(read_end);
+    return child;
+}
+
+std::string describe_wait_status(int status) {
+    if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+    return "ended with status " + std::to_string(status);
+}
+
+int exit_code_of(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return 1;
+}
+
+void Reaper::watch(pid_t pid, Callback cb) { watched_[pid] = std::move(cb); }
+
+void Reaper::reap() {
+    for (;;) {
+        int status = 0;
+        pid_t pid = ::waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) break;  // 0: children left but none done; -1: none left
+        auto it = watched_.find(pid);
+        if (it == watched_.end()) {
+            ++orphans_reaped_;
+            log::debug("reaper", "reaped a child", {{"pid", pid}, {"status", describe_wait_status(status)}});
+            continue;
+        }
+        auto cb = std::move(it->second);
+        watched_.erase(it);
+        cb(status);
+    }
+}
+
+awaitable<void> read_lines(asio::posix::stream_descriptor& pipe,
+                           std::function<void(std::string_view)> on_line) {
+    std::string pending;
+    char buf[4096];
+    for (;;) {
+        boost::system::error_code ec;
+        size_t n = co_await pipe.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+        if (n > 0) {
+            pending.append(buf, n);
+            size_t start = 0;
+            for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
+                on_line(std::string_view(pending).substr(start, nl - start));
+            pending.erase(0, start);
+            // A line without end that grows without bound is cut, never kept whole.
+            if (pending.size() > 64 * 1024) {
+                on_line(pending);
+                pending.clear();
+            }
+        }
+        if (ec) break;
+    }
+    if (!pending.empty()) on_line(pending);
+}
+
+bool CommandResult::success() const { return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0; }
+
+awaitable<Result<CommandResult>> run_command(Reaper& reaper, SpawnOptions opts, std::string component) {
+    auto ex = co_await asio::this_coro::executor;
+    opts.capture_output = true;
+    auto child = spawn(opts);
+    if (!child) co_return child.error();
+
+    auto done = std::make_shared<Event>(ex);
+    auto result = std::make_shared<CommandResult>();
+    reaper.watch(child->pid, [done, result](int status) {
+        result->wait_status = status;
+        done->set();
+    });
+    log::info(component, "running " + opts.argv[0], {{"pid", child->pid}});
+
+    asio::posix::stream_descriptor pipe(ex, child->output.release());
+    co_await read_lines(pipe, [&](std::string_view line) {
+        result->output.append(line).push_back('\n');
+        log::info(component, line);
+    });
+    co_await done->wait();
+    if (!result->success())
+        log::warn(component, opts.argv[0] + " " + describe_wait_status(result->wait_status));
+    co_return *result;
+}
+
+}  // namespace im

@@ -1,0 +1,62 @@
+#pragma once
+// The HTTP API: routing, authentication and validation are decided here;
+// probe and status answers are pure views of InstanceState, and commands
+// are delegated to ApiActions (the daemon).
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <set>
+#include <string>
+
+#include "asio.hpp"
+#include "config.hpp"
+#include "instance_state.hpp"
+#include "result.hpp"
+#include "status_report.hpp"
+
+namespace im {
+
+namespace http = boost::beast::http;
+using HttpRequest = http::request<http::string_body>;
+using HttpResponse = http::response<http::string_body>;
+
+// A command's outcome: a JSON body on success, or an Error whose code is the
+// HTTP status to answer with (409 for a state that does not fit, ...).
+using CommandResult_ = Result<nlohmann::json>;
+
+class ApiActions {
+public:
+    virtual ~ApiActions() = default;
+    virtual awaitable<CommandResult_> restart(const nlohmann::json& body) = 0;
+    virtual awaitable<CommandResult_> reload(const nlohmann::json& body) = 0;
+};
+
+HttpResponse json_response(http::status status, const nlohmann::json& body, unsigned version = 11);
+HttpResponse error_response(http::status status, const std::string& message, unsigned version = 11);
+
+// Parses a command body: empty means {}; it must be an object whose keys are
+// all in `allowed`. The error message names the offending part.
+Result<nlohmann::json> parse_command_body(const std::string& body, const std::set<std::string>& allowed);
+
+class Api {
+public:
+    Api(const Config& cfg, InstanceState& state, Metrics& metrics, ApiActions& actions,
+        std::optional<std::string> token);
+
+    awaitable<HttpResponse> handle(HttpRequest req);
+
+private:
+    HttpResponse probe(const std::string& name, const HttpRequest& req);
+    awaitable<HttpResponse> command(const std::string& path, const HttpRequest& req);
+    std::optional<HttpResponse> authorize(const HttpRequest& req) const;
+
+    const Config& cfg_;
+    InstanceState& state_;
+    Metrics& metrics_;
+    ApiActions& actions_;
+    std::optional<std::string> token_;
+    bool busy_ = false;  // one command at a time
+};
+
+}  // namespace im

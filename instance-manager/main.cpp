@@ -1,0 +1,69 @@
+// instance-manager: the entrypoint of a PostgreSQL container. main() parses
+// the command line and hands over to Daemon; nothing else lives here.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "daemon.hpp"
+#include "fs_util.hpp"
+#include "log.hpp"
+#include "status_report.hpp"
+
+namespace {
+void usage() {
+    std::fputs(
+        "usage: instance-manager run [options]   (see 'instance-manager run --help')\n"
+        "       instance-manager --version\n",
+        stderr);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty()) {
+        usage();
+        return 2;
+    }
+    if (args[0] == "--version") {
+        std::printf("instance-manager %s\n", im::kManagerVersion);
+        return 0;
+    }
+    if (args[0] == "--help" || args[0] == "-h") {
+        usage();
+        return 0;
+    }
+    if (args[0] != "run") {
+        std::fprintf(stderr, "instance-manager: unknown command '%s'\n", args[0].c_str());
+        usage();
+        return 2;
+    }
+    im::ParseOutcome outcome;
+    auto cfg = im::parse_run_args({args.begin() + 1, args.end()}, &outcome);
+    if (!cfg) {
+        if (outcome.exit_code != 0) std::fprintf(stderr, "instance-manager run: %s\n", cfg.error().message.c_str());
+        return outcome.exit_code;
+    }
+    if (::geteuid() == 0) {
+        std::fputs("instance-manager run: refusing to run as root; PostgreSQL must run as an unprivileged user\n",
+                   stderr);
+        return 2;
+    }
+    im::log::Level level;
+    im::log::parse_level(cfg->log_level, level);
+    im::log::set_level(level);
+    std::optional<std::string> token;
+    if (!cfg->api_token_file.empty()) token = *im::fs::read_secret(cfg->api_token_file);
+
+    try {
+        boost::asio::io_context io(1);
+        im::Daemon daemon(io, std::move(*cfg), std::move(token));
+        return daemon.run();
+    } catch (const std::exception& e) {
+        im::log::error("manager", std::string("fatal: ") + e.what());
+        return 1;
+    }
+}

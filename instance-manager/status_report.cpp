@@ -1,0 +1,174 @@
+#include "status_report.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+namespace im {
+
+probes::ProbeInput probe_input(const InstanceState& s) {
+    probes::ProbeInput in;
+    in.in_control = s.in_control;
+    in.postmaster_running = s.process.running;
+    in.accepting = s.pg.accepting;
+    in.starting_up = s.pg.starting_up;
+    in.ever_ready = s.ever_ready;
+    // Replicas never run the bootstrap SQL: it is the primary's, replicated.
+    in.setup_done = s.setup_done || s.pg.in_recovery;
+    Role r = s.role.current();
+    in.fenced = r == Role::fenced || r == Role::fencing;
+    in.stopping = r == Role::stopping;
+    return in;
+}
+
+uint64_t parse_lsn(const std::string& lsn) {
+    auto slash = lsn.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 >= lsn.size()) return 0;
+    try {
+        uint64_t hi = std::stoull(lsn.substr(0, slash), nullptr, 16);
+        uint64_t lo = std::stoull(lsn.substr(slash + 1), nullptr, 16);
+        return (hi << 32) | lo;
+    } catch (...) {
+        return 0;
+    }
+}
+
+namespace {
+std::string iso8601(std::chrono::system_clock::time_point t) {
+    std::time_t tt = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+nlohmann::json or_null(const std::string& v) { return v.empty() ? nlohmann::json() : nlohmann::json(v); }
+}  // namespace
+
+nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
+    using nlohmann::json;
+    auto in = probe_input(s);
+    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                                   s.manager_started_mono);
+    const auto& pg = s.pg;
+    json postgres = {
+        {"running", s.process.running},
+        {"pid", s.process.running ? json(s.process.pid) : json()},
+        {"accepting_connections", pg.accepting},
+        {"starting_up", pg.starting_up},
+        {"version", or_null(pg.version)},
+        {"version_num", pg.version_num ? json(pg.version_num) : json()},
+        {"system_identifier", or_null(pg.system_identifier)},
+        {"timeline", pg.timeline ? json(pg.timeline) : json()},
+        {"in_recovery", pg.in_recovery},
+        {"current_lsn", or_null(pg.current_lsn)},
+        {"receive_lsn", or_null(pg.receive_lsn)},
+        {"replay_lsn", or_null(pg.replay_lsn)},
+        {"pending_restart", pg.pending_restart},
+        {"start_time", or_null(pg.pg_start_time)},
+        {"restarts", s.process.restarts},
+        {"crashes", s.process.crashes},
+        {"last_exit", or_null(s.process.last_exit)},
+        {"port", cfg.pg_port},
+    };
+    json changes = json::array();
+    for (const auto& c : s.role.history())
+        changes.push_back({{"from", to_string(c.from)}, {"to", to_string(c.to)}, {"reason", c.reason}});
+    std::string last_error = !s.last_error.empty() ? s.last_error : (s.process.running ? pg.last_error : "");
+    return {
+        {"name", cfg.name},
+        {"role", to_string(s.role.current())},
+        {"ready", probes::readiness(in).ok},
+        {"postgres", postgres},
+        {"manager", {{"version", kManagerVersion},
+                     {"started_at", iso8601(s.manager_started)},
+                     {"uptime_s", uptime.count()},
+                     {"pid", ::getpid()}}},
+        {"restart_count", s.process.restarts},
+        {"last_error", or_null(last_error)},
+        {"role_changes", changes},
+        {"checked_at", s.pg.checks ? json(iso8601(s.pg.checked_at)) : json()},
+    };
+}
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_(prometheus::BuildCounter()
+                    .Name("instance_manager_http_requests_total")
+                    .Help("HTTP requests served, by route and status code")
+                    .Register(*registry_)),
+      probes_(prometheus::BuildCounter()
+                  .Name("instance_manager_probes_total")
+                  .Help("Probe answers, by probe and result")
+                  .Register(*registry_)),
+      up_(prometheus::BuildGauge().Name("pg_up").Help("1 when postgres accepts connections").Register(*registry_)),
+      role_(prometheus::BuildGauge()
+                .Name("instance_manager_role")
+                .Help("1 for the instance's current role")
+                .Register(*registry_)),
+      restarts_(prometheus::BuildGauge()
+                    .Name("instance_manager_postgres_restarts")
+                    .Help("Restarts of postgres after it exited unexpectedly")
+                    .Register(*registry_)),
+      accepting_(prometheus::BuildGauge()
+                     .Name("instance_manager_ready")
+                     .Help("1 when the readiness probe passes")
+                     .Register(*registry_)),
+      in_recovery_(prometheus::BuildGauge()
+                       .Name("pg_in_recovery")
+                       .Help("1 when postgres is in recovery (a replica)")
+                       .Register(*registry_)),
+      timeline_(prometheus::BuildGauge().Name("pg_timeline").Help("Current timeline").Register(*registry_)),
+      lsn_(prometheus::BuildGauge()
+               .Name("pg_wal_lsn_bytes")
+               .Help("WAL positions in bytes, by kind (current, receive, replay)")
+               .Register(*registry_)),
+      pending_restart_(prometheus::BuildGauge()
+                           .Name("pg_pending_restart")
+                           .Help("1 when a changed setting needs a restart")
+                           .Register(*registry_)),
+      uptime_(prometheus::BuildGauge()
+                  .Name("instance_manager_uptime_seconds")
+                  .Help("Seconds since the manager started")
+                  .Register(*registry_)),
+      checks_(prometheus::BuildGauge()
+                  .Name("instance_manager_checks")
+                  .Help("Checks of postgres made by the manager")
+                  .Register(*registry_)),
+      check_failures_(prometheus::BuildGauge()
+                          .Name("instance_manager_check_failures")
+                          .Help("Checks of postgres that failed")
+                          .Register(*registry_)) {}
+
+void Metrics::count_request(const std::string& route, unsigned status) {
+    requests_.Add({{"route", route}, {"code", std::to_string(status)}}).Increment();
+}
+
+void Metrics::count_probe(const std::string& probe, bool ok) {
+    probes_.Add({{"probe", probe}, {"result", ok ? "ok" : "fail"}}).Increment();
+}
+
+std::string Metrics::render(const InstanceState& s) {
+    const auto& pg = s.pg;
+    up_.Add({}).Set(pg.accepting ? 1 : 0);
+    for (Role r : {Role::starting, Role::primary, Role::replica, Role::stopping, Role::stopped, Role::promoting,
+                   Role::demoting, Role::fencing, Role::fenced})
+        role_.Add({{"role", std::string(to_string(r))}}).Set(s.role.current() == r ? 1 : 0);
+    restarts_.Add({}).Set(static_cast<double>(s.process.restarts));
+    accepting_.Add({}).Set(probes::readiness(probe_input(s)).ok ? 1 : 0);
+    in_recovery_.Add({}).Set(pg.in_recovery ? 1 : 0);
+    timeline_.Add({}).Set(pg.timeline);
+    lsn_.Add({{"kind", "current"}}).Set(static_cast<double>(parse_lsn(pg.current_lsn)));
+    lsn_.Add({{"kind", "receive"}}).Set(static_cast<double>(parse_lsn(pg.receive_lsn)));
+    lsn_.Add({{"kind", "replay"}}).Set(static_cast<double>(parse_lsn(pg.replay_lsn)));
+    pending_restart_.Add({}).Set(pg.pending_restart ? 1 : 0);
+    uptime_.Add({}).Set(std::chrono::duration<double>(std::chrono::steady_clock::now() - s.manager_started_mono)
+                            .count());
+    checks_.Add({}).Set(static_cast<double>(pg.checks));
+    check_failures_.Add({}).Set(static_cast<double>(pg.check_failures));
+    std::ostringstream out;
+    prometheus::TextSerializer{}.Serialize(out, registry_->Collect());
+    return out.str();
+}
+
+}  // namespace im

@@ -1,0 +1,28 @@
+#pragma once
+// A minimal HTTP/1.1 client over Boost.Beast for probes and tools: one
+// request, one response, a deadline for the whole exchange.
+#include <chrono>
+#include <string>
+
+#include "result.hpp"
+
+namespace im::probes {
+
+struct Url {
+    std::string host;
+    std::string port = "80";
+    std::string path = "/";
+};
+
+// Accepts "http://host[:port][/path]" (IPv6 as [addr]).
+Result<Url> parse_url(const std::string& text);
+
+struct HttpReply {
+    unsigned status = 0;
+    std::string body;
+};
+
+Result<HttpReply> http_request(const std::string& method, const Url& url, const std::string& body,
+                               const std::string& bearer_token, std::chrono::milliseconds timeout);
+
+}  // namespace im::probes
