@@ -104,12 +104,15 @@ awaitable<HttpResponse> Api::command(const std::string& path, const HttpRequest&
         ~Clear() { b = false; }
     } clear{busy_};
     log::info("api", "command", {{"path", path}});
-    CommandResult_ r = path == "/v1/restart" ? co_await actions_.restart(*body) : co_await actions_.reload(*body);
-    if (!r) {
-        int code = r.error().code >= 400 && r.error().code < 600 ? r.error().code : 500;
-        co_return error_response(static_cast<http::status>(code), r.error().message, req.version());
+    // Plain statements around co_await: GCC 12 miscompiles co_await inside ?:.
+    std::optional<CommandResult_> r;
+    if (path == "/v1/restart") r.emplace(co_await actions_.restart(*body));
+    else r.emplace(co_await actions_.reload(*body));
+    if (!*r) {
+        int code = r->error().code >= 400 && r->error().code < 600 ? r->error().code : 500;
+        co_return error_response(static_cast<http::status>(code), r->error().message, req.version());
     }
-    co_return json_response(http::status::ok, *r, req.version());
+    co_return json_response(http::status::ok, r->value(), req.version());
 }
 
 awaitable<HttpResponse> Api::handle(HttpRequest req) {

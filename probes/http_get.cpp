@@ -55,7 +55,9 @@ Result<HttpReply> http_request(const std::string& method, const Url& url, const 
     req.prepare_payload();
 
     beast::flat_buffer buffer;
-    http::response<http::string_body> res;
+    http::response_parser<http::string_body> parser;
+    // A HEAD answer has Content-Length but no body.
+    parser.skip(method == "HEAD");
     std::string failure;
     stream.expires_after(timeout);
     stream.async_connect(endpoints, [&](boost::system::error_code e, auto) {
@@ -68,14 +70,14 @@ Result<HttpReply> http_request(const std::string& method, const Url& url, const 
                 failure = "cannot send: " + e2.message();
                 return;
             }
-            http::async_read(stream, buffer, res, [&](boost::system::error_code e3, size_t) {
+            http::async_read(stream, buffer, parser, [&](boost::system::error_code e3, size_t) {
                 if (e3) failure = "no answer: " + e3.message();
             });
         });
     });
     io.run();
     if (!failure.empty()) return make_error(failure);
-    return HttpReply{res.result_int(), res.body()};
+    return HttpReply{parser.get().result_int(), parser.get().body()};
 }
 
 }  // namespace im::probes

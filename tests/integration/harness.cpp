@@ -1,0 +1,272 @@
+#include "harness.hpp"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "asio.hpp"
+
+namespace harness {
+
+bool running_as_root() { return ::geteuid() == 0; }
+
+std::string run_user() {
+    const char* u = std::getenv("IM_TEST_USER");
+    return u ? u : "postgres";
+}
+
+int free_port() {
+    im::asio::io_context io;
+    im::asio::ip::tcp::acceptor a(io, {im::asio::ip::make_address("127.0.0.1"), 0});
+    return a.local_endpoint().port();
+}
+
+namespace {
+std::string quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'') out += "'\\''";
+        else out.push_back(c);
+    }
+    return out + "'";
+}
+std::string as_user_prefix() {
+    if (!running_as_root()) return "";
+    return "setpriv --reuid=" + run_user() + " --regid=" + run_user() + " --init-groups -- ";
+}
+}  // namespace
+
+Shell sh(const std::string& command, bool as_user) {
+    std::string full = as_user && running_as_root() ? as_user_prefix() + "sh -c " + quote(command) : command;
+    full += " 2>&1";
+    Shell r;
+    FILE* p = ::popen(full.c_str(), "r");
+    if (!p) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    int st = ::pclose(p);
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return r;
+}
+
+Instance::Instance(std::string n) : name(std::move(n)) {
+    char tmpl[] = "/tmp/im-it-XXXXXX";
+    root = ::mkdtemp(tmpl);
+    ::chmod(root.c_str(), 0755);
+    if (running_as_root()) {
+        passwd* pw = ::getpwnam(run_user().c_str());
+        REQUIRE(pw != nullptr);
+        REQUIRE(::chown(root.c_str(), pw->pw_uid, pw->pw_gid) == 0);
+    }
+    pgdata = root + "/data";
+    token_file = root + "/api-token";
+    {
+        std::ofstream(token_file) << "test-token-" << name << "\n";
+    }
+    pg_port = free_port();
+    http_port = free_port();
+}
+
+Instance::~Instance() {
+    if (alive()) {
+        signal(SIGQUIT);
+        if (!wait_exit(20s)) {
+            ::kill(pid_, SIGKILL);
+            wait_exit(5s);
+        }
+    }
+    // postgres children that outlived a killed manager in a failed test
+    sh("pkill -KILL -f -- " + quote("-D " + pgdata) + " || true");
+    if (!std::getenv("IM_TEST_KEEP")) std::filesystem::remove_all(root);
+}
+
+std::vector<std::string> Instance::command_line() const {
+    std::vector<std::string> cmd = {IM_BINARY,  "run",
+                                    "--name",   name,
+                                    "--pgdata", pgdata,
+                                    "--pg-port", std::to_string(pg_port),
+                                    "--socket-dir", root,
+                                    "--http-listen", "127.0.0.1:" + std::to_string(http_port),
+                                    "--fast-shutdown-timeout", "10s",
+                                    "--smart-shutdown-timeout", "3s"};
+    if (with_token) {
+        cmd.push_back("--api-token-file");
+        cmd.push_back(token_file);
+    }
+    cmd.insert(cmd.end(), extra_args.begin(), extra_args.end());
+    return cmd;
+}
+
+void Instance::start(bool as_pid1) {
+    REQUIRE(!alive());
+    exit_code_.reset();
+    pid1_ = as_pid1;
+    std::vector<std::string> argv;
+    if (as_pid1) argv = {"unshare", "--pid", "--fork", "--kill-child", "--mount-proc"};
+    if (running_as_root())
+        argv.insert(argv.end(), {"setpriv", "--reuid=" + run_user(), "--regid=" + run_user(), "--init-groups", "--"});
+    auto cmd = command_line();
+    argv.insert(argv.end(), cmd.begin(), cmd.end());
+
+    std::string logfile = root + "/manager.log";
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+        int fd = ::open(logfile.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        ::setpgid(0, 0);
+        std::vector<char*> av;
+        for (auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
+        av.push_back(nullptr);
+        ::execvp(av[0], av.data());
+        ::_exit(127);
+    }
+}
+
+int Instance::run_to_exit(std::chrono::seconds timeout) {
+    start(false);
+    auto code = wait_exit(timeout);
+    REQUIRE(code.has_value());
+    return *code;
+}
+
+bool Instance::alive() const { return pid_ > 0 && !exit_code_ && ::kill(pid_, 0) == 0; }
+
+pid_t Instance::manager_pid() const {
+    if (!pid1_) return pid_;
+    // unshare forks the manager: it is unshare's only child.
+    std::ifstream children("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) + "/children");
+    pid_t child = -1;
+    children >> child;
+    return child;
+}
+
+std::optional<int> Instance::wait_exit(std::chrono::milliseconds timeout) {
+    if (exit_code_) return exit_code_;
+    if (pid_ <= 0) return std::nullopt;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        int st = 0;
+        pid_t r = ::waitpid(pid_, &st, WNOHANG);
+        if (r == pid_) {
+            exit_code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            return exit_code_;
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    return std::nullopt;
+}
+
+void Instance::signal(int sig) {
+    pid_t target = manager_pid();
+    if (target > 0) ::kill(target, sig);
+}
+
+bool Instance::wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(50ms);
+    }
+    return cond();
+}
+
+bool Instance::wait_ready(std::chrono::milliseconds timeout) {
+    bool ok = wait_until(
+        [&] {
+            auto r = get("/readyz");
+            return r.ok() && r->status == 200;
+        },
+        timeout);
+    if (!ok) UNSCOPED_INFO("manager log:\n" << log());
+    return ok;
+}
+
+im::Result<im::probes::HttpReply> Instance::get(const std::string& path, const std::string& method) {
+    return im::probes::http_request(method, {"127.0.0.1", std::to_string(http_port), path}, "", "", 5s);
+}
+
+std::string Instance::token() const {
+    std::ifstream in(token_file);
+    std::string t;
+    std::getline(in, t);
+    return t;
+}
+
+im::Result<im::probes::HttpReply> Instance::post(const std::string& path, const std::string& body,
+                                                 std::optional<std::string> tok) {
+    return im::probes::http_request("POST", {"127.0.0.1", std::to_string(http_port), path}, body,
+                                    tok ? *tok : token(), 60s);
+}
+
+nlohmann::json Instance::status() {
+    auto r = get("/v1/status");
+    if (!r || r->status != 200) return nlohmann::json::object();
+    return nlohmann::json::parse(r->body, nullptr, false);
+}
+
+pid_t Instance::postmaster_pid() {
+    auto s = status();
+    if (!s.contains("postgres") || !s["postgres"]["pid"].is_number()) return -1;
+    return s["postgres"]["pid"].get<pid_t>();
+}
+
+std::string Instance::app_password() const {
+    std::ifstream in(pgdata + "/instance-manager/app.password");
+    std::string p;
+    std::getline(in, p);
+    return p;
+}
+
+Shell Instance::psql(const std::string& sql, const std::string& user, const std::string& db,
+                     std::optional<std::string> password) {
+    std::string pw = password ? *password : (user == "app" ? app_password() : "");
+    std::string conn = "host=127.0.0.1 port=" + std::to_string(pg_port) + " user=" + user + " dbname=" + db +
+                       " connect_timeout=5";
+    return sh("PGPASSWORD=" + quote(pw) + " psql -X -A -t -v ON_ERROR_STOP=1 " + quote(conn) + " -c " + quote(sql));
+}
+
+Shell Instance::psql_local(const std::string& sql, const std::string& db) {
+    std::string conn = "host=" + root + " port=" + std::to_string(pg_port) + " user=postgres dbname=" + db;
+    return sh("psql -X -A -t -v ON_ERROR_STOP=1 " + quote(conn) + " -c " + quote(sql), true);
+}
+
+std::string Instance::log() const {
+    std::ifstream in(root + "/manager.log");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string all = ss.str();
+    return all.size() > 6000 ? all.substr(all.size() - 6000) : all;
+}
+
+std::string pg_bin() {
+    static std::string dir = [] {
+        auto r = sh("pg_config --bindir");
+        std::string d = r.out.substr(0, r.out.find('\n'));
+        return d;
+    }();
+    return dir;
+}
+
+std::string Instance::control_state() {
+    auto r = sh(pg_bin() + "/pg_controldata " + quote(pgdata), true);
+    auto pos = r.out.find("Database cluster state:");
+    if (pos == std::string::npos) return r.out;
+    auto end = r.out.find('\n', pos);
+    std::string line = r.out.substr(pos + 23, end - pos - 23);
+    return line.substr(line.find_first_not_of(' '));
+}
+
+}  // namespace harness

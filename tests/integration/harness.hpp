@@ -1,0 +1,88 @@
+#pragma once
+// A real instance-manager process with its own directory, ports and log,
+// for integration tests. As root, everything runs as an unprivileged user
+// (postgres refuses root), through setpriv.
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "http_get.hpp"
+
+namespace harness {
+
+using namespace std::chrono_literals;
+
+bool running_as_root();
+std::string run_user();  // the unprivileged user tests run postgres as
+int free_port();
+std::string pg_bin();  // directory of the PostgreSQL server binaries
+
+// Runs a shell command (as the unprivileged user when `as_user`), returns
+// exit code and combined output.
+struct Shell {
+    int code = -1;
+    std::string out;
+};
+Shell sh(const std::string& command, bool as_user = false);
+
+class Instance {
+public:
+    explicit Instance(std::string name = "pg1");
+    ~Instance();
+    Instance(const Instance&) = delete;
+    Instance& operator=(const Instance&) = delete;
+
+    std::string root;    // test directory (owned by the run user)
+    std::string pgdata;  // root + "/data" unless changed
+    std::string token_file;
+    std::string name;
+    int pg_port;
+    int http_port;
+    std::vector<std::string> extra_args;
+    bool with_token = true;
+
+    // Starts the manager in the background; as_pid1 runs it as PID 1 of a new
+    // PID namespace (root only).
+    void start(bool as_pid1 = false);
+    // Runs the manager in the foreground and returns its exit code (for
+    // start-up failures).
+    int run_to_exit(std::chrono::seconds timeout = 60s);
+
+    bool wait_ready(std::chrono::milliseconds timeout = 60s);
+    bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
+    // Waits for the manager to exit; returns its exit code or nullopt on timeout.
+    std::optional<int> wait_exit(std::chrono::milliseconds timeout = 60s);
+    void signal(int sig);
+    bool alive() const;
+    pid_t manager_pid() const;  // the manager's PID as seen from here
+
+    im::Result<im::probes::HttpReply> get(const std::string& path, const std::string& method = "GET");
+    im::Result<im::probes::HttpReply> post(const std::string& path, const std::string& body,
+                                           std::optional<std::string> token = std::nullopt);
+    std::string token() const;
+    nlohmann::json status();
+    pid_t postmaster_pid();
+
+    // psql over TCP as `user` (password from its file unless given).
+    Shell psql(const std::string& sql, const std::string& user = "app", const std::string& db = "app",
+               std::optional<std::string> password = std::nullopt);
+    // psql over the local socket as the superuser (peer authentication).
+    Shell psql_local(const std::string& sql, const std::string& db = "postgres");
+    std::string app_password() const;
+    std::string log() const;
+    std::string control_state();  // pg_controldata's "Database cluster state"
+
+private:
+    std::vector<std::string> command_line() const;
+    pid_t pid_ = -1;  // the direct child (manager, or unshare when as PID 1)
+    bool pid1_ = false;
+    std::optional<int> exit_code_;
+};
+
+}  // namespace harness

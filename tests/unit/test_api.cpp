@@ -1,0 +1,170 @@
+#include <catch2/catch.hpp>
+
+#include "api.hpp"
+#include "event.hpp"
+
+using namespace im;
+
+namespace {
+
+struct FakeActions : ApiActions {
+    int restarts = 0, reloads = 0;
+    Event* gate = nullptr;  // when set, restart waits for it
+    awaitable<CommandResult_> restart(const nlohmann::json&) override {
+        if (gate) co_await gate->wait();
+        ++restarts;
+        co_return nlohmann::json{{"restarted", true}};
+    }
+    awaitable<CommandResult_> reload(const nlohmann::json&) override {
+        ++reloads;
+        co_return make_error("postgres is not running", 409);
+    }
+};
+
+struct Fixture {
+    asio::io_context io;
+    Config cfg;
+    InstanceState state;
+    Metrics metrics;
+    FakeActions actions;
+    Api api{cfg, state, metrics, actions, std::string("s3cret")};
+
+    HttpResponse call(http::verb verb, const std::string& target, const std::string& body = "",
+                      const std::string& auth = "Bearer s3cret") {
+        HttpRequest req{verb, target, 11};
+        if (!auth.empty()) req.set(http::field::authorization, auth);
+        req.body() = body;
+        HttpResponse out;
+        asio::co_spawn(io, [&]() -> awaitable<void> { out = co_await api.handle(req); }, asio::detached);
+        io.restart();
+        io.run();
+        return out;
+    }
+    static nlohmann::json body(const HttpResponse& r) { return nlohmann::json::parse(r.body()); }
+};
+
+}  // namespace
+
+TEST_CASE("routing: unknown paths and wrong methods", "[api]") {
+    Fixture f;
+    auto r = f.call(http::verb::get, "/nope");
+    CHECK(r.result_int() == 404);
+    CHECK(f.body(r).contains("error"));
+    r = f.call(http::verb::post, "/readyz");
+    CHECK(r.result_int() == 405);
+    CHECK(r[http::field::allow] == "GET, HEAD");
+    r = f.call(http::verb::get, "/v1/restart");
+    CHECK(r.result_int() == 405);
+    CHECK(f.actions.restarts == 0);
+}
+
+TEST_CASE("probes answer from state", "[api]") {
+    Fixture f;
+    CHECK(f.call(http::verb::get, "/healthz").result_int() == 200);
+    auto r = f.call(http::verb::get, "/readyz?lag=16MB");
+    CHECK(r.result_int() == 503);
+    CHECK(f.body(r)["reason"] == "postgres is not running");
+    CHECK(f.call(http::verb::head, "/startupz").result_int() == 503);
+    f.state.process.running = true;
+    f.state.pg.accepting = true;
+    f.state.setup_done = true;
+    CHECK(f.call(http::verb::get, "/readyz").result_int() == 200);
+    CHECK(f.call(http::verb::get, "/startupz").result_int() == 200);
+}
+
+TEST_CASE("status has the documented fields and no secrets", "[api]") {
+    Fixture f;
+    f.cfg.name = "db-1";
+    f.state.process.running = true;
+    f.state.process.pid = 42;
+    f.state.pg.accepting = true;
+    f.state.pg.system_identifier = "7000";
+    f.state.pg.timeline = 3;
+    f.state.pg.current_lsn = "0/3000060";
+    auto r = f.call(http::verb::get, "/v1/status");
+    REQUIRE(r.result_int() == 200);
+    auto j = f.body(r);
+    CHECK(j["name"] == "db-1");
+    CHECK(j["role"] == "starting");
+    CHECK(j["postgres"]["pid"] == 42);
+    CHECK(j["postgres"]["timeline"] == 3);
+    CHECK(j["postgres"]["system_identifier"] == "7000");
+    CHECK(j["postgres"]["current_lsn"] == "0/3000060");
+    for (const char* key : {"running", "accepting_connections", "version", "start_time", "pending_restart"})
+        CHECK(j["postgres"].contains(key));
+    for (const char* key : {"version", "uptime_s", "started_at"}) CHECK(j["manager"].contains(key));
+    CHECK(j.contains("restart_count"));
+    CHECK(j.contains("last_error"));
+    CHECK(r.body().find("s3cret") == std::string::npos);
+}
+
+TEST_CASE("metrics are Prometheus text", "[api]") {
+    Fixture f;
+    f.call(http::verb::get, "/readyz");
+    auto r = f.call(http::verb::get, "/metrics");
+    REQUIRE(r.result_int() == 200);
+    CHECK(r[http::field::content_type].find("text/plain") == 0);
+    CHECK(r.body().find("# TYPE pg_up gauge\npg_up 0") != std::string::npos);
+    CHECK(r.body().find("instance_manager_probes_total{probe=\"readyz\",result=\"fail\"} 1") != std::string::npos);
+    CHECK(r.body().find("instance_manager_role{role=\"starting\"} 1") != std::string::npos);
+}
+
+TEST_CASE("mutating calls: token, body and state checks change nothing", "[api]") {
+    Fixture f;
+    CHECK(f.call(http::verb::post, "/v1/restart", "{}", "").result_int() == 401);
+    auto wrong = f.call(http::verb::post, "/v1/restart", "{}", "Bearer nope");
+    CHECK(wrong.result_int() == 401);
+    CHECK(wrong[http::field::www_authenticate] == "Bearer");
+    CHECK(f.call(http::verb::post, "/v1/restart", "{}", "Basic s3cret").result_int() == 401);
+    auto bad = f.call(http::verb::post, "/v1/restart", "{not json");
+    CHECK(bad.result_int() == 400);
+    CHECK(f.body(bad)["error"] == "malformed JSON body");
+    auto unknown = f.call(http::verb::post, "/v1/restart", R"({"force": true})");
+    CHECK(unknown.result_int() == 400);
+    CHECK(f.body(unknown)["error"] == "unknown field 'force'");
+    CHECK(f.call(http::verb::post, "/v1/restart", "[1]").result_int() == 400);
+    CHECK(f.actions.restarts == 0);
+
+    CHECK(f.call(http::verb::post, "/v1/restart", "").result_int() == 200);
+    CHECK(f.actions.restarts == 1);
+    auto conflict = f.call(http::verb::post, "/v1/reload", "{}");
+    CHECK(conflict.result_int() == 409);
+    CHECK(f.body(conflict)["error"] == "postgres is not running");
+}
+
+TEST_CASE("no token configured: every mutating call is forbidden", "[api]") {
+    asio::io_context io;
+    Config cfg;
+    InstanceState state;
+    Metrics metrics;
+    FakeActions actions;
+    Api api{cfg, state, metrics, actions, std::nullopt};
+    HttpRequest req{http::verb::post, "/v1/restart", 11};
+    req.set(http::field::authorization, "Bearer anything");
+    HttpResponse out;
+    asio::co_spawn(io, [&]() -> awaitable<void> { out = co_await api.handle(req); }, asio::detached);
+    io.run();
+    CHECK(out.result_int() == 403);
+    CHECK(actions.restarts == 0);
+}
+
+TEST_CASE("one command at a time", "[api]") {
+    Fixture f;
+    Event gate(f.io.get_executor());
+    f.actions.gate = &gate;
+    HttpResponse first, second;
+    HttpRequest req{http::verb::post, "/v1/restart", 11};
+    req.set(http::field::authorization, "Bearer s3cret");
+    asio::co_spawn(f.io, [&]() -> awaitable<void> { first = co_await f.api.handle(req); }, asio::detached);
+    asio::co_spawn(
+        f.io,
+        [&]() -> awaitable<void> {
+            second = co_await f.api.handle(req);
+            gate.set();
+        },
+        asio::detached);
+    f.io.run();
+    CHECK(second.result_int() == 409);
+    CHECK(first.result_int() == 200);
+    CHECK(f.actions.restarts == 1);
+}

@@ -1,0 +1,128 @@
+// The HTTP server over real loopback sockets: keep-alive, limits, timeouts.
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "http_get.hpp"
+#include "http_server.hpp"
+
+using namespace im;
+
+namespace {
+
+struct Server {
+    asio::io_context io;
+    HttpServer server;
+    std::thread thread;
+    int handled = 0;
+
+    explicit Server(HttpLimits limits)
+        : server(io.get_executor(), limits, [this](HttpRequest req) -> awaitable<HttpResponse> {
+              ++handled;
+              co_return json_response(http::status::ok, {{"path", std::string(req.target())},
+                                                         {"bytes", req.body().size()}});
+          }) {
+        REQUIRE(server.listen("127.0.0.1", 0).ok());
+        thread = std::thread([this] { io.run(); });
+    }
+    ~Server() {
+        asio::post(io, [this] { server.stop(); io.stop(); });
+        thread.join();
+    }
+};
+
+// Sends raw bytes and reads until the server closes or `max` bytes arrive.
+std::string raw_exchange(unsigned short port, const std::string& bytes, size_t max = 1 << 20) {
+    asio::io_context io;
+    asio::ip::tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), port});
+    boost::system::error_code ec;
+    asio::write(s, asio::buffer(bytes), ec);
+    std::string out;
+    char buf[4096];
+    while (out.size() < max) {
+        size_t n = s.read_some(asio::buffer(buf), ec);
+        out.append(buf, n);
+        if (ec) break;
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("keep-alive serves several requests on one connection", "[http]") {
+    Server srv(HttpLimits{});
+    std::string two =
+        "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    auto out = raw_exchange(srv.server.port(), two);
+    CHECK(out.find("\"path\":\"/a\"") != std::string::npos);
+    CHECK(out.find("\"path\":\"/b\"") != std::string::npos);
+}
+
+TEST_CASE("a body over the limit is 413 and never reaches the handler", "[http]") {
+    HttpLimits limits;
+    limits.max_body = 1024;
+    Server srv(limits);
+    std::string body(4096, 'x');
+    auto out = raw_exchange(srv.server.port(), "POST /v1/restart HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n" + body);
+    CHECK(out.rfind("HTTP/1.1 413", 0) == 0);
+    CHECK(out.find("\"error\"") != std::string::npos);
+    CHECK(srv.handled == 0);
+}
+
+TEST_CASE("garbage is 400", "[http]") {
+    Server srv(HttpLimits{});
+    auto out = raw_exchange(srv.server.port(), "NOT HTTP AT ALL\r\n\r\n");
+    CHECK(out.rfind("HTTP/1.1 400", 0) == 0);
+    CHECK(srv.handled == 0);
+}
+
+TEST_CASE("idle and slow clients are cut off", "[http]") {
+    HttpLimits limits;
+    limits.timeout = std::chrono::milliseconds(200);
+    Server srv(limits);
+    auto start = std::chrono::steady_clock::now();
+    // Half a request line, then silence: the server must close the connection.
+    auto out = raw_exchange(srv.server.port(), "GET /a HT");
+    CHECK(out.empty());
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+}
+
+TEST_CASE("connections over the cap get 503", "[http]") {
+    HttpLimits limits;
+    limits.max_connections = 2;
+    limits.timeout = std::chrono::seconds(5);
+    Server srv(limits);
+    asio::io_context io;
+    std::vector<asio::ip::tcp::socket> held;
+    for (int i = 0; i < 2; ++i) {
+        held.emplace_back(io);
+        held.back().connect({asio::ip::make_address("127.0.0.1"), srv.server.port()});
+    }
+    // Let the server accept the two held connections before the third.
+    for (int i = 0; i < 100 && srv.server.open_connections() < 2; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto out = raw_exchange(srv.server.port(), "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(out.rfind("HTTP/1.1 503", 0) == 0);
+    held.clear();
+    for (int i = 0; i < 100 && srv.server.open_connections() > 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto ok = probes::http_request("GET", {"127.0.0.1", std::to_string(srv.server.port()), "/x"}, "", "",
+                                   std::chrono::seconds(2));
+    REQUIRE(ok.ok());
+    CHECK(ok->status == 200);
+}
+
+TEST_CASE("the probe client parses URLs", "[http]") {
+    auto u = probes::parse_url("http://10.0.0.1:8000/readyz");
+    REQUIRE(u.ok());
+    CHECK(u->host == "10.0.0.1");
+    CHECK(u->port == "8000");
+    CHECK(u->path == "/readyz");
+    auto v6 = probes::parse_url("http://[::1]:9");
+    REQUIRE(v6.ok());
+    CHECK(v6->host == "::1");
+    CHECK(v6->path == "/");
+    CHECK_FALSE(probes::parse_url("https://x").ok());
+    CHECK_FALSE(probes::parse_url("http://:80").ok());
+}

@@ -1,0 +1,103 @@
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "data_dir.hpp"
+#include "fs_util.hpp"
+#include "log.hpp"
+#include "secrets.hpp"
+#include "status_report.hpp"
+
+using namespace im;
+
+namespace {
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/im-unit-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+};
+}  // namespace
+
+TEST_CASE("secrets compare by value only", "[secrets]") {
+    CHECK(secrets_equal("abc", "abc"));
+    CHECK_FALSE(secrets_equal("abd", "abc"));
+    CHECK_FALSE(secrets_equal("ab", "abc"));
+    CHECK_FALSE(secrets_equal("", ""));  // an empty token never matches
+    auto a = random_token(24), b = random_token(24);
+    CHECK(a.size() == 32);
+    CHECK(a != b);
+    CHECK(a.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos);
+}
+
+TEST_CASE("LSN parsing", "[status]") {
+    CHECK(parse_lsn("0/0") == 0);
+    CHECK(parse_lsn("16/B374D848") == ((0x16ULL << 32) | 0xB374D848ULL));
+    CHECK(parse_lsn("") == 0);
+    CHECK(parse_lsn("zz") == 0);
+}
+
+TEST_CASE("log lines are one valid JSON object with the four fields", "[log]") {
+    auto line = log::format_line(log::Level::warn, "postgres", "quote \" and \n newline \xff", {{"pid", 7}});
+    CHECK(line.find('\n') == std::string::npos);
+    auto j = nlohmann::json::parse(line);
+    CHECK(j["level"] == "warn");
+    CHECK(j["logger"] == "postgres");
+    CHECK(j["pid"] == 7);
+    CHECK(j["msg"].get<std::string>().rfind("quote \" and \n newline", 0) == 0);
+    CHECK(j["time"].get<std::string>().size() == 24);
+}
+
+TEST_CASE("atomic writes and secrets files", "[fs]") {
+    TempDir d;
+    std::string p = d.path + "/f";
+    REQUIRE(fs::write_file_atomic(p, "one", 0600).ok());
+    REQUIRE(fs::write_file_atomic(p, "two", 0600).ok());
+    CHECK(*fs::read_file(p) == "two");
+    CHECK_FALSE(fs::exists(p + ".tmp"));
+
+    std::string secret = d.path + "/app.password";
+    auto made = fs::read_or_create_secret(secret);
+    REQUIRE(made.ok());
+    struct stat st {};
+    REQUIRE(::stat(secret.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    CHECK(*fs::read_or_create_secret(secret) == *made);
+    REQUIRE(fs::write_file_atomic(secret, "  \n", 0600).ok());
+    CHECK_FALSE(fs::read_secret(secret).ok());
+}
+
+TEST_CASE("data directory kinds", "[data_dir]") {
+    TempDir d;
+    CHECK(*inspect_data_dir(d.path) == DataDirKind::empty);
+    CHECK(*inspect_data_dir(d.path + "/new/sub") == DataDirKind::empty);
+    CHECK(fs::is_dir(d.path + "/new/sub"));
+    REQUIRE(fs::write_file_atomic(d.path + "/notes.txt", "mine", 0644).ok());
+    CHECK(*inspect_data_dir(d.path) == DataDirKind::foreign);
+    std::filesystem::create_directory(d.path + "/global");
+    REQUIRE(fs::write_file_atomic(d.path + "/PG_VERSION", "15\n", 0600).ok());
+    REQUIRE(fs::write_file_atomic(d.path + "/global/pg_control", "x", 0600).ok());
+    CHECK(*inspect_data_dir(d.path) == DataDirKind::cluster);
+    CHECK(*cluster_major_version(d.path) == 15);
+}
+
+TEST_CASE("stale postmaster.pid of a dead process is removed", "[data_dir]") {
+    TempDir d;
+    std::string pidfile = d.path + "/postmaster.pid";
+    // PID 2^22-1 is above the default pid_max on most systems: not alive.
+    REQUIRE(fs::write_file_atomic(pidfile, "4194303\n/x\n1\n5432\n/tmp\n*\n  1 2\nready   \n", 0600).ok());
+    auto info = read_pid_file(d.path);
+    REQUIRE(info.ok());
+    CHECK(info->pid == 4194303);
+    CHECK(info->status == "ready");
+    REQUIRE(clear_stale_pid_file(d.path).ok());
+    CHECK_FALSE(fs::exists(pidfile));
+    // A live process that is not postgres on this directory: also stale.
+    REQUIRE(fs::write_file_atomic(pidfile, std::to_string(::getpid() == 1 ? 2 : 1) + "\n", 0600).ok());
+    REQUIRE(clear_stale_pid_file(d.path).ok());
+    CHECK_FALSE(fs::exists(pidfile));
+}

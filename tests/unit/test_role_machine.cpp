@@ -1,0 +1,33 @@
+#include <catch2/catch.hpp>
+
+#include "role_machine.hpp"
+
+using namespace im;
+
+TEST_CASE("role machine follows legal moves and refuses others", "[role]") {
+    RoleMachine m;
+    CHECK(m.current() == Role::starting);
+    REQUIRE(m.transition(Role::primary, "ready").ok());
+    // A primary never turns into a replica without demoting.
+    auto bad = m.transition(Role::replica, "surprise");
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().message.find("primary -> replica") != std::string::npos);
+    CHECK(m.current() == Role::primary);
+    REQUIRE(m.transition(Role::stopping, "shutdown").ok());
+    CHECK_FALSE(m.transition(Role::primary, "no").ok());
+    REQUIRE(m.transition(Role::stopped, "done").ok());
+    REQUIRE(m.history().size() == 3);
+    CHECK(m.history().back().reason == "done");
+    // Same role: no change recorded.
+    REQUIRE(m.transition(Role::stopped, "again").ok());
+    CHECK(m.history().size() == 3);
+}
+
+TEST_CASE("fenced instances only leave through starting or stopping", "[role]") {
+    CHECK(RoleMachine::allowed(Role::fenced, Role::starting));
+    CHECK(RoleMachine::allowed(Role::fenced, Role::stopping));
+    CHECK_FALSE(RoleMachine::allowed(Role::fenced, Role::primary));
+    CHECK_FALSE(RoleMachine::allowed(Role::fenced, Role::replica));
+    CHECK(RoleMachine::allowed(Role::replica, Role::promoting));
+    CHECK_FALSE(RoleMachine::allowed(Role::stopped, Role::primary));
+}
