@@ -2,9 +2,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <openssl/sha.h>
+#include <sys/random.h>
 
+#include <cerrno>
 #include <stdexcept>
 #include <vector>
 
@@ -12,8 +12,17 @@ namespace im {
 
 std::string random_token(size_t bytes) {
     std::vector<unsigned char> raw(bytes);
-    if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1)
-        throw std::runtime_error("OpenSSL RAND_bytes failed");
+    // The kernel's CSPRNG directly: initializing OpenSSL's DRBG in the
+    // long-running manager would cost it megabytes of resident memory.
+    size_t got = 0;
+    while (got < raw.size()) {
+        ssize_t n = ::getrandom(raw.data() + got, raw.size() - got, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw std::runtime_error("getrandom failed");
+        }
+        got += static_cast<size_t>(n);
+    }
     std::string b64(4 * ((bytes + 2) / 3) + 1, '\0');
     int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), raw.data(),
                             static_cast<int>(raw.size()));
@@ -27,11 +36,14 @@ std::string random_token(size_t bytes) {
 }
 
 bool secrets_equal(std::string_view given, std::string_view expected) {
-    unsigned char a[SHA256_DIGEST_LENGTH];
-    unsigned char b[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(given.data()), given.size(), a);
-    SHA256(reinterpret_cast<const unsigned char*>(expected.data()), expected.size(), b);
-    return CRYPTO_memcmp(a, b, sizeof a) == 0 && !expected.empty();
+    if (expected.empty()) return false;
+    // Only the length can be learned from timing; the content cannot.
+    if (given.size() != expected.size()) {
+        volatile int sink = CRYPTO_memcmp(expected.data(), expected.data(), expected.size());
+        (void)sink;
+        return false;
+    }
+    return CRYPTO_memcmp(given.data(), expected.data(), expected.size()) == 0;
 }
 
 }  // namespace im

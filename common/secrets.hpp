@@ -8,8 +8,8 @@ namespace im {
 // A random URL-safe token of `bytes` random bytes (base64url, no padding).
 std::string random_token(size_t bytes);
 
-// Compares two secrets in time that does not depend on where they differ or
-// on the length of the expected one (both sides are hashed first).
+// Compares two secrets in time that does not depend on where they differ
+// (OpenSSL's CRYPTO_memcmp).
 bool secrets_equal(std::string_view given, std::string_view expected);
 
 }  // namespace im

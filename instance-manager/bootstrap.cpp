@@ -10,13 +10,11 @@
 #include "data_dir.hpp"
 #include "fs_util.hpp"
 #include "log.hpp"
-#include "tls_cert.hpp"
+#include "helper.hpp"
 
 namespace im {
 
 namespace {
-
-constexpr auto kSqlTimeout = std::chrono::seconds(30);
 
 awaitable<Result<int>> binaries_major_version(Reaper& reaper, const Config& cfg) {
     SpawnOptions opts;
@@ -87,16 +85,16 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper) {
 
     if (cfg.app_password_file.empty()) cfg.app_password_file = state + "/app.password";
     if (cfg.replication_password_file.empty()) cfg.replication_password_file = state + "/replication.password";
-    auto app = fs::read_or_create_secret(cfg.app_password_file);
-    if (!app) co_return make_error("app password: " + app.error().message);
-    auto repl = fs::read_or_create_secret(cfg.replication_password_file);
-    if (!repl) co_return make_error("replication password: " + repl.error().message);
-    out.secrets.app = *app;
-    out.secrets.replication = *repl;
+    // The manager only makes sure the files exist; the helper that sets the
+    // roles up reads them, so passwords do not sit in the manager's memory.
+    if (auto app = fs::read_or_create_secret(cfg.app_password_file); !app)
+        co_return make_error("app password: " + app.error().message);
+    if (auto repl = fs::read_or_create_secret(cfg.replication_password_file); !repl)
+        co_return make_error("replication password: " + repl.error().message);
     if (!cfg.superuser_password_file.empty()) {
-        auto su = fs::read_or_create_secret(cfg.superuser_password_file);
-        if (!su) co_return make_error("superuser password: " + su.error().message);
-        out.secrets.superuser = *su;
+        if (auto su = fs::read_or_create_secret(cfg.superuser_password_file); !su)
+            co_return make_error("superuser password: " + su.error().message);
+        out.superuser_enabled = true;
     }
 
     out.tls = {state + "/tls/server.crt", state + "/tls/server.key"};
@@ -106,71 +104,28 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper) {
         if (auto st = copy_file(cfg.pg_tls_key, out.tls.key, 0600); !st) co_return st.error();
         if (auto st = copy_file(cfg.pg_tls_cert, out.tls.cert, 0644); !st) co_return st.error();
     } else {
-        auto made = ensure_self_signed_cert(out.tls.cert, out.tls.key, cfg.name);
+        // Built outside the co_await: GCC 12 rejects braced lists inside it.
+        SpawnOptions make_cert = helper_command({"make-cert", out.tls.cert, out.tls.key, cfg.name});
+        auto made = co_await run_command(reaper, make_cert, "bootstrap");
         if (!made) co_return made.error();
-        if (*made) log::info("bootstrap", "generated a self-signed TLS certificate", {{"cn", cfg.name}});
+        if (!made->success()) co_return make_error("cannot make a TLS certificate: " + made->output);
     }
 
-    if (auto st = write_pg_files(cfg, out.tls, out.secrets.superuser.has_value()); !st) co_return st.error();
+    if (auto st = write_pg_files(cfg, out.tls, out.superuser_enabled); !st) co_return st.error();
     if (auto st = clear_stale_pid_file(cfg.pgdata); !st) co_return st.error();
     co_return out;
 }
 
-awaitable<Status> ensure_roles(PgSession& session, const Secrets& secrets) {
-    PGconn* c = session.raw();
-    auto verifier = [&](const std::string& password, const char* user) -> Result<std::string> {
-        // Hashed here so the plaintext never reaches the server or its logs.
-        char* v = PQencryptPasswordConn(c, password.c_str(), user, "scram-sha-256");
-        if (!v) return make_error(std::string("cannot hash password: ") + PQerrorMessage(c));
-        std::string out = v;
-        PQfreemem(v);
-        char* lit = PQescapeLiteral(c, out.c_str(), out.size());
-        if (!lit) return make_error("cannot quote password");
-        std::string quoted = lit;
-        PQfreemem(lit);
-        return quoted;
-    };
-    auto app = verifier(secrets.app, "app");
-    if (!app) co_return app.error();
-    auto repl = verifier(secrets.replication, "streaming_replica");
-    if (!repl) co_return repl.error();
-    std::string su = "NULL";
-    if (secrets.superuser) {
-        auto s = verifier(*secrets.superuser, "postgres");
-        if (!s) co_return s.error();
-        su = *s;
-    }
-
-    std::string sql =
-        "DO $$ BEGIN\n"
-        "  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app') THEN CREATE ROLE app; END IF;\n"
-        "  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'streaming_replica') THEN\n"
-        "    CREATE ROLE streaming_replica; END IF;\n"
-        "END $$;\n"
-        "ALTER ROLE app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD " +
-        *app +
-        ";\n"
-        "ALTER ROLE streaming_replica LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD " +
-        *repl +
-        ";\n"
-        // What pg_rewind needs from a non-superuser source.
-        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO streaming_replica;\n"
-        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO streaming_replica;\n"
-        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO streaming_replica;\n"
-        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) "
-        "TO streaming_replica;\n"
-        "ALTER ROLE postgres PASSWORD " +
-        su + ";\n";
-    auto r = co_await session.query(sql, kSqlTimeout);
-    if (!r) co_return make_error("creating roles: " + r.error().message);
-
-    auto exists = co_await session.query("SELECT 1 FROM pg_database WHERE datname = 'app'", kSqlTimeout);
-    if (!exists) co_return exists.error();
-    if (PQntuples(exists->get()) == 0) {
-        // CREATE DATABASE cannot run inside the multi-statement block above.
-        auto made = co_await session.query("CREATE DATABASE app OWNER app", kSqlTimeout);
-        if (!made) co_return make_error("creating database app: " + made.error().message);
-        log::info("bootstrap", "created database app owned by role app");
+awaitable<Status> setup_roles(Reaper& reaper, const Config& cfg, const std::string& local_conninfo) {
+    std::vector<std::string> args = {"ensure-roles", local_conninfo, cfg.app_password_file,
+                                     cfg.replication_password_file};
+    if (!cfg.superuser_password_file.empty()) args.push_back(cfg.superuser_password_file);
+    auto r = co_await run_command(reaper, helper_command(args), "bootstrap");
+    if (!r) co_return r.error();
+    if (!r->success()) {
+        std::string out = r->output;
+        while (!out.empty() && out.back() == '\n') out.pop_back();
+        co_return make_error("setting up roles: " + out);
     }
     co_return Ok{};
 }

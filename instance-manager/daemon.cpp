@@ -77,7 +77,7 @@ void Daemon::on_child_exit() { reaper_.reap(); }
 void Daemon::reload_all() {
     log::info("manager", "reload requested");
     if (prepared_) {
-        if (auto st = write_pg_files(cfg_, prepared_->tls, prepared_->secrets.superuser.has_value()); !st)
+        if (auto st = write_pg_files(cfg_, prepared_->tls, prepared_->superuser_enabled); !st)
             log::warn("manager", "cannot rewrite managed files", {{"error", st.error().message}});
     }
     supervisor_.reload();
@@ -160,7 +160,7 @@ awaitable<void> Daemon::main_flow() {
     co_await monitor_.run([this](PgSession& s) { return after_check(s); });
 }
 
-awaitable<void> Daemon::after_check(PgSession& session) {
+awaitable<void> Daemon::after_check(PgSession&) {
     if (shutting_down_ || !state_.pg.accepting) co_return;
     supervisor_.note_healthy();
     Role observed = state_.pg.in_recovery ? Role::replica : Role::primary;
@@ -174,7 +174,7 @@ awaitable<void> Daemon::after_check(PgSession& session) {
     }
     state_.ever_ready = true;
     if (!state_.setup_done && observed == Role::primary && prepared_) {
-        auto st = co_await ensure_roles(session, prepared_->secrets);
+        auto st = co_await setup_roles(reaper_, cfg_, monitor_.local_conninfo());
         if (st) {
             state_.setup_done = true;
             log::info("bootstrap", "roles and database are in place",

@@ -10,6 +10,7 @@
 #include "config.hpp"
 #include "daemon.hpp"
 #include "fs_util.hpp"
+#include "helper.hpp"
 #include "log.hpp"
 #include "status_report.hpp"
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
         usage();
         return 0;
     }
+    if (args[0] == "helper") return im::helper_main({args.begin() + 1, args.end()});
     if (args[0] != "run") {
         std::fprintf(stderr, "instance-manager: unknown command '%s'\n", args[0].c_str());
         usage();
