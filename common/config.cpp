@@ -42,10 +42,14 @@ bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
     if (i == 0 || i > 9) return false;
     long long n = std::stoll(text.substr(0, i));
     std::string unit = text.substr(i);
-    if (unit == "ms") out = std::chrono::milliseconds(n);
-    else if (unit.empty() || unit == "s") out = std::chrono::seconds(n);
-    else if (unit == "m") out = std::chrono::minutes(n);
-    else return false;
+    if (unit == "ms")
+        out = std::chrono::milliseconds(n);
+    else if (unit.empty() || unit == "s")
+        out = std::chrono::seconds(n);
+    else if (unit == "m")
+        out = std::chrono::minutes(n);
+    else
+        return false;
     return true;
 }
 
@@ -81,8 +85,7 @@ std::string discover_pg_bin() {
 
 Status check_readable(const std::string& what, const std::string& path) {
     if (path.empty()) return Ok{};
-    if (::access(path.c_str(), R_OK) != 0)
-        return make_error(what + ": cannot read " + path);
+    if (::access(path.c_str(), R_OK) != 0) return make_error(what + ": cannot read " + path);
     return Ok{};
 }
 
@@ -101,8 +104,8 @@ Status check_secret_target(const std::string& what, const std::string& path) {
 Status validate(Config& cfg) {
     if (cfg.name.empty()) cfg.name = default_name();
     for (char c : cfg.name) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                  c == '_' || c == '.';
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.';
         if (!ok) return make_error("--name: only letters, digits, '-', '_' and '.' are allowed");
     }
     if (cfg.name.size() > 63) return make_error("--name: at most 63 characters");
@@ -115,13 +118,17 @@ Status validate(Config& cfg) {
     while (cfg.pgdata.size() > 1 && cfg.pgdata.back() == '/') cfg.pgdata.pop_back();
     if (cfg.pg_bin.empty()) cfg.pg_bin = discover_pg_bin();
     if (cfg.pg_bin.empty())
-        return make_error("--pg-bin: no postgres found (pg_config --bindir, then PATH); install PostgreSQL or set --pg-bin");
+        return make_error(
+            "--pg-bin: no postgres found (pg_config --bindir, then PATH); install PostgreSQL or "
+            "set --pg-bin");
     for (const char* tool : {"postgres", "initdb", "pg_controldata"})
         if (!executable(cfg.pg_bin + "/" + tool))
-            return make_error(std::string("--pg-bin: ") + cfg.pg_bin + "/" + tool + " is not executable");
+            return make_error(std::string("--pg-bin: ") + cfg.pg_bin + "/" + tool +
+                              " is not executable");
     if (cfg.pg_port < 1 || cfg.pg_port > 65535) return make_error("--pg-port: must be 1..65535");
     if (cfg.http_port < 0 || cfg.http_port > 65535) return make_error("--http-listen: bad port");
-    if (!fs::is_dir(cfg.socket_dir)) return make_error("--socket-dir: not a directory: " + cfg.socket_dir);
+    if (!fs::is_dir(cfg.socket_dir))
+        return make_error("--socket-dir: not a directory: " + cfg.socket_dir);
     if (auto st = check_readable("--api-token-file", cfg.api_token_file); !st) return st;
     if (!cfg.api_token_file.empty()) {
         auto tok = fs::read_secret(cfg.api_token_file);
@@ -132,16 +139,19 @@ Status validate(Config& cfg) {
     if (auto st = check_readable("--pg-tls-cert", cfg.pg_tls_cert); !st) return st;
     if (auto st = check_readable("--pg-tls-key", cfg.pg_tls_key); !st) return st;
     if (auto st = check_secret_target("--app-password-file", cfg.app_password_file); !st) return st;
-    if (auto st = check_secret_target("--replication-password-file", cfg.replication_password_file); !st)
+    if (auto st = check_secret_target("--replication-password-file", cfg.replication_password_file);
+        !st)
         return st;
-    if (auto st = check_secret_target("--superuser-password-file", cfg.superuser_password_file); !st)
+    if (auto st = check_secret_target("--superuser-password-file", cfg.superuser_password_file);
+        !st)
         return st;
     if (cfg.smart_shutdown_timeout.count() < 0 || cfg.fast_shutdown_timeout.count() <= 0)
         return make_error("shutdown timeouts must be positive");
     if (cfg.check_interval.count() < 50 || cfg.check_interval.count() > 1000)
         return make_error("--check-interval: must be between 50ms and 1s");
     log::Level lvl;
-    if (!log::parse_level(cfg.log_level, lvl)) return make_error("--log-level: debug, info, warn or error");
+    if (!log::parse_level(cfg.log_level, lvl))
+        return make_error("--log-level: debug, info, warn or error");
     return Ok{};
 }
 
@@ -153,10 +163,13 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
 
     app.add_option("--name", cfg.name, "instance name (default: hostname)")->envname("IM_NAME");
     app.add_option("--pgdata", cfg.pgdata, "data directory")->envname("PGDATA");
-    app.add_option("--pg-bin", cfg.pg_bin, "directory of the PostgreSQL binaries")->envname("IM_PG_BIN");
+    app.add_option("--pg-bin", cfg.pg_bin, "directory of the PostgreSQL binaries")
+        ->envname("IM_PG_BIN");
     app.add_option("--pg-port", cfg.pg_port, "PostgreSQL port")->envname("IM_PG_PORT");
-    app.add_option("--socket-dir", cfg.socket_dir, "unix socket directory")->envname("IM_SOCKET_DIR");
-    app.add_option("--http-listen", http_listen, "HTTP API address HOST:PORT")->envname("IM_HTTP_LISTEN");
+    app.add_option("--socket-dir", cfg.socket_dir, "unix socket directory")
+        ->envname("IM_SOCKET_DIR");
+    app.add_option("--http-listen", http_listen, "HTTP API address HOST:PORT")
+        ->envname("IM_HTTP_LISTEN");
     app.add_option("--api-token-file", cfg.api_token_file, "bearer token for mutating calls")
         ->envname("IM_API_TOKEN_FILE");
     app.add_option("--app-password-file", cfg.app_password_file)->envname("IM_APP_PASSWORD_FILE");
@@ -166,7 +179,8 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
         ->envname("IM_SUPERUSER_PASSWORD_FILE");
     app.add_option("--pg-tls-cert", cfg.pg_tls_cert)->envname("IM_PG_TLS_CERT");
     app.add_option("--pg-tls-key", cfg.pg_tls_key)->envname("IM_PG_TLS_KEY");
-    app.add_option("--restart-policy", restart_policy, "always | never")->envname("IM_RESTART_POLICY");
+    app.add_option("--restart-policy", restart_policy, "always | never")
+        ->envname("IM_RESTART_POLICY");
     app.add_option("--smart-shutdown-timeout", smart)->envname("IM_SMART_SHUTDOWN_TIMEOUT");
     app.add_option("--fast-shutdown-timeout", fast)->envname("IM_FAST_SHUTDOWN_TIMEOUT");
     app.add_option("--check-interval", interval)->envname("IM_CHECK_INTERVAL");
@@ -186,9 +200,12 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
     if (outcome) *outcome = {true, 2};
     if (!parse_host_port(http_listen, cfg.http_host, cfg.http_port))
         return make_error("--http-listen: expected HOST:PORT, got '" + http_listen + "'", 2);
-    if (restart_policy == "always") cfg.restart_policy = RestartPolicy::always;
-    else if (restart_policy == "never") cfg.restart_policy = RestartPolicy::never;
-    else return make_error("--restart-policy: 'always' or 'never', got '" + restart_policy + "'", 2);
+    if (restart_policy == "always")
+        cfg.restart_policy = RestartPolicy::always;
+    else if (restart_policy == "never")
+        cfg.restart_policy = RestartPolicy::never;
+    else
+        return make_error("--restart-policy: 'always' or 'never', got '" + restart_policy + "'", 2);
     if (!parse_duration(smart, cfg.smart_shutdown_timeout))
         return make_error("--smart-shutdown-timeout: expected a duration like 10s", 2);
     if (!parse_duration(fast, cfg.fast_shutdown_timeout))

@@ -21,9 +21,10 @@ struct Config {
     int http_port = 8000;
 
     std::string api_token_file;
-    std::string app_password_file;          // default: <pgdata>/instance-manager/app.password
-    std::string replication_password_file;  // default: <pgdata>/instance-manager/replication.password
-    std::string superuser_password_file;    // empty: no superuser over TCP
+    std::string app_password_file;  // default: <pgdata>/instance-manager/app.password
+    std::string
+        replication_password_file;        // default: <pgdata>/instance-manager/replication.password
+    std::string superuser_password_file;  // empty: no superuser over TCP
     std::string pg_tls_cert;
     std::string pg_tls_key;
 
@@ -52,7 +53,8 @@ struct ParseOutcome {
 
 // Parses `run` arguments (without the program and subcommand names) and the
 // environment; validates files and values. Errors say what is wrong in one line.
-Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome* outcome = nullptr);
+Result<Config> parse_run_args(const std::vector<std::string>& args,
+                              ParseOutcome* outcome = nullptr);
 
 // Validates a config built in code (tests) or by the parser.
 Status validate(Config& cfg);

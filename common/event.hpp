@@ -10,7 +10,7 @@
 namespace im {
 
 class Event {
-public:
+  public:
     explicit Event(asio::any_io_executor ex) : ex_(std::move(ex)) {}
     Event(const Event&) = delete;
     Event& operator=(const Event&) = delete;
@@ -33,7 +33,7 @@ public:
         co_return set_;
     }
 
-private:
+  private:
     asio::any_io_executor ex_;
     std::vector<asio::steady_timer*> waiters_;
     bool set_ = false;

@@ -1,11 +1,11 @@
 #include "log.hpp"
 
+#include <fmt/chrono.h>
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <fmt/chrono.h>
-#include <fmt/format.h>
 
 namespace im::log {
 namespace {
@@ -27,10 +27,14 @@ Level g_level = Level::info;
 
 const char* level_name(Level level) {
     switch (level) {
-        case Level::debug: return "debug";
-        case Level::info: return "info";
-        case Level::warn: return "warn";
-        case Level::error: return "error";
+        case Level::debug:
+            return "debug";
+        case Level::info:
+            return "info";
+        case Level::warn:
+            return "warn";
+        case Level::error:
+            return "error";
     }
     return "info";
 }
@@ -49,11 +53,16 @@ std::string now_rfc3339() {
 void set_level(Level level) { g_level = level; }
 
 bool parse_level(std::string_view text, Level& out) {
-    if (text == "debug") out = Level::debug;
-    else if (text == "info") out = Level::info;
-    else if (text == "warn" || text == "warning") out = Level::warn;
-    else if (text == "error") out = Level::error;
-    else return false;
+    if (text == "debug")
+        out = Level::debug;
+    else if (text == "info")
+        out = Level::info;
+    else if (text == "warn" || text == "warning")
+        out = Level::warn;
+    else if (text == "error")
+        out = Level::error;
+    else
+        return false;
     return true;
 }
 
@@ -73,7 +82,8 @@ std::string format_line(Level level, std::string_view component, std::string_vie
     return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void write(Level level, std::string_view component, std::string_view msg, const nlohmann::json& fields) {
+void write(Level level, std::string_view component, std::string_view msg,
+           const nlohmann::json& fields) {
     if (static_cast<int>(level) < static_cast<int>(g_level)) return;
     sink()->info(format_line(level, component, msg, fields));
 }

@@ -15,16 +15,20 @@ bool parse_level(std::string_view text, Level& out);
 void write(Level level, std::string_view component, std::string_view msg,
            const nlohmann::json& fields = nlohmann::json::object());
 
-inline void debug(std::string_view c, std::string_view m, const nlohmann::json& f = nlohmann::json::object()) {
+inline void debug(std::string_view c, std::string_view m,
+                  const nlohmann::json& f = nlohmann::json::object()) {
     write(Level::debug, c, m, f);
 }
-inline void info(std::string_view c, std::string_view m, const nlohmann::json& f = nlohmann::json::object()) {
+inline void info(std::string_view c, std::string_view m,
+                 const nlohmann::json& f = nlohmann::json::object()) {
     write(Level::info, c, m, f);
 }
-inline void warn(std::string_view c, std::string_view m, const nlohmann::json& f = nlohmann::json::object()) {
+inline void warn(std::string_view c, std::string_view m,
+                 const nlohmann::json& f = nlohmann::json::object()) {
     write(Level::warn, c, m, f);
 }
-inline void error(std::string_view c, std::string_view m, const nlohmann::json& f = nlohmann::json::object()) {
+inline void error(std::string_view c, std::string_view m,
+                  const nlohmann::json& f = nlohmann::json::object()) {
     write(Level::error, c, m, f);
 }
 

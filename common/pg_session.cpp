@@ -13,7 +13,8 @@ std::string conninfo_quote(const std::string& value) {
 }
 
 std::optional<std::string> pg_value(const PGresult* r, int row, int col) {
-    if (!r || row >= PQntuples(r) || col >= PQnfields(r) || PQgetisnull(r, row, col)) return std::nullopt;
+    if (!r || row >= PQntuples(r) || col >= PQnfields(r) || PQgetisnull(r, row, col))
+        return std::nullopt;
     return std::string(PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col)));
 }
 
@@ -25,7 +26,8 @@ std::string conn_error(PGconn* c) {
 }
 }  // namespace
 
-awaitable<bool> PgSession::wait_socket(bool for_read, std::chrono::steady_clock::time_point deadline) {
+awaitable<bool> PgSession::wait_socket(bool for_read,
+                                       std::chrono::steady_clock::time_point deadline) {
     // libpq may change its socket between calls, so PQsocket is read anew for
     // every wait and the descriptor released (never closed) afterwards.
     int fd = PQsocket(conn_.get());
@@ -57,7 +59,8 @@ awaitable<bool> PgSession::wait_socket(bool for_read, std::chrono::steady_clock:
     co_return !shared->timed_out && !ec;
 }
 
-awaitable<Status> PgSession::connect(const std::string& conninfo, std::chrono::milliseconds timeout) {
+awaitable<Status> PgSession::connect(const std::string& conninfo,
+                                     std::chrono::milliseconds timeout) {
     sqlstate_.clear();
     auto deadline = std::chrono::steady_clock::now() + timeout;
     conn_.reset(PQconnectStart(conninfo.c_str()));
@@ -83,8 +86,9 @@ awaitable<Status> PgSession::connect(const std::string& conninfo, std::chrono::m
     co_return Ok{};
 }
 
-awaitable<Result<PgResultPtr>> PgSession::query(const std::string& sql, std::chrono::milliseconds timeout,
-                                                const std::vector<std::optional<std::string>>& params) {
+awaitable<Result<PgResultPtr>> PgSession::query(
+    const std::string& sql, std::chrono::milliseconds timeout,
+    const std::vector<std::optional<std::string>>& params) {
     sqlstate_.clear();
     if (!connected()) co_return make_error("not connected");
     auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -95,8 +99,8 @@ awaitable<Result<PgResultPtr>> PgSession::query(const std::string& sql, std::chr
     } else {
         std::vector<const char*> values;
         for (auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-        sent = PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                                 nullptr, nullptr, 0);
+        sent = PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                 values.data(), nullptr, nullptr, 0);
     }
     if (!sent) {
         std::string msg = conn_error(c);

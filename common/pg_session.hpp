@@ -27,21 +27,22 @@ using PgResultPtr = std::unique_ptr<PGresult, PgResultDeleter>;
 std::string conninfo_quote(const std::string& value);
 
 class PgSession {
-public:
+  public:
     explicit PgSession(asio::any_io_executor ex) : ex_(std::move(ex)) {}
 
     awaitable<Status> connect(const std::string& conninfo, std::chrono::milliseconds timeout);
     // Runs one or more statements; returns the last result. Any error result
     // fails the whole call; SQLSTATE of the failure is in last_sqlstate().
-    awaitable<Result<PgResultPtr>> query(const std::string& sql, std::chrono::milliseconds timeout,
-                                         const std::vector<std::optional<std::string>>& params = {});
+    awaitable<Result<PgResultPtr>> query(
+        const std::string& sql, std::chrono::milliseconds timeout,
+        const std::vector<std::optional<std::string>>& params = {});
 
     bool connected() const { return conn_ && PQstatus(conn_.get()) == CONNECTION_OK; }
     void close() { conn_.reset(); }
     PGconn* raw() const { return conn_.get(); }
     const std::string& last_sqlstate() const { return sqlstate_; }
 
-private:
+  private:
     // Waits until libpq's socket is readable/writable; false on timeout or error.
     awaitable<bool> wait_socket(bool for_read, std::chrono::steady_clock::time_point deadline);
 

@@ -97,7 +97,8 @@ void Reaper::reap() {
         auto it = watched_.find(pid);
         if (it == watched_.end()) {
             ++orphans_reaped_;
-            log::debug("reaper", "reaped a child", {{"pid", pid}, {"status", describe_wait_status(status)}});
+            log::debug("reaper", "reaped a child",
+                       {{"pid", pid}, {"status", describe_wait_status(status)}});
             continue;
         }
         auto cb = std::move(it->second);
@@ -112,7 +113,8 @@ awaitable<void> read_lines(asio::posix::stream_descriptor& pipe,
     char buf[4096];
     for (;;) {
         boost::system::error_code ec;
-        size_t n = co_await pipe.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+        size_t n = co_await pipe.async_read_some(asio::buffer(buf),
+                                                 asio::redirect_error(use_awaitable, ec));
         if (n > 0) {
             pending.append(buf, n);
             size_t start = 0;
@@ -130,9 +132,12 @@ awaitable<void> read_lines(asio::posix::stream_descriptor& pipe,
     if (!pending.empty()) on_line(pending);
 }
 
-bool CommandResult::success() const { return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0; }
+bool CommandResult::success() const {
+    return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0;
+}
 
-awaitable<Result<CommandResult>> run_command(Reaper& reaper, SpawnOptions opts, std::string component) {
+awaitable<Result<CommandResult>> run_command(Reaper& reaper, SpawnOptions opts,
+                                             std::string component) {
     auto ex = co_await asio::this_coro::executor;
     opts.capture_output = true;
     auto child = spawn(opts);

@@ -38,13 +38,13 @@ int exit_code_of(int status);
 // Reaps every child (PID 1 duty) and hands the status of watched ones to
 // their callbacks. Call reap() on every SIGCHLD.
 class Reaper {
-public:
+  public:
     using Callback = std::function<void(int wait_status)>;
     void watch(pid_t pid, Callback cb);
     void reap();
     size_t orphans_reaped() const { return orphans_reaped_; }
 
-private:
+  private:
     std::map<pid_t, Callback> watched_;
     size_t orphans_reaped_ = 0;
 };
@@ -61,6 +61,7 @@ struct CommandResult {
 
 // Runs a command to completion on the loop; its output lines are also logged
 // under `component`. The reaper must be fed SIGCHLD by the caller's loop.
-awaitable<Result<CommandResult>> run_command(Reaper& reaper, SpawnOptions opts, std::string component);
+awaitable<Result<CommandResult>> run_command(Reaper& reaper, SpawnOptions opts,
+                                             std::string component);
 
 }  // namespace im

@@ -28,8 +28,10 @@ std::string random_token(size_t bytes) {
                             static_cast<int>(raw.size()));
     b64.resize(static_cast<size_t>(n));
     for (char& c : b64) {
-        if (c == '+') c = '-';
-        else if (c == '/') c = '_';
+        if (c == '+')
+            c = '-';
+        else if (c == '/')
+            c = '_';
     }
     while (!b64.empty() && b64.back() == '=') b64.pop_back();
     return b64;

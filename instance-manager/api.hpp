@@ -4,7 +4,6 @@
 // are delegated to ApiActions (the daemon).
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
-
 #include <optional>
 #include <set>
 #include <string>
@@ -26,7 +25,7 @@ using HttpResponse = http::response<http::string_body>;
 using CommandResult_ = Result<nlohmann::json>;
 
 class ApiActions {
-public:
+  public:
     virtual ~ApiActions() = default;
     virtual awaitable<CommandResult_> restart(const nlohmann::json& body) = 0;
     virtual awaitable<CommandResult_> reload(const nlohmann::json& body) = 0;
@@ -37,16 +36,17 @@ HttpResponse error_response(http::status status, const std::string& message, uns
 
 // Parses a command body: empty means {}; it must be an object whose keys are
 // all in `allowed`. The error message names the offending part.
-Result<nlohmann::json> parse_command_body(const std::string& body, const std::set<std::string>& allowed);
+Result<nlohmann::json> parse_command_body(const std::string& body,
+                                          const std::set<std::string>& allowed);
 
 class Api {
-public:
+  public:
     Api(const Config& cfg, InstanceState& state, Metrics& metrics, ApiActions& actions,
         std::optional<std::string> token);
 
     awaitable<HttpResponse> handle(HttpRequest req);
 
-private:
+  private:
     HttpResponse probe(const std::string& name, const HttpRequest& req);
     awaitable<HttpResponse> command(const std::string& path, const HttpRequest& req);
     std::optional<HttpResponse> authorize(const HttpRequest& req) const;

@@ -9,8 +9,8 @@
 
 #include "data_dir.hpp"
 #include "fs_util.hpp"
-#include "log.hpp"
 #include "helper.hpp"
+#include "log.hpp"
 
 namespace im {
 
@@ -30,9 +30,11 @@ awaitable<Result<int>> binaries_major_version(Reaper& reaper, const Config& cfg)
 
 awaitable<Status> run_initdb(Reaper& reaper, const Config& cfg) {
     SpawnOptions opts;
-    opts.argv = {cfg.pg_bin + "/initdb", "--pgdata=" + cfg.pgdata, "--username=postgres",
-                 "--data-checksums", "--auth-local=peer", "--auth-host=scram-sha-256",
-                 "--encoding=UTF8", "--locale=C", "--no-instructions"};
+    opts.argv = {cfg.pg_bin + "/initdb", "--pgdata=" + cfg.pgdata,
+                 "--username=postgres",  "--data-checksums",
+                 "--auth-local=peer",    "--auth-host=scram-sha-256",
+                 "--encoding=UTF8",      "--locale=C",
+                 "--no-instructions"};
     opts.parent_death_signal = SIGTERM;
     log::info("bootstrap", "initializing an empty data directory", {{"pgdata", cfg.pgdata}});
     auto r = co_await run_command(reaper, opts, "initdb");
@@ -61,8 +63,9 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper) {
     auto kind = inspect_data_dir(cfg.pgdata);
     if (!kind) co_return kind.error();
     if (*kind == DataDirKind::foreign)
-        co_return make_error(cfg.pgdata +
-                             " is not empty and is not a PostgreSQL data directory; refusing to touch it");
+        co_return make_error(
+            cfg.pgdata +
+            " is not empty and is not a PostgreSQL data directory; refusing to touch it");
 
     auto bin_major = co_await binaries_major_version(reaper, cfg);
     if (!bin_major) co_return bin_major.error();
@@ -84,7 +87,8 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper) {
     if (auto st = ensure_dir(state + "/tls"); !st) co_return st.error();
 
     if (cfg.app_password_file.empty()) cfg.app_password_file = state + "/app.password";
-    if (cfg.replication_password_file.empty()) cfg.replication_password_file = state + "/replication.password";
+    if (cfg.replication_password_file.empty())
+        cfg.replication_password_file = state + "/replication.password";
     // The manager only makes sure the files exist; the helper that sets the
     // roles up reads them, so passwords do not sit in the manager's memory.
     if (auto app = fs::read_or_create_secret(cfg.app_password_file); !app)
@@ -108,7 +112,8 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper) {
         SpawnOptions make_cert = helper_command({"make-cert", out.tls.cert, out.tls.key, cfg.name});
         auto made = co_await run_command(reaper, make_cert, "bootstrap");
         if (!made) co_return made.error();
-        if (!made->success()) co_return make_error("cannot make a TLS certificate: " + made->output);
+        if (!made->success())
+            co_return make_error("cannot make a TLS certificate: " + made->output);
     }
 
     if (auto st = write_pg_files(cfg, out.tls, out.superuser_enabled); !st) co_return st.error();
@@ -116,7 +121,8 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper) {
     co_return out;
 }
 
-awaitable<Status> setup_roles(Reaper& reaper, const Config& cfg, const std::string& local_conninfo) {
+awaitable<Status> setup_roles(Reaper& reaper, const Config& cfg,
+                              const std::string& local_conninfo) {
     std::vector<std::string> args = {"ensure-roles", local_conninfo, cfg.app_password_file,
                                      cfg.replication_password_file};
     if (!cfg.superuser_password_file.empty()) args.push_back(cfg.superuser_password_file);

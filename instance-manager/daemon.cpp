@@ -21,22 +21,26 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
             [this](HttpRequest req) { return api_.handle(std::move(req)); }) {
     signals_.add(SIGHUP);
     signals_.add(SIGCHLD);
-    supervisor_.set_exit_hook([this](bool planned, int status) { on_postgres_exit(planned, status); });
+    supervisor_.set_exit_hook(
+        [this](bool planned, int status) { on_postgres_exit(planned, status); });
 }
 
 int Daemon::run() {
     log::info("manager", "starting",
-              {{"name", cfg_.name}, {"pgdata", cfg_.pgdata}, {"version", kManagerVersion}, {"pid", ::getpid()}});
+              {{"name", cfg_.name},
+               {"pgdata", cfg_.pgdata},
+               {"version", kManagerVersion},
+               {"pid", ::getpid()}});
     if (auto st = http_.listen(cfg_.http_host, cfg_.http_port); !st) {
         log::error("manager", st.error().message);
         return 1;
     }
-    std::function<void(boost::system::error_code, int)> on_sig = [this, &on_sig](boost::system::error_code ec,
-                                                                                 int sig) {
-        if (ec) return;
-        on_signal(sig);
-        signals_.async_wait(on_sig);
-    };
+    std::function<void(boost::system::error_code, int)> on_sig =
+        [this, &on_sig](boost::system::error_code ec, int sig) {
+            if (ec) return;
+            on_signal(sig);
+            signals_.async_wait(on_sig);
+        };
     signals_.async_wait(on_sig);
     // Children that exited before the signal handler existed are reaped now.
     reaper_.reap();
@@ -56,8 +60,12 @@ int Daemon::run() {
 
 void Daemon::on_signal(int sig) {
     switch (sig) {
-        case SIGCHLD: on_child_exit(); break;
-        case SIGHUP: reload_all(); break;
+        case SIGCHLD:
+            on_child_exit();
+            break;
+        case SIGHUP:
+            reload_all();
+            break;
         case SIGTERM:
         case SIGINT:
         case SIGQUIT:
@@ -179,7 +187,8 @@ awaitable<void> Daemon::after_check(PgSession&) {
             state_.setup_done = true;
             log::info("bootstrap", "roles and database are in place",
                       {{"psql", "psql 'host=<address> port=" + std::to_string(cfg_.pg_port) +
-                                    " user=app dbname=app' (password in " + cfg_.app_password_file + ")"}});
+                                    " user=app dbname=app' (password in " + cfg_.app_password_file +
+                                    ")"}});
         } else {
             state_.last_error = st.error().message;
             log::error("bootstrap", st.error().message);

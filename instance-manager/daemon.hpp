@@ -18,7 +18,7 @@
 namespace im {
 
 class Daemon : public ApiActions {
-public:
+  public:
     Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_token);
 
     // Runs until shutdown; returns the process exit code.
@@ -28,7 +28,7 @@ public:
     awaitable<CommandResult_> restart(const nlohmann::json& body) override;
     awaitable<CommandResult_> reload(const nlohmann::json& body) override;
 
-private:
+  private:
     void on_signal(int sig);
     void shutdown(int exit_code, std::string reason);
     void reload_all();

@@ -43,7 +43,8 @@ Result<DataDirKind> inspect_data_dir(const std::string& pgdata) {
         }
     }
     if (empty) return DataDirKind::empty;
-    if (fs::exists(fs::join(pgdata, "PG_VERSION")) && fs::exists(fs::join(pgdata, "global/pg_control")))
+    if (fs::exists(fs::join(pgdata, "PG_VERSION")) &&
+        fs::exists(fs::join(pgdata, "global/pg_control")))
         return DataDirKind::cluster;
     return DataDirKind::foreign;
 }
@@ -92,13 +93,15 @@ Status clear_stale_pid_file(const std::string& pgdata) {
             std::string args = *cmdline;
             for (char& c : args)
                 if (c == '\0') c = ' ';
-            if (args.find("postgres") != std::string::npos && args.find(pgdata) != std::string::npos)
+            if (args.find("postgres") != std::string::npos &&
+                args.find(pgdata) != std::string::npos)
                 return make_error("a postgres (pid " + std::to_string(info->pid) +
                                   ") is still running on " + pgdata);
         }
     }
     log::warn("bootstrap", "removing stale postmaster.pid", {{"pid", info->pid}});
-    if (::unlink(path.c_str()) != 0) return make_error("cannot remove " + path + ": " + std::strerror(errno));
+    if (::unlink(path.c_str()) != 0)
+        return make_error("cannot remove " + path + ": " + std::strerror(errno));
     return Ok{};
 }
 

@@ -39,13 +39,15 @@ int make_cert(const std::vector<std::string>& a) {
     if (a.size() != 4) return fail("usage: helper make-cert CERT KEY COMMON_NAME");
     auto made = ensure_self_signed_cert(a[1], a[2], a[3]);
     if (!made) return fail(made.error().message);
-    std::printf("%s\n", *made ? "generated a self-signed TLS certificate" : "TLS certificate already present");
+    std::printf("%s\n", *made ? "generated a self-signed TLS certificate"
+                              : "TLS certificate already present");
     return 0;
 }
 
 int roles(const std::vector<std::string>& a) {
     if (a.size() != 4 && a.size() != 5)
-        return fail("usage: helper ensure-roles CONNINFO APP_FILE REPLICATION_FILE [SUPERUSER_FILE]");
+        return fail(
+            "usage: helper ensure-roles CONNINFO APP_FILE REPLICATION_FILE [SUPERUSER_FILE]");
     RoleSecrets secrets;
     auto app = fs::read_secret(a[2]);
     if (!app) return fail("app password: " + app.error().message);
@@ -59,7 +61,8 @@ int roles(const std::vector<std::string>& a) {
         secrets.superuser = *su;
     }
     PgConnPtr conn(PQconnectdb(a[1].c_str()));
-    if (PQstatus(conn.get()) != CONNECTION_OK) return fail(std::string("cannot connect: ") + PQerrorMessage(conn.get()));
+    if (PQstatus(conn.get()) != CONNECTION_OK)
+        return fail(std::string("cannot connect: ") + PQerrorMessage(conn.get()));
     if (auto st = ensure_roles(conn.get(), secrets); !st) return fail(st.error().message);
     return 0;
 }

@@ -18,7 +18,8 @@ SpawnOptions helper_command(std::vector<std::string> args);
 
 // Entry point of `instance-manager helper`; returns the exit code.
 //   helper make-cert CERT KEY COMMON_NAME
-//   helper ensure-roles CONNINFO APP_PASSWORD_FILE REPLICATION_PASSWORD_FILE [SUPERUSER_PASSWORD_FILE]
+//   helper ensure-roles CONNINFO APP_PASSWORD_FILE REPLICATION_PASSWORD_FILE
+//   [SUPERUSER_PASSWORD_FILE]
 int helper_main(const std::vector<std::string>& args);
 
 }  // namespace im

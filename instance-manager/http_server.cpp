@@ -18,7 +18,9 @@ Status HttpServer::listen(const std::string& host, int port) {
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(ep, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return make_error("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+    if (ec)
+        return make_error("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                          ec.message());
     port_ = acceptor_.local_endpoint().port();
     log::info("http", "listening", {{"address", host}, {"port", port_}});
     asio::co_spawn(ex_, accept_loop(), asio::detached);
@@ -44,7 +46,8 @@ awaitable<void> HttpServer::accept_loop() {
         if (*open_ >= limits_.max_connections) {
             // Over the cap: a short answer and close, so a flood cannot starve the loop.
             static const std::string busy =
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: "
+                "close\r\n"
                 "Content-Length: 38\r\n\r\n{\"error\": \"too many open connections\"}";
             socket.non_blocking(true, ec);
             socket.write_some(asio::buffer(busy), ec);
@@ -73,17 +76,21 @@ awaitable<void> HttpServer::session(asio::ip::tcp::socket socket) {
             parser.header_limit(static_cast<std::uint32_t>(limits_.max_header));
             stream.expires_after(limits_.timeout);
             boost::system::error_code ec;
-            co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+            co_await http::async_read(stream, buffer, parser,
+                                      asio::redirect_error(use_awaitable, ec));
             if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-                ec == asio::error::operation_aborted || ec == asio::error::connection_reset || ec == asio::error::eof)
+                ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+                ec == asio::error::eof)
                 break;
             if (ec) {
                 auto status = ec == http::error::body_limit ? http::status::payload_too_large
-                              : ec == http::error::header_limit ? http::status::request_header_fields_too_large
-                                                                : http::status::bad_request;
-                auto res = error_response(status, status == http::status::payload_too_large
-                                                      ? "request body over " + std::to_string(limits_.max_body) + " bytes"
-                                                      : "bad request: " + ec.message());
+                              : ec == http::error::header_limit
+                                  ? http::status::request_header_fields_too_large
+                                  : http::status::bad_request;
+                auto res = error_response(
+                    status, status == http::status::payload_too_large
+                                ? "request body over " + std::to_string(limits_.max_body) + " bytes"
+                                : "bad request: " + ec.message());
                 res.keep_alive(false);
                 res.prepare_payload();
                 stream.expires_after(limits_.timeout);

@@ -4,7 +4,6 @@
 // on open connections.
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,7 +22,7 @@ struct HttpLimits {
 };
 
 class HttpServer {
-public:
+  public:
     using Handler = std::function<awaitable<HttpResponse>(HttpRequest)>;
 
     HttpServer(asio::any_io_executor ex, HttpLimits limits, Handler handler);
@@ -33,7 +32,7 @@ public:
     void stop();
     size_t open_connections() const { return *open_; }
 
-private:
+  private:
     awaitable<void> accept_loop();
     awaitable<void> session(asio::ip::tcp::socket socket);
 

@@ -45,9 +45,9 @@ struct InstanceState {
     RoleMachine role;
     PgObservation pg;
     ProcessInfo process;
-    bool ever_ready = false;    // postgres accepted connections at least once
-    bool setup_done = false;    // roles and database are in place
-    bool in_control = true;     // false once the manager is giving up (restart policy never)
+    bool ever_ready = false;  // postgres accepted connections at least once
+    bool setup_done = false;  // roles and database are in place
+    bool in_control = true;   // false once the manager is giving up (restart policy never)
     std::string last_error;
     std::chrono::system_clock::time_point manager_started = std::chrono::system_clock::now();
     std::chrono::steady_clock::time_point manager_started_mono = std::chrono::steady_clock::now();

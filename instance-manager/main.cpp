@@ -46,12 +46,15 @@ int main(int argc, char** argv) {
     im::ParseOutcome outcome;
     auto cfg = im::parse_run_args({args.begin() + 1, args.end()}, &outcome);
     if (!cfg) {
-        if (outcome.exit_code != 0) std::fprintf(stderr, "instance-manager run: %s\n", cfg.error().message.c_str());
+        if (outcome.exit_code != 0)
+            std::fprintf(stderr, "instance-manager run: %s\n", cfg.error().message.c_str());
         return outcome.exit_code;
     }
     if (::geteuid() == 0) {
-        std::fputs("instance-manager run: refusing to run as root; PostgreSQL must run as an unprivileged user\n",
-                   stderr);
+        std::fputs(
+            "instance-manager run: refusing to run as root; PostgreSQL must run as an unprivileged "
+            "user\n",
+            stderr);
         return 2;
     }
     im::log::Level level;

@@ -13,7 +13,7 @@
 namespace im {
 
 class Monitor {
-public:
+  public:
     // Called after each check, on the loop, with the session (still connected
     // when the check succeeded) so the daemon can act on what was seen.
     using AfterCheck = std::function<awaitable<void>(PgSession&)>;
@@ -25,7 +25,7 @@ public:
     void stop();
     std::string local_conninfo() const;
 
-private:
+  private:
     awaitable<void> check_once();
 
     asio::any_io_executor ex_;

@@ -13,8 +13,10 @@ namespace {
 std::string quote(const std::string& v) {
     std::string out = "'";
     for (char c : v) {
-        if (c == '\'') out += "''";
-        else out.push_back(c);
+        if (c == '\'')
+            out += "''";
+        else
+            out.push_back(c);
     }
     return out + "'";
 }
@@ -27,7 +29,8 @@ std::string render_managed_conf(const Config& cfg, const TlsFiles& tls) {
       << "listen_addresses = '*'\n"
       << "port = " << cfg.pg_port << "\n"
       << "unix_socket_directories = " << quote(cfg.socket_dir) << "\n"
-      << "cluster_name = " << quote(cfg.name) << "\n"
+      << "cluster_name = " << quote(cfg.name)
+      << "\n"
       // The manager restarts postgres itself and counts it; postgres's own
       // crash restart would hide crashes from status and metrics.
       << "restart_after_crash = off\n"
@@ -53,22 +56,23 @@ std::string render_hba(bool superuser_over_tcp) {
     std::ostringstream o;
     o << "# Written by instance-manager at every start; do not edit.\n"
          "# TYPE   DATABASE     USER               ADDRESS  METHOD\n"
-         // The manager itself, as the OS user that runs postgres.
+      // The manager itself, as the OS user that runs postgres.
       << "local    all          postgres                    peer map=" << kIdentMap << "\n"
       << "local    app          app                         scram-sha-256\n"
       // Replication and pg_rewind always over TLS.
       << "hostssl  replication  streaming_replica  all      scram-sha-256\n"
       << "hostssl  postgres     streaming_replica  all      scram-sha-256\n"
       << "host     app          app                all      scram-sha-256\n";
-    if (superuser_over_tcp) o << "host     all          postgres           all      scram-sha-256\n";
+    if (superuser_over_tcp)
+        o << "host     all          postgres           all      scram-sha-256\n";
     o << "host     all          all                all      reject\n"
       << "local    all          all                         reject\n";
     return o.str();
 }
 
 std::string render_ident(const std::string& os_user) {
-    return std::string("# Written by instance-manager at every start; do not edit.\n") + kIdentMap + " " +
-           os_user + " postgres\n";
+    return std::string("# Written by instance-manager at every start; do not edit.\n") + kIdentMap +
+           " " + os_user + " postgres\n";
 }
 
 Status ensure_include(const std::string& pgdata) {
@@ -78,7 +82,8 @@ Status ensure_include(const std::string& pgdata) {
     if (text->find(kIncludeLine) != std::string::npos) return Ok{};
     std::string updated = *text;
     if (!updated.empty() && updated.back() != '\n') updated.push_back('\n');
-    updated += "\n# Settings managed by instance-manager (last, so they win over the lines above).\n";
+    updated +=
+        "\n# Settings managed by instance-manager (last, so they win over the lines above).\n";
     updated += kIncludeLine;
     updated += "\n";
     return fs::write_file_atomic(path, updated, 0600);
@@ -87,13 +92,17 @@ Status ensure_include(const std::string& pgdata) {
 Status write_pg_files(const Config& cfg, const TlsFiles& tls, bool superuser_over_tcp) {
     std::string os_user = "postgres";
     if (passwd* pw = ::getpwuid(::geteuid())) os_user = pw->pw_name;
-    if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, kManagedConfName), render_managed_conf(cfg, tls));
+    if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, kManagedConfName),
+                                        render_managed_conf(cfg, tls));
         !st)
         return st;
-    if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, "pg_hba.conf"), render_hba(superuser_over_tcp));
+    if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, "pg_hba.conf"),
+                                        render_hba(superuser_over_tcp));
         !st)
         return st;
-    if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, "pg_ident.conf"), render_ident(os_user)); !st)
+    if (auto st =
+            fs::write_file_atomic(fs::join(cfg.pgdata, "pg_ident.conf"), render_ident(os_user));
+        !st)
         return st;
     return ensure_include(cfg.pgdata);
 }

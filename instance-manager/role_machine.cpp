@@ -6,15 +6,24 @@ namespace im {
 
 std::string_view to_string(Role r) {
     switch (r) {
-        case Role::starting: return "starting";
-        case Role::primary: return "primary";
-        case Role::replica: return "replica";
-        case Role::stopping: return "stopping";
-        case Role::stopped: return "stopped";
-        case Role::promoting: return "promoting";
-        case Role::demoting: return "demoting";
-        case Role::fencing: return "fencing";
-        case Role::fenced: return "fenced";
+        case Role::starting:
+            return "starting";
+        case Role::primary:
+            return "primary";
+        case Role::replica:
+            return "replica";
+        case Role::stopping:
+            return "stopping";
+        case Role::stopped:
+            return "stopped";
+        case Role::promoting:
+            return "promoting";
+        case Role::demoting:
+            return "demoting";
+        case Role::fencing:
+            return "fencing";
+        case Role::fenced:
+            return "fenced";
     }
     return "unknown";
 }
@@ -30,14 +39,20 @@ bool RoleMachine::allowed(Role from, Role to) {
             return to == R::stopped || to == R::stopping || to == R::demoting || to == R::fencing ||
                    to == R::starting;
         case R::replica:
-            return to == R::primary || to == R::promoting || to == R::stopped || to == R::stopping ||
-                   to == R::fencing || to == R::starting;
-        case R::stopping: return to == R::stopped;
-        case R::stopped: return to == R::starting || to == R::stopping || to == R::fenced;
-        case R::promoting: return to == R::primary || to == R::replica || to == R::stopped || to == R::stopping;
-        case R::demoting: return to == R::replica || to == R::fenced || to == R::stopped || to == R::stopping;
-        case R::fencing: return to == R::fenced || to == R::stopping;
-        case R::fenced: return to == R::starting || to == R::stopping;
+            return to == R::primary || to == R::promoting || to == R::stopped ||
+                   to == R::stopping || to == R::fencing || to == R::starting;
+        case R::stopping:
+            return to == R::stopped;
+        case R::stopped:
+            return to == R::starting || to == R::stopping || to == R::fenced;
+        case R::promoting:
+            return to == R::primary || to == R::replica || to == R::stopped || to == R::stopping;
+        case R::demoting:
+            return to == R::replica || to == R::fenced || to == R::stopped || to == R::stopping;
+        case R::fencing:
+            return to == R::fenced || to == R::stopping;
+        case R::fenced:
+            return to == R::starting || to == R::stopping;
     }
     return false;
 }

@@ -10,7 +10,17 @@
 
 namespace im {
 
-enum class Role { starting, primary, replica, stopping, stopped, promoting, demoting, fencing, fenced };
+enum class Role {
+    starting,
+    primary,
+    replica,
+    stopping,
+    stopped,
+    promoting,
+    demoting,
+    fencing,
+    fenced
+};
 
 std::string_view to_string(Role r);
 
@@ -21,14 +31,14 @@ struct RoleChange {
 };
 
 class RoleMachine {
-public:
+  public:
     Role current() const { return role_; }
     static bool allowed(Role from, Role to);
     // Moves to `to` and logs it; a move to the same role is a no-op success.
     Status transition(Role to, std::string reason);
     const std::vector<RoleChange>& history() const { return history_; }
 
-private:
+  private:
     Role role_ = Role::starting;
     std::vector<RoleChange> history_;  // the last few changes, for status
 };

@@ -46,18 +46,22 @@ Status ensure_roles(PGconn* c, const RoleSecrets& secrets) {
     }
     std::string sql =
         "DO $$ BEGIN\n"
-        "  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app') THEN CREATE ROLE app; END IF;\n"
+        "  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app') THEN CREATE ROLE app; END "
+        "IF;\n"
         "  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'streaming_replica') THEN\n"
         "    CREATE ROLE streaming_replica; END IF;\n"
         "END $$;\n"
-        "ALTER ROLE app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD " +
+        "ALTER ROLE app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
+        "PASSWORD " +
         *app +
         ";\n"
-        "ALTER ROLE streaming_replica LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD " +
+        "ALTER ROLE streaming_replica LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE "
+        "PASSWORD " +
         *repl +
         ";\n"
         // What pg_rewind needs from a non-superuser source.
-        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO streaming_replica;\n"
+        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO "
+        "streaming_replica;\n"
         "GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO streaming_replica;\n"
         "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO streaming_replica;\n"
         "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) "

@@ -42,14 +42,16 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return buf;
 }
-nlohmann::json or_null(const std::string& v) { return v.empty() ? nlohmann::json() : nlohmann::json(v); }
+nlohmann::json or_null(const std::string& v) {
+    return v.empty() ? nlohmann::json() : nlohmann::json(v);
+}
 }  // namespace
 
 nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
     using nlohmann::json;
     auto in = probe_input(s);
-    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
-                                                                   s.manager_started_mono);
+    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+        std::chrono::steady_clock::now() - s.manager_started_mono);
     const auto& pg = s.pg;
     json postgres = {
         {"running", s.process.running},
@@ -73,17 +75,20 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
     };
     json changes = json::array();
     for (const auto& c : s.role.history())
-        changes.push_back({{"from", to_string(c.from)}, {"to", to_string(c.to)}, {"reason", c.reason}});
-    std::string last_error = !s.last_error.empty() ? s.last_error : (s.process.running ? pg.last_error : "");
+        changes.push_back(
+            {{"from", to_string(c.from)}, {"to", to_string(c.to)}, {"reason", c.reason}});
+    std::string last_error =
+        !s.last_error.empty() ? s.last_error : (s.process.running ? pg.last_error : "");
     return {
         {"name", cfg.name},
         {"role", to_string(s.role.current())},
         {"ready", probes::readiness(in).ok},
         {"postgres", postgres},
-        {"manager", {{"version", kManagerVersion},
-                     {"started_at", iso8601(s.manager_started)},
-                     {"uptime_s", uptime.count()},
-                     {"pid", ::getpid()}}},
+        {"manager",
+         {{"version", kManagerVersion},
+          {"started_at", iso8601(s.manager_started)},
+          {"uptime_s", uptime.count()},
+          {"pid", ::getpid()}}},
         {"restart_count", s.process.restarts},
         {"last_error", or_null(last_error)},
         {"role_changes", changes},
@@ -91,54 +96,41 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
     };
 }
 
+namespace {
+prometheus::Family<prometheus::Counter>& counter(prometheus::Registry& r, const char* name,
+                                                 const char* help) {
+    return prometheus::BuildCounter().Name(name).Help(help).Register(r);
+}
+prometheus::Family<prometheus::Gauge>& gauge(prometheus::Registry& r, const char* name,
+                                             const char* help) {
+    return prometheus::BuildGauge().Name(name).Help(help).Register(r);
+}
+}  // namespace
+
 Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()),
-      requests_(prometheus::BuildCounter()
-                    .Name("instance_manager_http_requests_total")
-                    .Help("HTTP requests served, by route and status code")
-                    .Register(*registry_)),
-      probes_(prometheus::BuildCounter()
-                  .Name("instance_manager_probes_total")
-                  .Help("Probe answers, by probe and result")
-                  .Register(*registry_)),
-      up_(prometheus::BuildGauge().Name("pg_up").Help("1 when postgres accepts connections").Register(*registry_)),
-      role_(prometheus::BuildGauge()
-                .Name("instance_manager_role")
-                .Help("1 for the instance's current role")
-                .Register(*registry_)),
-      restarts_(prometheus::BuildGauge()
-                    .Name("instance_manager_postgres_restarts")
-                    .Help("Restarts of postgres after it exited unexpectedly")
-                    .Register(*registry_)),
-      accepting_(prometheus::BuildGauge()
-                     .Name("instance_manager_ready")
-                     .Help("1 when the readiness probe passes")
-                     .Register(*registry_)),
-      in_recovery_(prometheus::BuildGauge()
-                       .Name("pg_in_recovery")
-                       .Help("1 when postgres is in recovery (a replica)")
-                       .Register(*registry_)),
-      timeline_(prometheus::BuildGauge().Name("pg_timeline").Help("Current timeline").Register(*registry_)),
-      lsn_(prometheus::BuildGauge()
-               .Name("pg_wal_lsn_bytes")
-               .Help("WAL positions in bytes, by kind (current, receive, replay)")
-               .Register(*registry_)),
-      pending_restart_(prometheus::BuildGauge()
-                           .Name("pg_pending_restart")
-                           .Help("1 when a changed setting needs a restart")
-                           .Register(*registry_)),
-      uptime_(prometheus::BuildGauge()
-                  .Name("instance_manager_uptime_seconds")
-                  .Help("Seconds since the manager started")
-                  .Register(*registry_)),
-      checks_(prometheus::BuildGauge()
-                  .Name("instance_manager_checks")
-                  .Help("Checks of postgres made by the manager")
-                  .Register(*registry_)),
-      check_failures_(prometheus::BuildGauge()
-                          .Name("instance_manager_check_failures")
-                          .Help("Checks of postgres that failed")
-                          .Register(*registry_)) {}
+      requests_(counter(*registry_, "instance_manager_http_requests_total",
+                        "HTTP requests served, by route and status code")),
+      probes_(counter(*registry_, "instance_manager_probes_total",
+                      "Probe answers, by probe and result")),
+      up_(gauge(*registry_, "pg_up", "1 when postgres accepts connections")),
+      role_(gauge(*registry_, "instance_manager_role", "1 for the instance's current role")),
+      restarts_(gauge(*registry_, "instance_manager_postgres_restarts",
+                      "Restarts of postgres after it exited unexpectedly")),
+      ready_(gauge(*registry_, "instance_manager_ready", "1 when the readiness probe passes")),
+      in_recovery_(
+          gauge(*registry_, "pg_in_recovery", "1 when postgres is in recovery (a replica)")),
+      timeline_(gauge(*registry_, "pg_timeline", "Current timeline")),
+      lsn_(gauge(*registry_, "pg_wal_lsn_bytes",
+                 "WAL positions in bytes, by kind (current, receive, replay)")),
+      pending_restart_(
+          gauge(*registry_, "pg_pending_restart", "1 when a changed setting needs a restart")),
+      uptime_(gauge(*registry_, "instance_manager_uptime_seconds",
+                    "Seconds since the manager started")),
+      checks_(
+          gauge(*registry_, "instance_manager_checks", "Checks of postgres made by the manager")),
+      check_failures_(
+          gauge(*registry_, "instance_manager_check_failures", "Checks of postgres that failed")) {}
 
 void Metrics::count_request(const std::string& route, unsigned status) {
     requests_.Add({{"route", route}, {"code", std::to_string(status)}}).Increment();
@@ -151,19 +143,20 @@ void Metrics::count_probe(const std::string& probe, bool ok) {
 std::string Metrics::render(const InstanceState& s) {
     const auto& pg = s.pg;
     up_.Add({}).Set(pg.accepting ? 1 : 0);
-    for (Role r : {Role::starting, Role::primary, Role::replica, Role::stopping, Role::stopped, Role::promoting,
-                   Role::demoting, Role::fencing, Role::fenced})
+    for (Role r : {Role::starting, Role::primary, Role::replica, Role::stopping, Role::stopped,
+                   Role::promoting, Role::demoting, Role::fencing, Role::fenced})
         role_.Add({{"role", std::string(to_string(r))}}).Set(s.role.current() == r ? 1 : 0);
     restarts_.Add({}).Set(static_cast<double>(s.process.restarts));
-    accepting_.Add({}).Set(probes::readiness(probe_input(s)).ok ? 1 : 0);
+    ready_.Add({}).Set(probes::readiness(probe_input(s)).ok ? 1 : 0);
     in_recovery_.Add({}).Set(pg.in_recovery ? 1 : 0);
     timeline_.Add({}).Set(pg.timeline);
     lsn_.Add({{"kind", "current"}}).Set(static_cast<double>(parse_lsn(pg.current_lsn)));
     lsn_.Add({{"kind", "receive"}}).Set(static_cast<double>(parse_lsn(pg.receive_lsn)));
     lsn_.Add({{"kind", "replay"}}).Set(static_cast<double>(parse_lsn(pg.replay_lsn)));
     pending_restart_.Add({}).Set(pg.pending_restart ? 1 : 0);
-    uptime_.Add({}).Set(std::chrono::duration<double>(std::chrono::steady_clock::now() - s.manager_started_mono)
-                            .count());
+    uptime_.Add({}).Set(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - s.manager_started_mono)
+            .count());
     checks_.Add({}).Set(static_cast<double>(pg.checks));
     check_failures_.Add({}).Set(static_cast<double>(pg.check_failures));
     std::ostringstream out;

@@ -1,11 +1,11 @@
 #pragma once
 // /v1/status and /metrics: pure views of InstanceState (no I/O).
-#include <nlohmann/json.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "config.hpp"
@@ -20,20 +20,20 @@ probes::ProbeInput probe_input(const InstanceState& s);
 nlohmann::json build_status(const InstanceState& s, const Config& cfg);
 
 class Metrics {
-public:
+  public:
     Metrics();
     void count_request(const std::string& route, unsigned status);
     void count_probe(const std::string& probe, bool ok);
     std::string render(const InstanceState& s);
 
-private:
+  private:
     std::shared_ptr<prometheus::Registry> registry_;
     prometheus::Family<prometheus::Counter>& requests_;
     prometheus::Family<prometheus::Counter>& probes_;
     prometheus::Family<prometheus::Gauge>& up_;
     prometheus::Family<prometheus::Gauge>& role_;
     prometheus::Family<prometheus::Gauge>& restarts_;
-    prometheus::Family<prometheus::Gauge>& accepting_;
+    prometheus::Family<prometheus::Gauge>& ready_;
     prometheus::Family<prometheus::Gauge>& in_recovery_;
     prometheus::Family<prometheus::Gauge>& timeline_;
     prometheus::Family<prometheus::Gauge>& lsn_;

@@ -9,14 +9,17 @@ namespace im {
 
 namespace {
 log::Level level_of_pg_line(std::string_view line) {
-    for (auto [tag, lvl] : {std::pair{"PANIC:", log::Level::error}, {"FATAL:", log::Level::error},
-                            {"ERROR:", log::Level::error}, {"WARNING:", log::Level::warn}})
+    for (auto [tag, lvl] : {std::pair{"PANIC:", log::Level::error},
+                            {"FATAL:", log::Level::error},
+                            {"ERROR:", log::Level::error},
+                            {"WARNING:", log::Level::warn}})
         if (line.find(tag) != std::string_view::npos) return lvl;
     return log::Level::info;
 }
 }  // namespace
 
-Supervisor::Supervisor(asio::any_io_executor ex, const Config& cfg, Reaper& reaper, InstanceState& state)
+Supervisor::Supervisor(asio::any_io_executor ex, const Config& cfg, Reaper& reaper,
+                       InstanceState& state)
     : ex_(std::move(ex)), cfg_(cfg), reaper_(reaper), state_(state) {}
 
 Status Supervisor::start() {
@@ -124,12 +127,14 @@ awaitable<int> Supervisor::stop(StopMode first) {
 }
 
 std::chrono::milliseconds Supervisor::next_backoff() {
-    backoff_ = backoff_.count() == 0 ? cfg_.restart_backoff_min : std::min(backoff_ * 2, cfg_.restart_backoff_max);
+    backoff_ = backoff_.count() == 0 ? cfg_.restart_backoff_min
+                                     : std::min(backoff_ * 2, cfg_.restart_backoff_max);
     return backoff_;
 }
 
 void Supervisor::note_healthy() {
-    if (backoff_.count() != 0 && std::chrono::steady_clock::now() - started_mono_ > cfg_.restart_backoff_max)
+    if (backoff_.count() != 0 &&
+        std::chrono::steady_clock::now() - started_mono_ > cfg_.restart_backoff_max)
         backoff_ = std::chrono::milliseconds(0);
 }
 

@@ -19,7 +19,7 @@ namespace im {
 enum class StopMode { smart, fast, immediate };
 
 class Supervisor {
-public:
+  public:
     // on_exit is told about every postmaster exit: whether it was planned, and its status.
     using ExitHook = std::function<void(bool planned, int wait_status)>;
 
@@ -42,7 +42,7 @@ public:
     std::chrono::milliseconds next_backoff();
     void note_healthy();  // postgres has been serving: reset backoff once stable
 
-private:
+  private:
     void on_exit(int wait_status);
     void signal(int sig);
 

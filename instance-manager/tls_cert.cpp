@@ -68,7 +68,8 @@ Result<bool> ensure_self_signed_cert(const std::string& cert_path, const std::st
     X509_set_pubkey(cert.get(), key.get());
     X509_NAME* name = X509_get_subject_name(cert.get());
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                               reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1, 0);
+                               reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                               0);
     X509_set_issuer_name(cert.get(), name);
     std::string san = "DNS:" + common_name + ",DNS:localhost,IP:127.0.0.1,IP:::1";
     if (!add_ext(cert.get(), NID_subject_alt_name, san) ||
@@ -80,12 +81,15 @@ Result<bool> ensure_self_signed_cert(const std::string& cert_path, const std::st
         return make_error(openssl_error("signing the certificate"));
 
     BioPtr key_bio(BIO_new(BIO_s_mem())), cert_bio(BIO_new(BIO_s_mem()));
-    if (!PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) ||
+    if (!PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr,
+                                  nullptr) ||
         !PEM_write_bio_X509(cert_bio.get(), cert.get()))
         return make_error(openssl_error("encoding PEM"));
     // Key first: a certificate without its key would be reused and fail.
-    if (auto st = fs::write_file_atomic(key_path, bio_text(key_bio.get()), 0600); !st) return st.error();
-    if (auto st = fs::write_file_atomic(cert_path, bio_text(cert_bio.get()), 0644); !st) return st.error();
+    if (auto st = fs::write_file_atomic(key_path, bio_text(key_bio.get()), 0600); !st)
+        return st.error();
+    if (auto st = fs::write_file_atomic(cert_path, bio_text(cert_bio.get()), 0644); !st)
+        return st.error();
     return true;
 }
 

@@ -12,7 +12,8 @@ namespace http = beast::http;
 
 Result<Url> parse_url(const std::string& text) {
     const std::string scheme = "http://";
-    if (text.compare(0, scheme.size(), scheme) != 0) return make_error("only http:// URLs are supported: " + text);
+    if (text.compare(0, scheme.size(), scheme) != 0)
+        return make_error("only http:// URLs are supported: " + text);
     std::string rest = text.substr(scheme.size());
     Url url;
     auto slash = rest.find('/');

@@ -34,13 +34,15 @@ int main(int argc, char** argv) {
     base->path = "/" + probe;
     auto reply = im::probes::http_request("GET", *base, "", "", deadline);
     if (!reply) {
-        std::fprintf(stderr, "instance-probe: %s: %s\n", probe.c_str(), reply.error().message.c_str());
+        std::fprintf(stderr, "instance-probe: %s: %s\n", probe.c_str(),
+                     reply.error().message.c_str());
         return 1;
     }
     if (reply->status == 200) return 0;
     std::string reason = "HTTP " + std::to_string(reply->status);
     auto j = nlohmann::json::parse(reply->body, nullptr, false);
-    if (j.is_object() && j.contains("reason") && j["reason"].is_string()) reason += ": " + j["reason"].get<std::string>();
+    if (j.is_object() && j.contains("reason") && j["reason"].is_string())
+        reason += ": " + j["reason"].get<std::string>();
     std::fprintf(stderr, "instance-probe: %s: %s\n", probe.c_str(), reason.c_str());
     return 1;
 }

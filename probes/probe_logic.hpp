@@ -6,12 +6,12 @@
 namespace im::probes {
 
 struct ProbeInput {
-    bool in_control = true;       // the manager is supervising (not giving up)
+    bool in_control = true;  // the manager is supervising (not giving up)
     bool postmaster_running = false;
-    bool accepting = false;       // the last check connected and queried
-    bool starting_up = false;     // alive, in startup or recovery
-    bool ever_ready = false;      // accepted connections since the manager started
-    bool setup_done = false;      // roles/database created (primary bootstrap)
+    bool accepting = false;    // the last check connected and queried
+    bool starting_up = false;  // alive, in startup or recovery
+    bool ever_ready = false;   // accepted connections since the manager started
+    bool setup_done = false;   // roles/database created (primary bootstrap)
     bool fenced = false;
     bool stopping = false;
 };

@@ -35,8 +35,10 @@ namespace {
 std::string quote(const std::string& s) {
     std::string out = "'";
     for (char c : s) {
-        if (c == '\'') out += "'\\''";
-        else out.push_back(c);
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out.push_back(c);
     }
     return out + "'";
 }
@@ -47,7 +49,8 @@ std::string as_user_prefix() {
 }  // namespace
 
 Shell sh(const std::string& command, bool as_user) {
-    std::string full = as_user && running_as_root() ? as_user_prefix() + "sh -c " + quote(command) : command;
+    std::string full =
+        as_user && running_as_root() ? as_user_prefix() + "sh -c " + quote(command) : command;
     full += " 2>&1";
     Shell r;
     FILE* p = ::popen(full.c_str(), "r");
@@ -71,9 +74,7 @@ Instance::Instance(std::string n) : name(std::move(n)) {
     }
     pgdata = root + "/data";
     token_file = root + "/api-token";
-    {
-        std::ofstream(token_file) << "test-token-" << name << "\n";
-    }
+    { std::ofstream(token_file) << "test-token-" << name << "\n"; }
     pg_port = free_port();
     http_port = free_port();
 }
@@ -92,14 +93,22 @@ Instance::~Instance() {
 }
 
 std::vector<std::string> Instance::command_line() const {
-    std::vector<std::string> cmd = {IM_BINARY,  "run",
-                                    "--name",   name,
-                                    "--pgdata", pgdata,
-                                    "--pg-port", std::to_string(pg_port),
-                                    "--socket-dir", root,
-                                    "--http-listen", "127.0.0.1:" + std::to_string(http_port),
-                                    "--fast-shutdown-timeout", "10s",
-                                    "--smart-shutdown-timeout", "3s"};
+    std::vector<std::string> cmd = {IM_BINARY,
+                                    "run",
+                                    "--name",
+                                    name,
+                                    "--pgdata",
+                                    pgdata,
+                                    "--pg-port",
+                                    std::to_string(pg_port),
+                                    "--socket-dir",
+                                    root,
+                                    "--http-listen",
+                                    "127.0.0.1:" + std::to_string(http_port),
+                                    "--fast-shutdown-timeout",
+                                    "10s",
+                                    "--smart-shutdown-timeout",
+                                    "3s"};
     if (with_token) {
         cmd.push_back("--api-token-file");
         cmd.push_back(token_file);
@@ -115,7 +124,8 @@ void Instance::start(bool as_pid1) {
     std::vector<std::string> argv;
     if (as_pid1) argv = {"unshare", "--pid", "--fork", "--kill-child", "--mount-proc"};
     if (running_as_root())
-        argv.insert(argv.end(), {"setpriv", "--reuid=" + run_user(), "--regid=" + run_user(), "--init-groups", "--"});
+        argv.insert(argv.end(), {"setpriv", "--reuid=" + run_user(), "--regid=" + run_user(),
+                                 "--init-groups", "--"});
     auto cmd = command_line();
     argv.insert(argv.end(), cmd.begin(), cmd.end());
 
@@ -147,7 +157,8 @@ bool Instance::alive() const { return pid_ > 0 && !exit_code_ && ::kill(pid_, 0)
 pid_t Instance::manager_pid() const {
     if (!pid1_) return pid_;
     // unshare forks the manager: it is unshare's only child.
-    std::ifstream children("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) + "/children");
+    std::ifstream children("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) +
+                           "/children");
     pid_t child = -1;
     children >> child;
     return child;
@@ -194,8 +205,10 @@ bool Instance::wait_ready(std::chrono::milliseconds timeout) {
     return ok;
 }
 
-im::Result<im::probes::HttpReply> Instance::get(const std::string& path, const std::string& method) {
-    return im::probes::http_request(method, {"127.0.0.1", std::to_string(http_port), path}, "", "", 5s);
+im::Result<im::probes::HttpReply> Instance::get(const std::string& path,
+                                                const std::string& method) {
+    return im::probes::http_request(method, {"127.0.0.1", std::to_string(http_port), path}, "", "",
+                                    5s);
 }
 
 std::string Instance::token() const {
@@ -233,13 +246,15 @@ std::string Instance::app_password() const {
 Shell Instance::psql(const std::string& sql, const std::string& user, const std::string& db,
                      std::optional<std::string> password) {
     std::string pw = password ? *password : (user == "app" ? app_password() : "");
-    std::string conn = "host=127.0.0.1 port=" + std::to_string(pg_port) + " user=" + user + " dbname=" + db +
-                       " connect_timeout=5";
-    return sh("PGPASSWORD=" + quote(pw) + " psql -X -A -t -v ON_ERROR_STOP=1 " + quote(conn) + " -c " + quote(sql));
+    std::string conn = "host=127.0.0.1 port=" + std::to_string(pg_port) + " user=" + user +
+                       " dbname=" + db + " connect_timeout=5";
+    return sh("PGPASSWORD=" + quote(pw) + " psql -X -A -t -v ON_ERROR_STOP=1 " + quote(conn) +
+              " -c " + quote(sql));
 }
 
 Shell Instance::psql_local(const std::string& sql, const std::string& db) {
-    std::string conn = "host=" + root + " port=" + std::to_string(pg_port) + " user=postgres dbname=" + db;
+    std::string conn =
+        "host=" + root + " port=" + std::to_string(pg_port) + " user=postgres dbname=" + db;
     return sh("psql -X -A -t -v ON_ERROR_STOP=1 " + quote(conn) + " -c " + quote(sql), true);
 }
 

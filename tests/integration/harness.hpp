@@ -5,12 +5,11 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <functional>
-#include <nlohmann/json.hpp>
 
 #include "http_get.hpp"
 
@@ -32,7 +31,7 @@ struct Shell {
 Shell sh(const std::string& command, bool as_user = false);
 
 class Instance {
-public:
+  public:
     explicit Instance(std::string name = "pg1");
     ~Instance();
     Instance(const Instance&) = delete;
@@ -62,7 +61,8 @@ public:
     bool alive() const;
     pid_t manager_pid() const;  // the manager's PID as seen from here
 
-    im::Result<im::probes::HttpReply> get(const std::string& path, const std::string& method = "GET");
+    im::Result<im::probes::HttpReply> get(const std::string& path,
+                                          const std::string& method = "GET");
     im::Result<im::probes::HttpReply> post(const std::string& path, const std::string& body,
                                            std::optional<std::string> token = std::nullopt);
     std::string token() const;
@@ -70,15 +70,15 @@ public:
     pid_t postmaster_pid();
 
     // psql over TCP as `user` (password from its file unless given).
-    Shell psql(const std::string& sql, const std::string& user = "app", const std::string& db = "app",
-               std::optional<std::string> password = std::nullopt);
+    Shell psql(const std::string& sql, const std::string& user = "app",
+               const std::string& db = "app", std::optional<std::string> password = std::nullopt);
     // psql over the local socket as the superuser (peer authentication).
     Shell psql_local(const std::string& sql, const std::string& db = "postgres");
     std::string app_password() const;
     std::string log() const;
     std::string control_state();  // pg_controldata's "Database cluster state"
 
-private:
+  private:
     std::vector<std::string> command_line() const;
     pid_t pid_ = -1;  // the direct child (manager, or unshare when as PID 1)
     bool pid1_ = false;

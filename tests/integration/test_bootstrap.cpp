@@ -23,12 +23,14 @@ TEST_CASE("bootstrap from an empty directory gives a usable, locked-down databas
     CHECK(ssl.out.rfind("t|TLSv1.3", 0) == 0);
 
     // app owns its database and can work in it, but cannot create databases.
-    REQUIRE(pg.psql("CREATE TABLE cookie (id serial PRIMARY KEY, text text); INSERT INTO cookie (text) VALUES ('x')")
+    REQUIRE(pg.psql("CREATE TABLE cookie (id serial PRIMARY KEY, text text); INSERT INTO cookie "
+                    "(text) VALUES ('x')")
                 .code == 0);
     auto createdb = pg.psql("CREATE DATABASE x");
     CHECK(createdb.code != 0);
     CHECK(createdb.out.find("permission denied to create database") != std::string::npos);
-    auto attrs = pg.psql("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'app'");
+    auto attrs =
+        pg.psql("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'app'");
     CHECK(attrs.out == "f|f|f\n");
     auto owner = pg.psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app'");
     CHECK(owner.out == "app\n");
@@ -40,7 +42,8 @@ TEST_CASE("bootstrap from an empty directory gives a usable, locked-down databas
     CHECK(su.out.find("pg_hba.conf rejects connection") != std::string::npos);
     CHECK(pg.psql_local("SELECT 1").out == "1\n");
 
-    auto repl = pg.psql_local("SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = 'streaming_replica'");
+    auto repl = pg.psql_local(
+        "SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = 'streaming_replica'");
     CHECK(repl.out == "t|f\n");
     CHECK(pg.psql_local("SHOW data_checksums").out == "on\n");
     CHECK(pg.psql_local("SHOW wal_log_hints").out == "on\n");
@@ -103,7 +106,8 @@ TEST_CASE("an existing data directory is reused with its data", "[bootstrap]") {
     CHECK(pg.log().find("reusing the existing data directory") != std::string::npos);
 }
 
-TEST_CASE("a stale postmaster.pid naming a live unrelated process does not block start", "[bootstrap]") {
+TEST_CASE("a stale postmaster.pid naming a live unrelated process does not block start",
+          "[bootstrap]") {
     Instance pg("boot4");
     pg.start();
     REQUIRE(pg.wait_ready());
@@ -112,7 +116,8 @@ TEST_CASE("a stale postmaster.pid naming a live unrelated process does not block
     // As after a container crash: a lock file whose PID now belongs to someone else.
     auto sleeper = sh("sleep 60 >/dev/null 2>&1 & echo $!");
     std::string pid = sleeper.out.substr(0, sleeper.out.find('\n'));
-    sh("printf '%s\\n%s\\n' " + pid + " " + pg.pgdata + " > " + pg.pgdata + "/postmaster.pid", true);
+    sh("printf '%s\\n%s\\n' " + pid + " " + pg.pgdata + " > " + pg.pgdata + "/postmaster.pid",
+       true);
     pg.start();
     CHECK(pg.wait_ready());
     CHECK(pg.log().find("removing stale postmaster.pid") != std::string::npos);
@@ -128,7 +133,8 @@ TEST_CASE("a non-empty directory that is not a cluster is refused untouched", "[
     CHECK(code != 0);
     CHECK(pg.log().find("not a PostgreSQL data directory") != std::string::npos);
     std::vector<std::string> entries;
-    for (auto& e : std::filesystem::directory_iterator(pg.pgdata)) entries.push_back(e.path().filename());
+    for (auto& e : std::filesystem::directory_iterator(pg.pgdata))
+        entries.push_back(e.path().filename());
     REQUIRE(entries.size() == 1);
     CHECK(entries[0] == "family-photos.txt");
 }

@@ -36,7 +36,8 @@ TEST_CASE("probes, status and metrics over HTTP", "[http]") {
     CHECK(m->body.find("pg_up 1") != std::string::npos);
     CHECK(m->body.find("instance_manager_role{role=\"primary\"} 1") != std::string::npos);
 
-    CHECK(sh(std::string(IM_PROBE_BINARY) + " --url http://127.0.0.1:" + std::to_string(pg.http_port) + " readyz")
+    CHECK(sh(std::string(IM_PROBE_BINARY) +
+             " --url http://127.0.0.1:" + std::to_string(pg.http_port) + " readyz")
               .code == 0);
 }
 
@@ -102,7 +103,8 @@ TEST_CASE("without a token file every mutating call is 403", "[http]") {
 
 TEST_CASE("instance-probe exit codes", "[http]") {
     int port = free_port();
-    std::string probe = std::string(IM_PROBE_BINARY) + " --url http://127.0.0.1:" + std::to_string(port);
+    std::string probe =
+        std::string(IM_PROBE_BINARY) + " --url http://127.0.0.1:" + std::to_string(port);
     auto down = sh(probe + " --timeout 1s healthz");
     CHECK(down.code == 1);
     CHECK(down.out.find("instance-probe: healthz:") != std::string::npos);
@@ -111,7 +113,8 @@ TEST_CASE("instance-probe exit codes", "[http]") {
 
     Instance pg("http5");
     pg.start();
-    std::string live = std::string(IM_PROBE_BINARY) + " --url http://127.0.0.1:" + std::to_string(pg.http_port);
+    std::string live =
+        std::string(IM_PROBE_BINARY) + " --url http://127.0.0.1:" + std::to_string(pg.http_port);
     REQUIRE(pg.wait_until([&] { return sh(live + " healthz").code == 0; }, 10s));
     REQUIRE(pg.wait_ready());
     CHECK(sh(live + " startupz").code == 0);

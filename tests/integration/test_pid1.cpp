@@ -38,7 +38,8 @@ std::string status_line(pid_t pid, const std::string& key) {
 }
 // The postmaster's PID as seen from here (status reports the namespace's PID).
 pid_t host_postmaster(pid_t manager) {
-    std::ifstream in("/proc/" + std::to_string(manager) + "/task/" + std::to_string(manager) + "/children");
+    std::ifstream in("/proc/" + std::to_string(manager) + "/task/" + std::to_string(manager) +
+                     "/children");
     pid_t child;
     while (in >> child) {
         std::ifstream cmd("/proc/" + std::to_string(child) + "/cmdline");

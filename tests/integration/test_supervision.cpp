@@ -43,7 +43,8 @@ TEST_CASE("a postmaster killed with SIGKILL is restarted and counted", "[supervi
     CHECK(metrics->body.find("instance_manager_postgres_restarts 1") != std::string::npos);
 }
 
-TEST_CASE("--restart-policy never: the manager exits non-zero when postgres dies", "[supervision]") {
+TEST_CASE("--restart-policy never: the manager exits non-zero when postgres dies",
+          "[supervision]") {
     Instance pg("sup2");
     pg.extra_args = {"--restart-policy", "never"};
     pg.start();
@@ -75,20 +76,32 @@ TEST_CASE("SIGHUP reloads postgres's configuration", "[supervision]") {
     REQUIRE(pg.wait_ready());
     pid_t postmaster = pg.postmaster_pid();
     pg.signal(SIGHUP);
-    CHECK(pg.wait_until([&] { return pg.log().find("received SIGHUP, reloading configuration files") !=
-                                     std::string::npos; },
-                        10s));
+    CHECK(pg.wait_until(
+        [&] {
+            return pg.log().find("received SIGHUP, reloading configuration files") !=
+                   std::string::npos;
+        },
+        10s));
     CHECK(pg.postmaster_pid() == postmaster);
 }
 
-TEST_CASE("SIGTERM with a busy client escalates from smart to fast and still exits 0", "[supervision]") {
+TEST_CASE("SIGTERM with a busy client escalates from smart to fast and still exits 0",
+          "[supervision]") {
     Instance pg("sup5");
     pg.start();
     REQUIRE(pg.wait_ready());
     // A client that would hold a smart shutdown forever.
-    auto holder = sh("PGPASSWORD='" + pg.app_password() + "' psql -X 'host=127.0.0.1 port=" +
-                     std::to_string(pg.pg_port) + " user=app dbname=app' -c 'SELECT pg_sleep(120)' >/dev/null 2>&1 &");
-    REQUIRE(pg.wait_until([&] { return pg.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()").out == "1\n"; }, 10s));
+    auto holder = sh("PGPASSWORD='" + pg.app_password() +
+                     "' psql -X 'host=127.0.0.1 port=" + std::to_string(pg.pg_port) +
+                     " user=app dbname=app' -c 'SELECT pg_sleep(120)' >/dev/null 2>&1 &");
+    REQUIRE(pg.wait_until(
+        [&] {
+            return pg.psql(
+                         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' "
+                         "AND pid <> pg_backend_pid()")
+                       .out == "1\n";
+        },
+        10s));
     auto start = std::chrono::steady_clock::now();
     pg.signal(SIGTERM);
     auto code = pg.wait_exit(60s);

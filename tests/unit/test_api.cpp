@@ -35,7 +35,8 @@ struct Fixture {
         if (!auth.empty()) req.set(http::field::authorization, auth);
         req.body() = body;
         HttpResponse out;
-        asio::co_spawn(io, [&]() -> awaitable<void> { out = co_await api.handle(req); }, asio::detached);
+        asio::co_spawn(
+            io, [&]() -> awaitable<void> { out = co_await api.handle(req); }, asio::detached);
         io.restart();
         io.run();
         return out;
@@ -90,7 +91,8 @@ TEST_CASE("status has the documented fields and no secrets", "[api]") {
     CHECK(j["postgres"]["timeline"] == 3);
     CHECK(j["postgres"]["system_identifier"] == "7000");
     CHECK(j["postgres"]["current_lsn"] == "0/3000060");
-    for (const char* key : {"running", "accepting_connections", "version", "start_time", "pending_restart"})
+    for (const char* key :
+         {"running", "accepting_connections", "version", "start_time", "pending_restart"})
         CHECK(j["postgres"].contains(key));
     for (const char* key : {"version", "uptime_s", "started_at"}) CHECK(j["manager"].contains(key));
     CHECK(j.contains("restart_count"));
@@ -105,7 +107,8 @@ TEST_CASE("metrics are Prometheus text", "[api]") {
     REQUIRE(r.result_int() == 200);
     CHECK(r[http::field::content_type].find("text/plain") == 0);
     CHECK(r.body().find("# TYPE pg_up gauge\npg_up 0") != std::string::npos);
-    CHECK(r.body().find("instance_manager_probes_total{probe=\"readyz\",result=\"fail\"} 1") != std::string::npos);
+    CHECK(r.body().find("instance_manager_probes_total{probe=\"readyz\",result=\"fail\"} 1") !=
+          std::string::npos);
     CHECK(r.body().find("instance_manager_role{role=\"starting\"} 1") != std::string::npos);
 }
 
@@ -142,7 +145,8 @@ TEST_CASE("no token configured: every mutating call is forbidden", "[api]") {
     HttpRequest req{http::verb::post, "/v1/restart", 11};
     req.set(http::field::authorization, "Bearer anything");
     HttpResponse out;
-    asio::co_spawn(io, [&]() -> awaitable<void> { out = co_await api.handle(req); }, asio::detached);
+    asio::co_spawn(
+        io, [&]() -> awaitable<void> { out = co_await api.handle(req); }, asio::detached);
     io.run();
     CHECK(out.result_int() == 403);
     CHECK(actions.restarts == 0);
@@ -155,7 +159,8 @@ TEST_CASE("one command at a time", "[api]") {
     HttpResponse first, second;
     HttpRequest req{http::verb::post, "/v1/restart", 11};
     req.set(http::field::authorization, "Bearer s3cret");
-    asio::co_spawn(f.io, [&]() -> awaitable<void> { first = co_await f.api.handle(req); }, asio::detached);
+    asio::co_spawn(
+        f.io, [&]() -> awaitable<void> { first = co_await f.api.handle(req); }, asio::detached);
     asio::co_spawn(
         f.io,
         [&]() -> awaitable<void> {

@@ -39,13 +39,15 @@ TEST_CASE("durations", "[config]") {
 }
 
 namespace {
-std::vector<std::string> base_args() { return {"--pgdata", "/tmp/im-config-test-pgdata", "--name", "n1"}; }
+std::vector<std::string> base_args() {
+    return {"--pgdata", "/tmp/im-config-test-pgdata", "--name", "n1"};
+}
 }  // namespace
 
 TEST_CASE("run arguments: valid", "[config]") {
     auto args = base_args();
-    args.insert(args.end(), {"--pg-port", "6543", "--http-listen", "127.0.0.1:0", "--restart-policy", "never",
-                             "--fast-shutdown-timeout", "5s"});
+    args.insert(args.end(), {"--pg-port", "6543", "--http-listen", "127.0.0.1:0",
+                             "--restart-policy", "never", "--fast-shutdown-timeout", "5s"});
     ParseOutcome out;
     auto cfg = parse_run_args(args, &out);
     REQUIRE(cfg.ok());

@@ -25,7 +25,10 @@ struct Server {
         thread = std::thread([this] { io.run(); });
     }
     ~Server() {
-        asio::post(io, [this] { server.stop(); io.stop(); });
+        asio::post(io, [this] {
+            server.stop();
+            io.stop();
+        });
         thread.join();
     }
 };
@@ -64,7 +67,9 @@ TEST_CASE("a body over the limit is 413 and never reaches the handler", "[http]"
     limits.max_body = 1024;
     Server srv(limits);
     std::string body(4096, 'x');
-    auto out = raw_exchange(srv.server.port(), "POST /v1/restart HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n" + body);
+    auto out =
+        raw_exchange(srv.server.port(),
+                     "POST /v1/restart HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n" + body);
     CHECK(out.rfind("HTTP/1.1 413", 0) == 0);
     CHECK(out.find("\"error\"") != std::string::npos);
     CHECK(srv.handled == 0);
@@ -107,8 +112,8 @@ TEST_CASE("connections over the cap get 503", "[http]") {
     held.clear();
     for (int i = 0; i < 100 && srv.server.open_connections() > 0; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    auto ok = probes::http_request("GET", {"127.0.0.1", std::to_string(srv.server.port()), "/x"}, "", "",
-                                   std::chrono::seconds(2));
+    auto ok = probes::http_request("GET", {"127.0.0.1", std::to_string(srv.server.port()), "/x"},
+                                   "", "", std::chrono::seconds(2));
     REQUIRE(ok.ok());
     CHECK(ok->status == 200);
 }

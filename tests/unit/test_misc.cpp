@@ -31,7 +31,8 @@ TEST_CASE("secrets compare by value only", "[secrets]") {
     auto a = random_token(24), b = random_token(24);
     CHECK(a.size() == 32);
     CHECK(a != b);
-    CHECK(a.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos);
+    CHECK(a.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+          std::string::npos);
 }
 
 TEST_CASE("LSN parsing", "[status]") {
@@ -42,7 +43,8 @@ TEST_CASE("LSN parsing", "[status]") {
 }
 
 TEST_CASE("log lines are one valid JSON object with the four fields", "[log]") {
-    auto line = log::format_line(log::Level::warn, "postgres", "quote \" and \n newline \xff", {{"pid", 7}});
+    auto line = log::format_line(log::Level::warn, "postgres", "quote \" and \n newline \xff",
+                                 {{"pid", 7}});
     CHECK(line.find('\n') == std::string::npos);
     auto j = nlohmann::json::parse(line);
     CHECK(j["level"] == "warn");
@@ -89,7 +91,8 @@ TEST_CASE("stale postmaster.pid of a dead process is removed", "[data_dir]") {
     TempDir d;
     std::string pidfile = d.path + "/postmaster.pid";
     // PID 2^22-1 is above the default pid_max on most systems: not alive.
-    REQUIRE(fs::write_file_atomic(pidfile, "4194303\n/x\n1\n5432\n/tmp\n*\n  1 2\nready   \n", 0600).ok());
+    REQUIRE(fs::write_file_atomic(pidfile, "4194303\n/x\n1\n5432\n/tmp\n*\n  1 2\nready   \n", 0600)
+                .ok());
     auto info = read_pid_file(d.path);
     REQUIRE(info.ok());
     CHECK(info->pid == 4194303);
@@ -97,7 +100,8 @@ TEST_CASE("stale postmaster.pid of a dead process is removed", "[data_dir]") {
     REQUIRE(clear_stale_pid_file(d.path).ok());
     CHECK_FALSE(fs::exists(pidfile));
     // A live process that is not postgres on this directory: also stale.
-    REQUIRE(fs::write_file_atomic(pidfile, std::to_string(::getpid() == 1 ? 2 : 1) + "\n", 0600).ok());
+    REQUIRE(
+        fs::write_file_atomic(pidfile, std::to_string(::getpid() == 1 ? 2 : 1) + "\n", 0600).ok());
     REQUIRE(clear_stale_pid_file(d.path).ok());
     CHECK_FALSE(fs::exists(pidfile));
 }
