@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "conninfo.hpp"
 #include "fs_util.hpp"
 #include "log.hpp"
 
@@ -149,6 +150,14 @@ Status validate(Config& cfg) {
         return make_error("shutdown timeouts must be positive");
     if (cfg.check_interval.count() < 50 || cfg.check_interval.count() > 1000)
         return make_error("--check-interval: must be between 50ms and 1s");
+    if (auto st = check_readable("--replication-ca-file", cfg.replication_ca_file); !st) return st;
+    if (!cfg.primary_conninfo.empty()) {
+        auto parsed = parse_conninfo(cfg.primary_conninfo);
+        if (!parsed) return make_error("--primary-conninfo: " + parsed.error().message);
+        if (parsed->count("password"))
+            return make_error(
+                "--primary-conninfo: no password here; use --replication-password-file");
+    }
     log::Level lvl;
     if (!log::parse_level(cfg.log_level, lvl))
         return make_error("--log-level: debug, info, warn or error");
@@ -159,7 +168,7 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
     Config cfg;
     CLI::App app{"instance-manager run: supervise one PostgreSQL instance", "instance-manager run"};
     std::string http_listen = "0.0.0.0:8000", restart_policy = "always";
-    std::string smart = "10s", fast = "20s", interval = "1s";
+    std::string smart = "10s", fast = "20s", interval = "1s", rewind_failure = "fence";
 
     app.add_option("--name", cfg.name, "instance name (default: hostname)")->envname("IM_NAME");
     app.add_option("--pgdata", cfg.pgdata, "data directory")->envname("PGDATA");
@@ -206,6 +215,11 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
         cfg.restart_policy = RestartPolicy::never;
     else
         return make_error("--restart-policy: 'always' or 'never', got '" + restart_policy + "'", 2);
+    if (rewind_failure == "reclone")
+        cfg.reclone_on_rewind_failure = true;
+    else if (rewind_failure != "fence")
+        return make_error("--on-rewind-failure: 'fence' or 'reclone', got '" + rewind_failure + "'",
+                          2);
     if (!parse_duration(smart, cfg.smart_shutdown_timeout))
         return make_error("--smart-shutdown-timeout: expected a duration like 10s", 2);
     if (!parse_duration(fast, cfg.fast_shutdown_timeout))

@@ -28,6 +28,11 @@ struct Config {
     std::string pg_tls_cert;
     std::string pg_tls_key;
 
+    // Replication: where a new replica clones from and streams from.
+    std::string primary_conninfo;            // without password: it comes from the passfile
+    std::string replication_ca_file;         // verify-full against this CA; else sslmode=require
+    bool reclone_on_rewind_failure = false;  // --on-rewind-failure reclone (wipes data: opt-in)
+
     RestartPolicy restart_policy = RestartPolicy::always;
     std::chrono::milliseconds smart_shutdown_timeout{10'000};
     std::chrono::milliseconds fast_shutdown_timeout{20'000};

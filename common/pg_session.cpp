@@ -2,16 +2,6 @@
 
 namespace im {
 
-std::string conninfo_quote(const std::string& value) {
-    std::string out = "'";
-    for (char c : value) {
-        if (c == '\'' || c == '\\') out.push_back('\\');
-        out.push_back(c);
-    }
-    out.push_back('\'');
-    return out;
-}
-
 std::optional<std::string> pg_value(const PGresult* r, int row, int col) {
     if (!r || row >= PQntuples(r) || col >= PQnfields(r) || PQgetisnull(r, row, col))
         return std::nullopt;

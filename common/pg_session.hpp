@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "asio.hpp"
+#include "conninfo.hpp"
 #include "result.hpp"
 
 namespace im {
@@ -22,9 +23,6 @@ struct PgResultDeleter {
 };
 using PgConnPtr = std::unique_ptr<PGconn, PgConnDeleter>;
 using PgResultPtr = std::unique_ptr<PGresult, PgResultDeleter>;
-
-// Builds "key='value' ..." with libpq's quoting rules.
-std::string conninfo_quote(const std::string& value);
 
 class PgSession {
   public:

@@ -118,8 +118,13 @@ awaitable<void> read_lines(asio::posix::stream_descriptor& pipe,
         if (n > 0) {
             pending.append(buf, n);
             size_t start = 0;
-            for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
-                on_line(std::string_view(pending).substr(start, nl - start));
+            // '\r' ends a line too: progress meters (pg_basebackup -P) redraw with it.
+            for (size_t nl; (nl = pending.find_first_of("\n\r", start)) != std::string::npos;
+                 start = nl + 1) {
+                bool crlf_tail =
+                    nl == start && pending[nl] == '\n' && nl > 0 && pending[nl - 1] == '\r';
+                if (!crlf_tail) on_line(std::string_view(pending).substr(start, nl - start));
+            }
             pending.erase(0, start);
             // A line without end that grows without bound is cut, never kept whole.
             if (pending.size() > 64 * 1024) {

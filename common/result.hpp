@@ -1,6 +1,7 @@
 #pragma once
 // Errors as values across module boundaries: a Result holds either a value or
 // an Error with a human-readable message (and an optional machine code).
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -11,6 +12,7 @@ namespace im {
 struct Error {
     std::string message;
     int code = 0;  // module-specific; 0 when there is nothing more to say
+    std::map<std::string, std::string> fields;  // facts that go with the error (an LSN, ...)
 };
 
 template <class T>
@@ -37,7 +39,7 @@ struct Ok {};
 using Status = Result<Ok>;
 
 inline Error make_error(std::string message, int code = 0) {
-    return Error{std::move(message), code};
+    return Error{std::move(message), code, {}};
 }
 
 }  // namespace im

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "conninfo.hpp"
 #include "log.hpp"
 #include "probe_logic.hpp"
 #include "secrets.hpp"
@@ -20,15 +21,69 @@ HttpResponse error_response(http::status status, const std::string& message, uns
     return json_response(status, {{"error", message}}, version);
 }
 
-Result<nlohmann::json> parse_command_body(const std::string& body,
-                                          const std::set<std::string>& allowed) {
-    if (body.find_first_not_of(" \t\r\n") == std::string::npos) return nlohmann::json::object();
-    nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
-    if (j.is_discarded()) return make_error("malformed JSON body", 400);
-    if (!j.is_object()) return make_error("the body must be a JSON object", 400);
-    for (auto it = j.begin(); it != j.end(); ++it)
-        if (!allowed.count(it.key())) return make_error("unknown field '" + it.key() + "'", 400);
+namespace {
+std::optional<std::string> check_field(const nlohmann::json& v, FieldType type) {
+    switch (type) {
+        case FieldType::term:
+            if (!v.is_number_unsigned()) return "an unsigned integer";
+            break;
+        case FieldType::lsn:
+            if (!v.is_string() || parse_lsn(v.get<std::string>()) == 0)
+                return "an LSN like \"0/3000060\"";
+            break;
+        case FieldType::seconds:
+            if (!v.is_number() || v.get<double>() <= 0 || v.get<double>() > 3600)
+                return "a number of seconds (0, 3600]";
+            break;
+        case FieldType::conninfo:
+            if (!v.is_string() || !parse_conninfo(v.get<std::string>()))
+                return "a libpq connection string";
+            break;
+        case FieldType::names:
+            if (!v.is_array()) return "an array of instance names";
+            for (const auto& n : v)
+                if (!n.is_string() || n.get<std::string>().empty())
+                    return "an array of instance names";
+            break;
+    }
+    return std::nullopt;
+}
+}  // namespace
+
+Result<nlohmann::json> parse_command_body(const std::string& body, const CommandSpec& spec) {
+    nlohmann::json j = nlohmann::json::object();
+    if (body.find_first_not_of(" \t\r\n") != std::string::npos) {
+        j = nlohmann::json::parse(body, nullptr, false);
+        if (j.is_discarded()) return make_error("malformed JSON body", 400);
+        if (!j.is_object()) return make_error("the body must be a JSON object", 400);
+    }
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        auto field = spec.find(it.key());
+        if (field == spec.end()) return make_error("unknown field '" + it.key() + "'", 400);
+        if (auto want = check_field(it.value(), field->second.type))
+            return make_error("field '" + it.key() + "' must be " + *want, 400);
+    }
+    for (const auto& [name, f] : spec)
+        if (f.required && !j.contains(name))
+            return make_error("field '" + name + "' is required", 400);
     return j;
+}
+
+std::optional<std::string> query_param(const std::string& target, const std::string& key) {
+    auto q = target.find('?');
+    if (q == std::string::npos) return std::nullopt;
+    std::string rest = target.substr(q + 1);
+    size_t pos = 0;
+    while (pos <= rest.size()) {
+        size_t amp = rest.find('&', pos);
+        std::string pair =
+            rest.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+        auto eq = pair.find('=');
+        if (pair.substr(0, eq) == key) return eq == std::string::npos ? "" : pair.substr(eq + 1);
+        if (amp == std::string::npos) break;
+        pos = amp + 1;
+    }
+    return std::nullopt;
 }
 
 namespace {
@@ -37,18 +92,38 @@ enum class Kind { probe, status, metrics, command };
 struct Route {
     Kind kind;
     std::set<http::verb> methods;
-    std::set<std::string> fields;  // accepted body fields, for commands
+    CommandSpec fields;  // accepted body fields, for commands
 };
 
 const std::map<std::string, Route>& routes() {
+    const std::set<http::verb> get = {http::verb::get, http::verb::head};
+    const std::set<http::verb> post = {http::verb::post};
+    const FieldSpec term{FieldType::term, true};
     static const std::map<std::string, Route> r = {
-        {"/healthz", {Kind::probe, {http::verb::get, http::verb::head}, {}}},
-        {"/readyz", {Kind::probe, {http::verb::get, http::verb::head}, {}}},
-        {"/startupz", {Kind::probe, {http::verb::get, http::verb::head}, {}}},
-        {"/v1/status", {Kind::status, {http::verb::get, http::verb::head}, {}}},
-        {"/metrics", {Kind::metrics, {http::verb::get, http::verb::head}, {}}},
-        {"/v1/restart", {Kind::command, {http::verb::post}, {}}},
-        {"/v1/reload", {Kind::command, {http::verb::post}, {}}},
+        {"/healthz", {Kind::probe, get, {}}},
+        {"/readyz", {Kind::probe, get, {}}},
+        {"/startupz", {Kind::probe, get, {}}},
+        {"/primary", {Kind::probe, get, {}}},
+        {"/replica", {Kind::probe, get, {}}},
+        {"/v1/status", {Kind::status, get, {}}},
+        {"/metrics", {Kind::metrics, get, {}}},
+        {"/v1/restart", {Kind::command, post, {{"term", {FieldType::term}}}}},
+        {"/v1/reload", {Kind::command, post, {{"term", {FieldType::term}}}}},
+        {"/v1/promote",
+         {Kind::command,
+          post,
+          {{"term", term},
+           {"min_lsn", {FieldType::lsn}},
+           {"timeout_s", {FieldType::seconds}},
+           {"members", {FieldType::names}}}}},
+        {"/v1/demote",
+         {Kind::command, post, {{"term", term}, {"primary_conninfo", {FieldType::conninfo}}}}},
+        {"/v1/follow",
+         {Kind::command,
+          post,
+          {{"term", term}, {"primary_conninfo", {FieldType::conninfo, true}}}}},
+        {"/v1/fence", {Kind::command, post, {{"term", term}}}},
+        {"/v1/unfence", {Kind::command, post, {{"term", term}}}},
     };
     return r;
 }
@@ -70,9 +145,24 @@ Api::Api(const Config& cfg, InstanceState& state, Metrics& metrics, ApiActions& 
 
 HttpResponse Api::probe(const std::string& name, const HttpRequest& req) {
     auto in = probe_input(state_);
-    probes::ProbeAnswer a = name == "/healthz"  ? probes::liveness(in)
-                            : name == "/readyz" ? probes::readiness(in)
-                                                : probes::startup(in);
+    std::optional<unsigned long long> max_lag;
+    if (auto lag = query_param(std::string(req.target()), "lag")) {
+        max_lag = probes::parse_size(*lag);
+        if (!max_lag)
+            return error_response(http::status::bad_request,
+                                  "lag: expected bytes like 1048576 or 16MB", req.version());
+    }
+    probes::ProbeAnswer a;
+    if (name == "/healthz")
+        a = probes::liveness(in);
+    else if (name == "/readyz")
+        a = probes::readiness(in, max_lag);
+    else if (name == "/startupz")
+        a = probes::startup(in);
+    else if (name == "/primary")
+        a = probes::primary(in);
+    else
+        a = probes::replica(in, max_lag);
     metrics_.count_probe(name.substr(1), a.ok);
     nlohmann::json body = {{"status", a.ok ? "ok" : "fail"},
                            {"reason", a.reason},
@@ -116,14 +206,13 @@ awaitable<HttpResponse> Api::command(const std::string& path, const HttpRequest&
     log::info("api", "command", {{"path", path}});
     // Plain statements around co_await: GCC 12 miscompiles co_await inside ?:.
     std::optional<CommandResult_> r;
-    if (path == "/v1/restart")
-        r.emplace(co_await actions_.restart(*body));
-    else
-        r.emplace(co_await actions_.reload(*body));
+    r.emplace(co_await actions_.run(path.substr(4), *body));
     if (!*r) {
-        int code = r->error().code >= 400 && r->error().code < 600 ? r->error().code : 500;
-        co_return error_response(static_cast<http::status>(code), r->error().message,
-                                 req.version());
+        const Error& e = r->error();
+        int code = e.code >= 400 && e.code < 600 ? e.code : 500;
+        nlohmann::json body = {{"error", e.message}};
+        for (const auto& [k, v] : e.fields) body[k] = v;
+        co_return json_response(static_cast<http::status>(code), body, req.version());
     }
     co_return json_response(http::status::ok, r->value(), req.version());
 }

@@ -3,6 +3,7 @@
 // probe and status answers are pure views of InstanceState, and commands
 // are delegated to ApiActions (the daemon).
 #include <boost/beast/http.hpp>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -27,17 +28,28 @@ using CommandResult_ = Result<nlohmann::json>;
 class ApiActions {
   public:
     virtual ~ApiActions() = default;
-    virtual awaitable<CommandResult_> restart(const nlohmann::json& body) = 0;
-    virtual awaitable<CommandResult_> reload(const nlohmann::json& body) = 0;
+    virtual awaitable<CommandResult_> run(const std::string& command,
+                                          const nlohmann::json& body) = 0;
 };
 
 HttpResponse json_response(http::status status, const nlohmann::json& body, unsigned version = 11);
 HttpResponse error_response(http::status status, const std::string& message, unsigned version = 11);
 
+// The fields a command accepts, with their types.
+enum class FieldType { term, lsn, seconds, conninfo, names };
+struct FieldSpec {
+    FieldType type;
+    bool required = false;
+};
+using CommandSpec = std::map<std::string, FieldSpec>;
+
 // Parses a command body: empty means {}; it must be an object whose keys are
-// all in `allowed`. The error message names the offending part.
-Result<nlohmann::json> parse_command_body(const std::string& body,
-                                          const std::set<std::string>& allowed);
+// all in `spec`, each of its type, the required ones present. The error
+// message names the offending part.
+Result<nlohmann::json> parse_command_body(const std::string& body, const CommandSpec& spec);
+
+// The value of one query parameter ("lag" in "/readyz?lag=16MB").
+std::optional<std::string> query_param(const std::string& target, const std::string& key);
 
 class Api {
   public:

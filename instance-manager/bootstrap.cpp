@@ -4,13 +4,17 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <regex>
 
+#include "clone.hpp"
 #include "data_dir.hpp"
+#include "fd.hpp"
 #include "fs_util.hpp"
 #include "helper.hpp"
 #include "log.hpp"
+#include "replication_config.hpp"
 
 namespace im {
 
@@ -58,7 +62,80 @@ Status ensure_dir(const std::string& path) {
 
 }  // namespace
 
-awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper) {
+Result<std::string> upstream_conninfo(const Config& cfg, const Prepared& p,
+                                      const std::string& upstream) {
+    return replication_conninfo(upstream, cfg.name, {p.passfile, cfg.replication_ca_file});
+}
+
+Status write_managed_files(const Config& cfg, const Prepared& p) {
+    std::string standby;
+    if (p.replica && !p.persistent.primary_conninfo.empty()) {
+        auto conninfo = upstream_conninfo(cfg, p, p.persistent.primary_conninfo);
+        if (!conninfo) return conninfo.error();
+        standby = render_standby_settings(*conninfo, slot_name_for(cfg.name));
+    }
+    return write_pg_files(cfg, p.tls, p.superuser_enabled, standby);
+}
+
+Result<std::string> stash_state_dir(const Config& cfg) {
+    std::string stash = cfg.pgdata + ".instance-manager-stash";
+    std::error_code ec;
+    std::filesystem::remove_all(stash, ec);
+    std::filesystem::copy(cfg.state_dir(), stash, std::filesystem::copy_options::recursive, ec);
+    if (ec) return make_error("cannot save " + cfg.state_dir() + ": " + ec.message());
+    return stash;
+}
+
+Status restore_state_dir(const Config& cfg, const std::string& stash) {
+    std::error_code ec;
+    std::filesystem::remove_all(cfg.state_dir(), ec);
+    std::filesystem::copy(stash, cfg.state_dir(), std::filesystem::copy_options::recursive, ec);
+    if (ec) return make_error("cannot restore " + cfg.state_dir() + ": " + ec.message());
+    std::filesystem::remove_all(stash, ec);
+    return fs::fsync_dir(cfg.pgdata);
+}
+
+namespace {
+
+// Clones a new replica into the empty data directory.
+awaitable<Status> clone_replica(Config& cfg, Reaper& reaper, std::function<void(int)> on_progress) {
+    if (cfg.replication_password_file.empty() || !fs::exists(cfg.replication_password_file))
+        co_return make_error(
+            "a new replica needs --replication-password-file with the primary's password");
+    auto password = fs::read_secret(cfg.replication_password_file);
+    if (!password) co_return password.error();
+    // The data directory must stay empty for pg_basebackup: a private temporary passfile.
+    char tmpl[] = "/tmp/instance-manager-pgpass-XXXXXX";
+    UniqueFd fd(::mkstemp(tmpl));
+    if (!fd) co_return make_error("cannot create a temporary passfile");
+    std::string tmp_passfile = tmpl;
+    struct Remove {
+        std::string path;
+        ~Remove() { ::unlink(path.c_str()); }
+    } remove{tmp_passfile};
+    std::string line = render_passfile(*password);
+    if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+        co_return make_error("cannot write the temporary passfile");
+
+    auto conninfo = replication_conninfo(cfg.primary_conninfo, cfg.name,
+                                         {tmp_passfile, cfg.replication_ca_file});
+    if (!conninfo) co_return conninfo.error();
+    std::string slot = slot_name_for(cfg.name);
+    if (auto st = co_await ensure_upstream_slot(*conninfo, slot); !st) co_return st;
+    if (auto st = co_await run_basebackup(reaper, cfg, *conninfo, slot, on_progress); !st)
+        co_return st;
+
+    // The primary's own state came along; this instance starts its own.
+    std::error_code ec;
+    for (const char* own : {"state.json", "tls", "replication.pgpass"})
+        std::filesystem::remove_all(fs::join(cfg.state_dir(), own), ec);
+    co_return fs::write_file_atomic(fs::join(cfg.pgdata, "standby.signal"), "", 0600);
+}
+
+}  // namespace
+
+awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
+                                             std::function<void(int)> on_progress) {
     Prepared out;
     auto kind = inspect_data_dir(cfg.pgdata);
     if (!kind) co_return kind.error();
@@ -69,7 +146,10 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper) {
 
     auto bin_major = co_await binaries_major_version(reaper, cfg);
     if (!bin_major) co_return bin_major.error();
-    if (*kind == DataDirKind::empty) {
+    if (*kind == DataDirKind::empty && !cfg.primary_conninfo.empty()) {
+        if (auto st = co_await clone_replica(cfg, reaper, on_progress); !st) co_return st.error();
+        out.cloned = true;
+    } else if (*kind == DataDirKind::empty) {
         if (auto st = co_await run_initdb(reaper, cfg); !st) co_return st.error();
         out.initialized = true;
     } else {
@@ -86,6 +166,17 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper) {
     if (auto st = ensure_dir(state); !st) co_return st.error();
     if (auto st = ensure_dir(state + "/tls"); !st) co_return st.error();
 
+    StateStore store(state + "/state.json");
+    auto persistent = store.load();
+    if (!persistent) co_return persistent.error();
+    out.persistent = *persistent;
+    out.replica = fs::exists(fs::join(cfg.pgdata, "standby.signal"));
+    // The command line names the upstream of a replica until a controller says otherwise.
+    if (out.replica && out.persistent.primary_conninfo.empty())
+        out.persistent.primary_conninfo = cfg.primary_conninfo;
+    if (!out.replica) out.persistent.primary_conninfo.clear();
+    if (auto st = store.save(out.persistent); !st) co_return st.error();
+
     if (cfg.app_password_file.empty()) cfg.app_password_file = state + "/app.password";
     if (cfg.replication_password_file.empty())
         cfg.replication_password_file = state + "/replication.password";
@@ -93,8 +184,11 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper) {
     // roles up reads them, so passwords do not sit in the manager's memory.
     if (auto app = fs::read_or_create_secret(cfg.app_password_file); !app)
         co_return make_error("app password: " + app.error().message);
-    if (auto repl = fs::read_or_create_secret(cfg.replication_password_file); !repl)
-        co_return make_error("replication password: " + repl.error().message);
+    auto repl = fs::read_or_create_secret(cfg.replication_password_file);
+    if (!repl) co_return make_error("replication password: " + repl.error().message);
+    out.passfile = state + "/replication.pgpass";
+    if (auto st = fs::write_file_atomic(out.passfile, render_passfile(*repl), 0600); !st)
+        co_return st.error();
     if (!cfg.superuser_password_file.empty()) {
         if (auto su = fs::read_or_create_secret(cfg.superuser_password_file); !su)
             co_return make_error("superuser password: " + su.error().message);
@@ -116,7 +210,7 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper) {
             co_return make_error("cannot make a TLS certificate: " + made->output);
     }
 
-    if (auto st = write_pg_files(cfg, out.tls, out.superuser_enabled); !st) co_return st.error();
+    if (auto st = write_managed_files(cfg, out); !st) co_return st.error();
     if (auto st = clear_stale_pid_file(cfg.pgdata); !st) co_return st.error();
     co_return out;
 }

@@ -85,7 +85,7 @@ void Daemon::on_child_exit() { reaper_.reap(); }
 void Daemon::reload_all() {
     log::info("manager", "reload requested");
     if (prepared_) {
-        if (auto st = write_pg_files(cfg_, prepared_->tls, prepared_->superuser_enabled); !st)
+        if (auto st = write_managed_files(cfg_, *prepared_); !st)
             log::warn("manager", "cannot rewrite managed files", {{"error", st.error().message}});
     }
     supervisor_.reload();
@@ -151,7 +151,8 @@ awaitable<void> Daemon::restart_after_backoff() {
 }
 
 awaitable<void> Daemon::main_flow() {
-    auto prepared = co_await prepare_data_dir(cfg_, reaper_);
+    auto prepared =
+        co_await prepare_data_dir(cfg_, reaper_, [this](int pct) { state_.clone_progress = pct; });
     if (!prepared) {
         state_.last_error = prepared.error().message;
         log::error("bootstrap", prepared.error().message);
@@ -159,7 +160,16 @@ awaitable<void> Daemon::main_flow() {
         co_return;
     }
     prepared_ = std::move(*prepared);
+    store_ = std::make_unique<StateStore>(cfg_.state_dir() + "/state.json");
+    state_.term = prepared_->persistent.term;
+    state_.upstream = prepared_->persistent.primary_conninfo;
     if (shutting_down_) co_return;
+    if (prepared_->persistent.fenced) {
+        // Fenced survives restarts of the manager: postgres stays down until unfenced.
+        (void)state_.role.transition(Role::fenced, "fenced before the manager started");
+        co_await monitor_.run([this](PgSession& s) { return after_check(s); });
+        co_return;
+    }
     if (auto st = supervisor_.start(); !st) {
         log::error("supervisor", st.error().message);
         shutdown(1, "cannot start postgres");
@@ -168,7 +178,7 @@ awaitable<void> Daemon::main_flow() {
     co_await monitor_.run([this](PgSession& s) { return after_check(s); });
 }
 
-awaitable<void> Daemon::after_check(PgSession&) {
+awaitable<void> Daemon::after_check(PgSession& session) {
     if (shutting_down_ || !state_.pg.accepting) co_return;
     supervisor_.note_healthy();
     Role observed = state_.pg.in_recovery ? Role::replica : Role::primary;
@@ -181,6 +191,8 @@ awaitable<void> Daemon::after_check(PgSession&) {
         (void)state_.role.transition(Role::primary, "postgres left recovery");
     }
     state_.ever_ready = true;
+    if (observed == Role::primary && prepared_ && !prepared_->persistent.members.empty())
+        co_await sync_slots(session);
     if (!state_.setup_done && observed == Role::primary && prepared_) {
         auto st = co_await setup_roles(reaper_, cfg_, monitor_.local_conninfo());
         if (st) {
@@ -194,26 +206,6 @@ awaitable<void> Daemon::after_check(PgSession&) {
             log::error("bootstrap", st.error().message);
         }
     }
-}
-
-awaitable<CommandResult_> Daemon::restart(const nlohmann::json&) {
-    if (shutting_down_) co_return make_error("the manager is shutting down", 409);
-    if (!prepared_ || restart_pending_ || !supervisor_.running())
-        co_return make_error("postgres is not running (starting or restarting)", 409);
-    (void)state_.role.transition(Role::stopping, "restart requested");
-    co_await supervisor_.stop(StopMode::fast);
-    (void)state_.role.transition(Role::stopped, "restart requested");
-    if (shutting_down_) co_return make_error("the manager is shutting down", 409);
-    (void)state_.role.transition(Role::starting, "restart requested");
-    if (auto st = supervisor_.start(); !st) co_return make_error(st.error().message, 500);
-    monitor_.poke();
-    co_return nlohmann::json{{"restarted", true}, {"pid", supervisor_.pid()}};
-}
-
-awaitable<CommandResult_> Daemon::reload(const nlohmann::json&) {
-    if (!supervisor_.running()) co_return make_error("postgres is not running", 409);
-    reload_all();
-    co_return nlohmann::json{{"reloaded", true}};
 }
 
 }  // namespace im

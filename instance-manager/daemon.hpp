@@ -12,6 +12,7 @@
 #include "instance_state.hpp"
 #include "monitor.hpp"
 #include "process.hpp"
+#include "state_store.hpp"
 #include "status_report.hpp"
 #include "supervisor.hpp"
 
@@ -24,9 +25,8 @@ class Daemon : public ApiActions {
     // Runs until shutdown; returns the process exit code.
     int run();
 
-    // ApiActions
-    awaitable<CommandResult_> restart(const nlohmann::json& body) override;
-    awaitable<CommandResult_> reload(const nlohmann::json& body) override;
+    // ApiActions: checks the term, then runs the command (role_commands.cpp).
+    awaitable<CommandResult_> run(const std::string& command, const nlohmann::json& body) override;
 
   private:
     void on_signal(int sig);
@@ -40,6 +40,25 @@ class Daemon : public ApiActions {
     awaitable<void> restart_after_backoff();
     awaitable<void> finish_shutdown();
 
+    // Commands (role_commands.cpp). Each returns the answer's JSON body or an
+    // Error whose code is the HTTP status.
+    awaitable<CommandResult_> do_restart();
+    awaitable<CommandResult_> do_reload();
+    awaitable<CommandResult_> do_promote(const nlohmann::json& body);
+    awaitable<CommandResult_> do_demote(const nlohmann::json& body);
+    awaitable<CommandResult_> do_follow(const nlohmann::json& body);
+    awaitable<CommandResult_> do_fence();
+    awaitable<CommandResult_> do_unfence();
+    // Checks that `upstream` answers replication with our system identifier.
+    awaitable<Status> check_upstream(const std::string& upstream);
+    // pg_rewind against `upstream` (the instance must be cleanly stopped).
+    awaitable<Status> rewind_from(const std::string& upstream);
+    // Starts postgres as a replica of `upstream` (standby.signal, settings).
+    Status start_as_replica(const std::string& upstream);
+    Status save_persistent();
+    // Keeps a physical slot on this primary for every member but itself.
+    awaitable<void> sync_slots(PgSession& session);
+
     asio::io_context& io_;
     Config cfg_;
     InstanceState state_;
@@ -51,6 +70,7 @@ class Daemon : public ApiActions {
     Api api_;
     HttpServer http_;
     std::optional<Prepared> prepared_;
+    std::unique_ptr<StateStore> store_;
     bool shutting_down_ = false;
     bool restart_pending_ = false;
     int exit_code_ = 0;

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "role_machine.hpp"
@@ -26,6 +28,11 @@ struct PgObservation {
     std::string replay_lsn;
     bool pending_restart = false;
     std::string pg_start_time;
+    // Replication, from the same check: for a replica its WAL receiver, for a
+    // primary its pg_stat_replication rows and physical slots.
+    nlohmann::json replication = nlohmann::json::object();
+    bool streaming = false;  // replica: WAL receiver is streaming
+    uint64_t lag_bytes = 0;  // replica: primary's reported end of WAL - replayed
     std::string last_error;
     std::chrono::system_clock::time_point checked_at{};
     uint64_t checks = 0;
@@ -48,6 +55,9 @@ struct InstanceState {
     bool ever_ready = false;  // postgres accepted connections at least once
     bool setup_done = false;  // roles and database are in place
     bool in_control = true;   // false once the manager is giving up (restart policy never)
+    std::optional<int> clone_progress;  // pg_basebackup's percentage while a replica is cloned
+    std::string upstream;               // a replica's primary_conninfo as given (no secrets)
+    uint64_t term = 0;                  // highest accepted command term
     std::string last_error;
     std::chrono::system_clock::time_point manager_started = std::chrono::system_clock::now();
     std::chrono::steady_clock::time_point manager_started_mono = std::chrono::steady_clock::now();

@@ -18,7 +18,32 @@ constexpr const char* kStatusSql =
     "  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
     " pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,"
     " EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart),"
-    " pg_postmaster_start_time()::text";
+    " pg_postmaster_start_time()::text,"
+    " CASE WHEN pg_is_in_recovery() THEN json_build_object("
+    "   'wal_receiver', (SELECT json_build_object('status', status, 'sender_host', sender_host,"
+    "      'sender_port', sender_port, 'slot_name', slot_name, 'flushed_lsn', flushed_lsn::text,"
+    "      'latest_end_lsn', latest_end_lsn::text, 'timeline', received_tli) FROM "
+    "pg_stat_wal_receiver),"
+    "   'replay_lag_s', CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
+    "      ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END,"
+    "   'lag_bytes', COALESCE(GREATEST(pg_wal_lsn_diff("
+    "      (SELECT latest_end_lsn FROM pg_stat_wal_receiver), pg_last_wal_replay_lsn()), 0), 0))"
+    " ELSE json_build_object("
+    "   'replicas', COALESCE((SELECT json_agg(json_build_object('name', application_name, 'state', "
+    "state,"
+    "      'sync_state', sync_state, 'client_addr', client_addr::text, 'sent_lsn', sent_lsn::text,"
+    "      'write_lsn', write_lsn::text, 'flush_lsn', flush_lsn::text, 'replay_lsn', "
+    "replay_lsn::text,"
+    "      'write_lag_s', EXTRACT(EPOCH FROM write_lag), 'flush_lag_s', EXTRACT(EPOCH FROM "
+    "flush_lag),"
+    "      'replay_lag_s', EXTRACT(EPOCH FROM replay_lag),"
+    "      'lag_bytes', pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)) ORDER BY "
+    "application_name)"
+    "      FROM pg_stat_replication), '[]'),"
+    "   'slots', COALESCE((SELECT json_agg(json_build_object('name', slot_name, 'active', active,"
+    "      'restart_lsn', restart_lsn::text) ORDER BY slot_name)"
+    "      FROM pg_replication_slots WHERE slot_type = 'physical'), '[]'))"
+    " END::text";
 }  // namespace
 
 Monitor::Monitor(asio::any_io_executor ex, const Config& cfg, InstanceState& state)
@@ -87,6 +112,12 @@ awaitable<void> Monitor::check_once() {
     pg.replay_lsn = pg_value(res, 0, 7).value_or("");
     pg.pending_restart = pg_value(res, 0, 8).value_or("f") == "t";
     pg.pg_start_time = pg_value(res, 0, 9).value_or("");
+    auto repl = nlohmann::json::parse(pg_value(res, 0, 10).value_or("{}"), nullptr, false);
+    pg.replication = repl.is_object() ? repl : nlohmann::json::object();
+    const auto& receiver = pg.replication.value("wal_receiver", nlohmann::json());
+    pg.streaming =
+        pg.in_recovery && receiver.is_object() && receiver.value("status", "") == "streaming";
+    pg.lag_bytes = pg.in_recovery ? pg.replication.value("lag_bytes", uint64_t{0}) : 0;
 }
 
 awaitable<void> Monitor::run(AfterCheck after) {

@@ -22,7 +22,8 @@ std::string quote(const std::string& v) {
 }
 }  // namespace
 
-std::string render_managed_conf(const Config& cfg, const TlsFiles& tls) {
+std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
+                                const std::string& standby_settings) {
     std::ostringstream o;
     o << "# Written by instance-manager at every start; do not edit.\n"
          "# Your own settings belong in postgresql.conf or ALTER SYSTEM.\n"
@@ -48,7 +49,8 @@ std::string render_managed_conf(const Config& cfg, const TlsFiles& tls) {
       // stderr is captured by the manager and re-emitted as JSON lines.
       << "logging_collector = off\n"
       << "log_destination = 'stderr'\n"
-      << "log_line_prefix = '[%p] '\n";
+      << "log_line_prefix = '[%p] '\n"
+      << standby_settings;
     return o.str();
 }
 
@@ -89,11 +91,12 @@ Status ensure_include(const std::string& pgdata) {
     return fs::write_file_atomic(path, updated, 0600);
 }
 
-Status write_pg_files(const Config& cfg, const TlsFiles& tls, bool superuser_over_tcp) {
+Status write_pg_files(const Config& cfg, const TlsFiles& tls, bool superuser_over_tcp,
+                      const std::string& standby_settings) {
     std::string os_user = "postgres";
     if (passwd* pw = ::getpwuid(::geteuid())) os_user = pw->pw_name;
     if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, kManagedConfName),
-                                        render_managed_conf(cfg, tls));
+                                        render_managed_conf(cfg, tls, standby_settings));
         !st)
         return st;
     if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, "pg_hba.conf"),

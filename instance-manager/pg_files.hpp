@@ -18,14 +18,17 @@ struct TlsFiles {
     std::string key;
 };
 
-std::string render_managed_conf(const Config& cfg, const TlsFiles& tls);
+std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
+                                const std::string& standby_settings = "");
 std::string render_hba(bool superuser_over_tcp);
 std::string render_ident(const std::string& os_user);
 
 // Appends the include line to postgresql.conf once (and only that line).
 Status ensure_include(const std::string& pgdata);
 
-// Writes the managed conf, pg_hba.conf and pg_ident.conf.
-Status write_pg_files(const Config& cfg, const TlsFiles& tls, bool superuser_over_tcp);
+// Writes the managed conf (with standby settings for a replica),
+// pg_hba.conf and pg_ident.conf.
+Status write_pg_files(const Config& cfg, const TlsFiles& tls, bool superuser_over_tcp,
+                      const std::string& standby_settings);
 
 }  // namespace im

@@ -48,7 +48,8 @@ bool RoleMachine::allowed(Role from, Role to) {
         case R::promoting:
             return to == R::primary || to == R::replica || to == R::stopped || to == R::stopping;
         case R::demoting:
-            return to == R::replica || to == R::fenced || to == R::stopped || to == R::stopping;
+            return to == R::replica || to == R::starting || to == R::fenced || to == R::stopped ||
+                   to == R::stopping;
         case R::fencing:
             return to == R::fenced || to == R::stopping;
         case R::fenced:

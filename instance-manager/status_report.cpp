@@ -4,6 +4,8 @@
 
 #include <sstream>
 
+#include "replication_config.hpp"
+
 namespace im {
 
 probes::ProbeInput probe_input(const InstanceState& s) {
@@ -18,6 +20,9 @@ probes::ProbeInput probe_input(const InstanceState& s) {
     Role r = s.role.current();
     in.fenced = r == Role::fenced || r == Role::fencing;
     in.stopping = r == Role::stopping;
+    in.in_recovery = s.pg.in_recovery;
+    in.streaming = s.pg.streaming;
+    in.lag_bytes = s.pg.lag_bytes;
     return in;
 }
 
@@ -73,6 +78,16 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
         {"last_exit", or_null(s.process.last_exit)},
         {"port", cfg.pg_port},
     };
+    json replication = pg.replication;
+    if (pg.in_recovery || !s.upstream.empty()) {
+        json upstream = json::object();
+        for (const auto& [k, v] : public_upstream(s.upstream)) upstream[k] = v;
+        upstream["application_name"] = cfg.name;
+        replication["upstream"] = upstream;
+        replication["streaming"] = pg.streaming;
+        replication["received_lsn"] = or_null(pg.receive_lsn);
+        replication["replayed_lsn"] = or_null(pg.replay_lsn);
+    }
     json changes = json::array();
     for (const auto& c : s.role.history())
         changes.push_back(
@@ -90,6 +105,9 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
           {"uptime_s", uptime.count()},
           {"pid", ::getpid()}}},
         {"restart_count", s.process.restarts},
+        {"term", s.term},
+        {"replication", replication},
+        {"clone_progress", s.clone_progress ? json(*s.clone_progress) : json()},
         {"last_error", or_null(last_error)},
         {"role_changes", changes},
         {"checked_at", s.pg.checks ? json(iso8601(s.pg.checked_at)) : json()},
@@ -130,7 +148,16 @@ Metrics::Metrics()
       checks_(
           gauge(*registry_, "instance_manager_checks", "Checks of postgres made by the manager")),
       check_failures_(
-          gauge(*registry_, "instance_manager_check_failures", "Checks of postgres that failed")) {}
+          gauge(*registry_, "instance_manager_check_failures", "Checks of postgres that failed")),
+      lag_bytes_(gauge(*registry_, "pg_replication_lag_bytes",
+                       "Replica: bytes between the primary's end of WAL and replay")),
+      replay_lag_(gauge(*registry_, "pg_replication_replay_lag_seconds",
+                        "Replica: seconds since the last replayed transaction, 0 when caught up")),
+      streaming_(gauge(*registry_, "pg_replication_streaming",
+                       "Replica: 1 when the WAL receiver streams")),
+      replica_lag_(gauge(*registry_, "pg_stat_replication_lag_bytes",
+                         "Primary: replay lag of each replica in bytes")),
+      term_(gauge(*registry_, "instance_manager_term", "Highest accepted command term")) {}
 
 void Metrics::count_request(const std::string& route, unsigned status) {
     requests_.Add({{"route", route}, {"code", std::to_string(status)}}).Increment();
@@ -159,6 +186,15 @@ std::string Metrics::render(const InstanceState& s) {
             .count());
     checks_.Add({}).Set(static_cast<double>(pg.checks));
     check_failures_.Add({}).Set(static_cast<double>(pg.check_failures));
+    lag_bytes_.Add({}).Set(static_cast<double>(pg.lag_bytes));
+    replay_lag_.Add({}).Set(pg.in_recovery ? pg.replication.value("replay_lag_s", 0.0) : 0.0);
+    streaming_.Add({}).Set(pg.streaming ? 1 : 0);
+    term_.Add({}).Set(static_cast<double>(s.term));
+    if (auto it = pg.replication.find("replicas"); it != pg.replication.end() && it->is_array())
+        for (const auto& r : *it)
+            if (r.value("name", "") != "" && r["lag_bytes"].is_number())
+                replica_lag_.Add({{"application_name", r["name"].get<std::string>()}})
+                    .Set(r["lag_bytes"].get<double>());
     std::ostringstream out;
     prometheus::TextSerializer{}.Serialize(out, registry_->Collect());
     return out.str();

@@ -41,6 +41,11 @@ class Metrics {
     prometheus::Family<prometheus::Gauge>& uptime_;
     prometheus::Family<prometheus::Gauge>& checks_;
     prometheus::Family<prometheus::Gauge>& check_failures_;
+    prometheus::Family<prometheus::Gauge>& lag_bytes_;
+    prometheus::Family<prometheus::Gauge>& replay_lag_;
+    prometheus::Family<prometheus::Gauge>& streaming_;
+    prometheus::Family<prometheus::Gauge>& replica_lag_;
+    prometheus::Family<prometheus::Gauge>& term_;
 };
 
 // "16/B374D848" -> bytes; 0 for anything unparsable.

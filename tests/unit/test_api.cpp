@@ -10,12 +10,19 @@ namespace {
 struct FakeActions : ApiActions {
     int restarts = 0, reloads = 0;
     Event* gate = nullptr;  // when set, restart waits for it
-    awaitable<CommandResult_> restart(const nlohmann::json&) override {
-        if (gate) co_await gate->wait();
-        ++restarts;
-        co_return nlohmann::json{{"restarted", true}};
-    }
-    awaitable<CommandResult_> reload(const nlohmann::json&) override {
+    std::vector<std::pair<std::string, nlohmann::json>> calls;
+    awaitable<CommandResult_> run(const std::string& command, const nlohmann::json& body) override {
+        calls.emplace_back(command, body);
+        if (command == "restart") {
+            if (gate) co_await gate->wait();
+            ++restarts;
+            co_return nlohmann::json{{"restarted", true}};
+        }
+        if (command == "promote") {
+            Error e = make_error("not enough WAL", 412);
+            e.fields = {{"received_lsn", "0/10"}};
+            co_return e;
+        }
         ++reloads;
         co_return make_error("postgres is not running", 409);
     }
@@ -172,4 +179,53 @@ TEST_CASE("one command at a time", "[api]") {
     CHECK(second.result_int() == 409);
     CHECK(first.result_int() == 200);
     CHECK(f.actions.restarts == 1);
+}
+
+TEST_CASE("role commands: term required and typed, fields checked, error facts in the body",
+          "[api]") {
+    Fixture f;
+    auto missing = f.call(http::verb::post, "/v1/promote", "{}");
+    CHECK(missing.result_int() == 400);
+    CHECK(f.body(missing)["error"] == "field 'term' is required");
+    CHECK(f.call(http::verb::post, "/v1/promote", R"({"term": -1})").result_int() == 400);
+    CHECK(f.call(http::verb::post, "/v1/promote", R"({"term": "1"})").result_int() == 400);
+    CHECK(f.call(http::verb::post, "/v1/promote", R"({"term": 1, "min_lsn": "zz"})").result_int() ==
+          400);
+    CHECK(f.call(http::verb::post, "/v1/promote", R"({"term": 1, "timeout_s": 0})").result_int() ==
+          400);
+    CHECK(f.call(http::verb::post, "/v1/promote", R"({"term": 1, "members": [1]})").result_int() ==
+          400);
+    CHECK(f.call(http::verb::post, "/v1/follow", R"({"term": 1})").result_int() == 400);
+    CHECK(f.call(http::verb::post, "/v1/follow", R"({"term": 1, "primary_conninfo": "host='open"})")
+              .result_int() == 400);
+    CHECK(f.actions.calls.empty());
+
+    auto refused = f.call(http::verb::post, "/v1/promote",
+                          R"({"term": 3, "min_lsn": "0/3000060", "members": ["a", "b"]})");
+    CHECK(refused.result_int() == 412);
+    CHECK(f.body(refused)["received_lsn"] == "0/10");
+    REQUIRE(f.actions.calls.size() == 1);
+    CHECK(f.actions.calls[0].first == "promote");
+    CHECK(f.actions.calls[0].second["term"] == 3);
+}
+
+TEST_CASE("role probes and lag limits", "[api]") {
+    Fixture f;
+    f.state.process.running = true;
+    f.state.pg.accepting = true;
+    f.state.setup_done = true;
+    CHECK(f.call(http::verb::get, "/primary").result_int() == 200);
+    CHECK(f.call(http::verb::get, "/replica").result_int() == 503);
+    f.state.pg.in_recovery = true;
+    f.state.pg.streaming = true;
+    f.state.pg.lag_bytes = 20 << 20;
+    CHECK(f.call(http::verb::get, "/primary").result_int() == 503);
+    CHECK(f.call(http::verb::get, "/replica").result_int() == 200);
+    CHECK(f.call(http::verb::get, "/replica?lag=16MB").result_int() == 503);
+    CHECK(f.call(http::verb::get, "/replica?lag=32MB").result_int() == 200);
+    CHECK(f.call(http::verb::get, "/readyz?lag=16MB").result_int() == 503);
+    CHECK(f.call(http::verb::get, "/readyz").result_int() == 200);
+    CHECK(f.call(http::verb::head, "/replica?lag=lots").result_int() == 400);
+    CHECK(query_param("/readyz?a=1&lag=5", "lag") == std::optional<std::string>("5"));
+    CHECK_FALSE(query_param("/readyz?lagx=5", "lag").has_value());
 }

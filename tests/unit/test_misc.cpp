@@ -105,3 +105,64 @@ TEST_CASE("stale postmaster.pid of a dead process is removed", "[data_dir]") {
     REQUIRE(clear_stale_pid_file(d.path).ok());
     CHECK_FALSE(fs::exists(pidfile));
 }
+
+#include "replication_config.hpp"
+#include "state_store.hpp"
+
+TEST_CASE("terms: stale refused, same command and term is a repeat", "[state]") {
+    PersistentState s;
+    s.term = 5;
+    s.last_command = "promote:5";
+    CHECK(judge_term(s, "promote", 4) == TermVerdict::stale);
+    CHECK(judge_term(s, "promote", 5) == TermVerdict::repeat);
+    CHECK(judge_term(s, "fence", 5) == TermVerdict::fresh);
+    CHECK(judge_term(s, "promote", 6) == TermVerdict::fresh);
+}
+
+TEST_CASE("persistent state round-trips and a corrupt file is an error", "[state]") {
+    TempDir d;
+    StateStore store(d.path + "/state.json");
+    auto fresh = store.load();
+    REQUIRE(fresh.ok());
+    CHECK(fresh->term == 0);
+    PersistentState s;
+    s.term = 9;
+    s.fenced = true;
+    s.primary_conninfo = "host=a port=5432";
+    s.members = {"a", "b"};
+    REQUIRE(store.save(s).ok());
+    auto back = store.load();
+    REQUIRE(back.ok());
+    CHECK(back->term == 9);
+    CHECK(back->fenced);
+    CHECK(back->primary_conninfo == "host=a port=5432");
+    CHECK(back->members == std::vector<std::string>{"a", "b"});
+    REQUIRE(fs::write_file_atomic(d.path + "/state.json", "{nope", 0600).ok());
+    CHECK_FALSE(store.load().ok());
+}
+
+TEST_CASE("replication conninfo: TLS required, passfile, no inline password", "[replication]") {
+    ReplicationAuth auth{"/d/replication.pgpass", ""};
+    auto c = replication_conninfo("host=10.0.0.1 port=5432", "pg-2", auth);
+    REQUIRE(c.ok());
+    auto m = parse_conninfo(*c);
+    REQUIRE(m.ok());
+    CHECK(m->at("sslmode") == "require");
+    CHECK(m->at("user") == "streaming_replica");
+    CHECK(m->at("passfile") == "/d/replication.pgpass");
+    CHECK(m->at("application_name") == "pg-2");
+    CHECK_FALSE(m->count("password"));
+    auto verify = replication_conninfo("host=h", "x", {"/p", "/ca.crt"});
+    REQUIRE(verify.ok());
+    CHECK(parse_conninfo(*verify)->at("sslmode") == "verify-full");
+    CHECK_FALSE(replication_conninfo("host=h password=secret", "x", auth).ok());
+    CHECK_FALSE(replication_conninfo("port=5432", "x", auth).ok());
+    CHECK_FALSE(replication_conninfo("host=h user=app", "x", auth).ok());
+    CHECK(slot_name_for("PG-2.east") == "pg_2_east");
+    CHECK(render_passfile("a:b\\c") == "*:*:*:streaming_replica:a\\:b\\\\c\n");
+    auto settings = render_standby_settings("host='h' x='it''s'", "pg_2");
+    CHECK(settings.find("primary_slot_name = 'pg_2'") != std::string::npos);
+    CHECK(settings.find("recovery_target_timeline = 'latest'") != std::string::npos);
+    CHECK(public_upstream(*c).count("passfile") == 0);
+    CHECK(public_upstream(*c).at("host") == "10.0.0.1");
+}

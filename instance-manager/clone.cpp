@@ -1,0 +1,88 @@
+#include "clone.hpp"
+
+#include "event.hpp"
+#include "log.hpp"
+#include "pg_session.hpp"
+
+namespace im {
+
+int parse_basebackup_progress(std::string_view line) {
+    auto close = line.find("%)");
+    if (close == std::string_view::npos) return -1;
+    auto open = line.rfind('(', close);
+    if (open == std::string_view::npos || open + 1 >= close) return -1;
+    int pct = 0;
+    for (size_t i = open + 1; i < close; ++i) {
+        if (line[i] < '0' || line[i] > '9') return -1;
+        pct = pct * 10 + (line[i] - '0');
+    }
+    return pct > 100 ? 100 : pct;
+}
+
+awaitable<Status> ensure_upstream_slot(const std::string& replication_conninfo,
+                                       const std::string& slot) {
+    PgSession session(co_await asio::this_coro::executor);
+    auto st = co_await session.connect(replication_conninfo + " replication=true",
+                                       std::chrono::seconds(10));
+    if (!st)
+        co_return make_error("cannot reach the primary for replication: " + st.error().message,
+                             502);
+    auto r = co_await session.query("CREATE_REPLICATION_SLOT \"" + slot + "\" PHYSICAL RESERVE_WAL",
+                                    std::chrono::seconds(30));
+    if (!r && session.last_sqlstate() != "42710")  // 42710: the slot exists already
+        co_return make_error("cannot create replication slot " + slot + ": " + r.error().message,
+                             502);
+    if (r) log::info("replication", "created replication slot on the primary", {{"slot", slot}});
+    co_return Ok{};
+}
+
+awaitable<Status> run_basebackup(Reaper& reaper, const Config& cfg,
+                                 const std::string& replication_conninfo, const std::string& slot,
+                                 std::function<void(int)> on_progress) {
+    SpawnOptions opts;
+    opts.argv = {cfg.pg_bin + "/pg_basebackup",
+                 "--pgdata=" + cfg.pgdata,
+                 "--dbname=" + replication_conninfo,
+                 "--wal-method=stream",
+                 "--checkpoint=fast",
+                 "--slot=" + slot,
+                 "--progress",
+                 "--no-password",
+                 "--verbose"};
+    opts.parent_death_signal = SIGTERM;
+    opts.capture_output = true;
+    auto child = spawn(opts);
+    if (!child) co_return child.error();
+    auto ex = co_await asio::this_coro::executor;
+    auto done = std::make_shared<Event>(ex);
+    auto status = std::make_shared<int>(0);
+    reaper.watch(child->pid, [done, status](int s) {
+        *status = s;
+        done->set();
+    });
+    log::info("replication", "cloning the primary with pg_basebackup", {{"pid", child->pid}});
+    asio::posix::stream_descriptor pipe(ex, child->output.release());
+    int last_logged = -10;
+    std::string errors;
+    co_await read_lines(pipe, [&](std::string_view line) {
+        if (line.empty()) return;
+        int pct = parse_basebackup_progress(line);
+        if (pct >= 0) {
+            on_progress(pct);
+            if (pct >= last_logged + 10 || pct == 100) {
+                log::info("pg_basebackup", "progress", {{"percent", pct}});
+                last_logged = pct;
+            }
+            return;
+        }
+        log::info("pg_basebackup", line);
+        errors.append(line).push_back('\n');
+    });
+    co_await done->wait();
+    if (exit_code_of(*status) != 0)
+        co_return make_error("pg_basebackup " + describe_wait_status(*status) + ": " + errors, 502);
+    on_progress(100);
+    co_return Ok{};
+}
+
+}  // namespace im

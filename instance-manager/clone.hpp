@@ -1,0 +1,28 @@
+#pragma once
+// Making a replica from its primary: the replication slot on the primary,
+// then pg_basebackup into the empty data directory, with progress.
+#include <functional>
+#include <string>
+
+#include "asio.hpp"
+#include "config.hpp"
+#include "process.hpp"
+#include "result.hpp"
+
+namespace im {
+
+// Creates the physical slot on the upstream over a replication connection
+// (reserving WAL from now on); an existing slot is fine.
+awaitable<Status> ensure_upstream_slot(const std::string& replication_conninfo,
+                                       const std::string& slot);
+
+// Runs pg_basebackup (WAL streamed, fast checkpoint, using the slot) into
+// cfg.pgdata; on_progress gets 0..100.
+awaitable<Status> run_basebackup(Reaper& reaper, const Config& cfg,
+                                 const std::string& replication_conninfo, const std::string& slot,
+                                 std::function<void(int)> on_progress);
+
+// "  12345/67890 kB (18%), 0/1 tablespace" -> 18; -1 when the line has none.
+int parse_basebackup_progress(std::string_view line);
+
+}  // namespace im

@@ -1,0 +1,353 @@
+// The commands a controller sends: promote, demote, follow, fence, unfence,
+// plus restart and reload. Every one is checked against the instance's
+// state first and changes nothing when it does not fit.
+#include <filesystem>
+#include <regex>
+
+#include "daemon.hpp"
+#include "data_dir.hpp"
+#include "fs_util.hpp"
+#include "log.hpp"
+#include "replication_config.hpp"
+
+namespace im {
+
+namespace {
+constexpr auto kSqlTimeout = std::chrono::seconds(60);
+
+Error conflict(std::string msg) { return make_error(std::move(msg), 409); }
+
+nlohmann::json changed(const InstanceState& s, nlohmann::json extra = nlohmann::json::object()) {
+    extra["changed"] = true;
+    extra["role"] = to_string(s.role.current());
+    extra["term"] = s.term;
+    return extra;
+}
+}  // namespace
+
+Status Daemon::save_persistent() {
+    if (auto st = store_->save(prepared_->persistent); !st) return st;
+    state_.term = prepared_->persistent.term;
+    state_.upstream = prepared_->persistent.primary_conninfo;
+    return Ok{};
+}
+
+awaitable<CommandResult_> Daemon::run(const std::string& command, const nlohmann::json& body) {
+    if (shutting_down_) co_return conflict("the manager is shutting down");
+    if (!prepared_ || !store_) co_return conflict("the instance is still bootstrapping");
+    std::optional<uint64_t> term;
+    if (body.contains("term")) {
+        term = body["term"].get<uint64_t>();
+        switch (judge_term(prepared_->persistent, command, *term)) {
+            case TermVerdict::stale:
+                co_return conflict("stale term " + std::to_string(*term) + ": term " +
+                                   std::to_string(prepared_->persistent.term) +
+                                   " was already accepted");
+            case TermVerdict::repeat:
+                co_return nlohmann::json{{"changed", false},
+                                         {"role", to_string(state_.role.current())},
+                                         {"term", *term}};
+            case TermVerdict::fresh:
+                break;
+        }
+    }
+    std::optional<CommandResult_> r;
+    if (command == "restart")
+        r.emplace(co_await do_restart());
+    else if (command == "reload")
+        r.emplace(co_await do_reload());
+    else if (command == "promote")
+        r.emplace(co_await do_promote(body));
+    else if (command == "demote")
+        r.emplace(co_await do_demote(body));
+    else if (command == "follow")
+        r.emplace(co_await do_follow(body));
+    else if (command == "fence")
+        r.emplace(co_await do_fence());
+    else if (command == "unfence")
+        r.emplace(co_await do_unfence());
+    else
+        co_return make_error("unknown command " + command, 404);
+    // The term counts once the command was carried out: a refused command changes nothing.
+    if (*r && term) {
+        prepared_->persistent.term = *term;
+        prepared_->persistent.last_command = command + ":" + std::to_string(*term);
+        if (auto st = save_persistent(); !st)
+            co_return make_error("cannot persist the term: " + st.error().message, 500);
+        (*r)->operator[]("term") = *term;
+    }
+    co_return std::move(*r);
+}
+
+awaitable<CommandResult_> Daemon::do_restart() {
+    if (state_.role.current() == Role::fenced) co_return conflict("the instance is fenced");
+    if (restart_pending_ || !supervisor_.running())
+        co_return conflict("postgres is not running (starting or restarting)");
+    (void)state_.role.transition(Role::stopping, "restart requested");
+    co_await supervisor_.stop(StopMode::fast);
+    (void)state_.role.transition(Role::stopped, "restart requested");
+    if (shutting_down_) co_return conflict("the manager is shutting down");
+    (void)state_.role.transition(Role::starting, "restart requested");
+    if (auto st = supervisor_.start(); !st) co_return make_error(st.error().message, 500);
+    monitor_.poke();
+    co_return nlohmann::json{{"changed", true}, {"restarted", true}, {"pid", supervisor_.pid()}};
+}
+
+awaitable<CommandResult_> Daemon::do_reload() {
+    if (!supervisor_.running()) co_return conflict("postgres is not running");
+    reload_all();
+    co_return nlohmann::json{{"changed", true}, {"reloaded", true}};
+}
+
+awaitable<CommandResult_> Daemon::do_promote(const nlohmann::json& body) {
+    Role role = state_.role.current();
+    if (role == Role::fenced)
+        co_return conflict("cannot promote a fenced instance; unfence it first");
+    if (role == Role::primary) co_return conflict("the instance is already a primary");
+    if (role != Role::replica || !state_.pg.accepting)
+        co_return conflict("only a running replica can be promoted (role " +
+                           std::string(to_string(role)) + ")");
+
+    PgSession session(io_.get_executor());
+    if (auto st = co_await session.connect(monitor_.local_conninfo(), std::chrono::seconds(5)); !st)
+        co_return make_error("cannot reach local postgres: " + st.error().message, 503);
+    if (body.contains("min_lsn")) {
+        auto r = co_await session.query(
+            "SELECT COALESCE(pg_last_wal_receive_lsn(), '0/0')::text, "
+            "COALESCE(pg_last_wal_replay_lsn(), '0/0')::text",
+            kSqlTimeout);
+        if (!r) co_return make_error(r.error().message, 503);
+        std::string received = pg_value(r->get(), 0, 0).value_or("0/0");
+        std::string replayed = pg_value(r->get(), 0, 1).value_or("0/0");
+        uint64_t need = parse_lsn(body["min_lsn"].get<std::string>());
+        if (std::max(parse_lsn(received), parse_lsn(replayed)) < need) {
+            Error e = make_error(
+                "the replica has not received WAL up to " + body["min_lsn"].get<std::string>(),
+                412);
+            e.fields = {{"received_lsn", received}, {"replayed_lsn", replayed}};
+            co_return e;
+        }
+    }
+    double timeout = body.value("timeout_s", 60.0);
+    (void)state_.role.transition(Role::promoting, "promote requested");
+    // Locals, not braced lists, inside co_await: GCC 12 rejects the latter.
+    std::vector<std::optional<std::string>> params = {std::to_string(static_cast<int>(timeout))};
+    auto promoted = co_await session.query("SELECT pg_promote(true, $1)", kSqlTimeout, params);
+    if (!promoted || pg_value(promoted->get(), 0, 0).value_or("f") != "t") {
+        (void)state_.role.transition(Role::replica, "promotion failed");
+        co_return make_error("promotion did not finish: " +
+                                 (promoted ? std::string("timeout") : promoted.error().message),
+                             500);
+    }
+    // A checkpoint right away: a former primary can pg_rewind against us only
+    // once our control file names the new timeline.
+    auto ckpt = co_await session.query("CHECKPOINT", kSqlTimeout);
+    if (!ckpt)
+        log::warn("commands", "checkpoint after promotion failed",
+                  {{"error", ckpt.error().message}});
+    auto info = co_await session.query(
+        "SELECT timeline_id, pg_current_wal_lsn()::text FROM pg_control_checkpoint()", kSqlTimeout);
+    prepared_->replica = false;
+    prepared_->persistent.primary_conninfo.clear();
+    if (body.contains("members"))
+        prepared_->persistent.members = body["members"].get<std::vector<std::string>>();
+    if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
+    if (auto st = write_managed_files(cfg_, *prepared_); !st)
+        co_return make_error(st.error().message, 500);
+    (void)state_.role.transition(Role::primary, "promoted");
+    monitor_.poke();
+    nlohmann::json out = {{"promoted", true}};
+    if (info) {
+        out["timeline"] = std::stoi(pg_value(info->get(), 0, 0).value_or("0"));
+        out["lsn"] = pg_value(info->get(), 0, 1).value_or("");
+    }
+    co_return changed(state_, out);
+}
+
+awaitable<CommandResult_> Daemon::do_fence() {
+    Role role = state_.role.current();
+    if (role == Role::fenced) co_return nlohmann::json{{"changed", false}, {"role", "fenced"}};
+    (void)state_.role.transition(Role::fencing, "fence requested");
+    prepared_->persistent.fenced = true;
+    // Persisted before postgres stops: a crash in between still comes back fenced.
+    if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
+    if (supervisor_.running()) co_await supervisor_.stop(StopMode::fast);
+    (void)state_.role.transition(Role::fenced, "fenced");
+    monitor_.poke();
+    co_return changed(state_);
+}
+
+awaitable<CommandResult_> Daemon::do_unfence() {
+    if (state_.role.current() != Role::fenced) co_return conflict("the instance is not fenced");
+    if (prepared_->replica && prepared_->persistent.primary_conninfo.empty())
+        co_return conflict("a fenced replica without an upstream needs follow, not unfence");
+    prepared_->persistent.fenced = false;
+    if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
+    (void)state_.role.transition(Role::starting, "unfenced");
+    if (auto st = write_managed_files(cfg_, *prepared_); !st)
+        co_return make_error(st.error().message, 500);
+    if (auto st = supervisor_.start(); !st) co_return make_error(st.error().message, 500);
+    monitor_.poke();
+    co_return changed(state_);
+}
+
+awaitable<Status> Daemon::check_upstream(const std::string& upstream) {
+    auto conninfo = upstream_conninfo(cfg_, *prepared_, upstream);
+    if (!conninfo) co_return make_error(conninfo.error().message, 400);
+    PgSession session(io_.get_executor());
+    if (auto st =
+            co_await session.connect(*conninfo + " replication=true", std::chrono::seconds(10));
+        !st)
+        co_return make_error(
+            "the new primary is not reachable for replication: " + st.error().message, 502);
+    auto r = co_await session.query("IDENTIFY_SYSTEM", std::chrono::seconds(10));
+    if (!r)
+        co_return make_error("IDENTIFY_SYSTEM failed on the new primary: " + r.error().message,
+                             502);
+    std::string theirs = pg_value(r->get(), 0, 0).value_or("");
+    SpawnOptions controldata;
+    controldata.argv = {cfg_.pg_bin + "/pg_controldata", cfg_.pgdata};
+    auto control = co_await run_command(reaper_, controldata, "commands");
+    std::smatch m;
+    static const std::regex re(R"(Database system identifier:\s+(\d+))");
+    if (!control || !std::regex_search(control->output, m, re))
+        co_return make_error("cannot read the local system identifier", 500);
+    if (m[1].str() != theirs)
+        co_return make_error("the new primary belongs to another cluster (system identifier " +
+                                 theirs + ", ours " + m[1].str() + ")",
+                             409);
+    co_return Ok{};
+}
+
+awaitable<Status> Daemon::rewind_from(const std::string& upstream) {
+    auto conninfo = upstream_conninfo(cfg_, *prepared_, upstream);
+    if (!conninfo) co_return conninfo.error();
+    // pg_rewind copies the source's files, ours included: keep our state aside.
+    auto stash = stash_state_dir(cfg_);
+    if (!stash) co_return stash.error();
+    SpawnOptions opts;
+    opts.argv = {cfg_.pg_bin + "/pg_rewind", "--target-pgdata=" + cfg_.pgdata,
+                 "--source-server=" + *conninfo + " dbname=postgres", "--progress"};
+    opts.parent_death_signal = SIGTERM;
+    auto r = co_await run_command(reaper_, opts, "pg_rewind");
+    if (auto st = restore_state_dir(cfg_, *stash); !st) co_return st;
+    if (!r) co_return r.error();
+    if (!r->success())
+        co_return make_error("pg_rewind " + describe_wait_status(r->wait_status) + ": " +
+                             r->output);
+    co_return Ok{};
+}
+
+Status Daemon::start_as_replica(const std::string& upstream) {
+    if (auto st = fs::write_file_atomic(fs::join(cfg_.pgdata, "standby.signal"), "", 0600); !st)
+        return st;
+    prepared_->replica = true;
+    prepared_->persistent.primary_conninfo = upstream;
+    prepared_->persistent.fenced = false;
+    if (auto st = save_persistent(); !st) return st;
+    if (auto st = write_managed_files(cfg_, *prepared_); !st) return st;
+    if (auto st = clear_stale_pid_file(cfg_.pgdata); !st) return st;
+    (void)state_.role.transition(Role::starting, "starting as a replica");
+    auto st = supervisor_.start();
+    monitor_.poke();
+    return st;
+}
+
+awaitable<CommandResult_> Daemon::do_demote(const nlohmann::json& body) {
+    if (state_.role.current() != Role::primary || !supervisor_.running())
+        co_return conflict("only a running primary can be demoted (role " +
+                           std::string(to_string(state_.role.current())) + ")");
+    std::string upstream = body.value("primary_conninfo", std::string());
+    if (!upstream.empty())
+        if (auto st = co_await check_upstream(upstream); !st) co_return st.error();
+
+    (void)state_.role.transition(Role::demoting, "demote requested");
+    {
+        PgSession session(io_.get_executor());
+        if (co_await session.connect(monitor_.local_conninfo(), std::chrono::seconds(5)))
+            (void)co_await session.query("CHECKPOINT", kSqlTimeout);
+    }
+    // Fast shutdown sends all WAL to the standbys before the postmaster exits;
+    // after --fast-shutdown-timeout it becomes immediate.
+    co_await supervisor_.stop(StopMode::fast);
+    SpawnOptions controldata;
+    controldata.argv = {cfg_.pg_bin + "/pg_controldata", cfg_.pgdata};
+    auto control = co_await run_command(reaper_, controldata, "commands");
+    std::string checkpoint_lsn;
+    std::smatch m;
+    static const std::regex re(R"(Latest checkpoint location:\s+([0-9A-F]+/[0-9A-F]+))");
+    if (control && std::regex_search(control->output, m, re)) checkpoint_lsn = m[1].str();
+    nlohmann::json out = {{"demoted", true}, {"shutdown_checkpoint_lsn", checkpoint_lsn}};
+
+    if (upstream.empty()) {
+        // No new primary yet: a fenced replica that waits for follow.
+        if (auto st = fs::write_file_atomic(fs::join(cfg_.pgdata, "standby.signal"), "", 0600); !st)
+            co_return make_error(st.error().message, 500);
+        prepared_->replica = true;
+        prepared_->persistent.primary_conninfo.clear();
+        prepared_->persistent.fenced = true;
+        if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
+        (void)state_.role.transition(Role::fenced, "demoted without a new primary");
+        co_return changed(state_, out);
+    }
+    if (auto st = co_await rewind_from(upstream); !st) {
+        prepared_->persistent.fenced = true;
+        (void)save_persistent();
+        (void)state_.role.transition(Role::fenced, "rewind failed");
+        state_.last_error = st.error().message;
+        co_return make_error("demoted, but " + st.error().message + "; the instance stays fenced",
+                             500);
+    }
+    out["rewound"] = true;
+    if (auto st = start_as_replica(upstream); !st) co_return make_error(st.error().message, 500);
+    co_return changed(state_, out);
+}
+
+awaitable<CommandResult_> Daemon::do_follow(const nlohmann::json& body) {
+    Role role = state_.role.current();
+    bool fenced_replica = role == Role::fenced && prepared_->replica;
+    if (role != Role::replica && !fenced_replica)
+        co_return conflict("only a replica can follow (role " + std::string(to_string(role)) + ")");
+    std::string upstream = body["primary_conninfo"].get<std::string>();
+    if (auto st = co_await check_upstream(upstream); !st) co_return st.error();
+    if (supervisor_.running()) {
+        (void)state_.role.transition(Role::stopping, "follow requested");
+        co_await supervisor_.stop(StopMode::fast);
+        (void)state_.role.transition(Role::stopped, "follow requested");
+    }
+    // pg_rewind finds out by itself whether the timelines forked; when they
+    // did not it changes nothing.
+    if (auto st = co_await rewind_from(upstream); !st) {
+        prepared_->persistent.fenced = true;
+        (void)save_persistent();
+        if (state_.role.current() != Role::fenced)
+            (void)state_.role.transition(Role::fenced, "rewind failed");
+        state_.last_error = st.error().message;
+        co_return make_error(st.error().message + "; the instance stays fenced", 500);
+    }
+    if (auto st = start_as_replica(upstream); !st) co_return make_error(st.error().message, 500);
+    co_return changed(state_, {{"following", public_upstream(upstream)}});
+}
+
+awaitable<void> Daemon::sync_slots(PgSession& session) {
+    const auto& members = prepared_->persistent.members;
+    std::string wanted = "{";
+    for (const auto& m : members) {
+        if (m == cfg_.name) continue;
+        if (wanted.size() > 1) wanted += ",";
+        wanted += slot_name_for(m);
+    }
+    wanted += "}";
+    std::vector<std::optional<std::string>> params = {wanted};
+    // Creates missing slots; drops inactive slots of members no longer listed
+    // (only slots named like instances this cluster manages: all physical ones).
+    auto r = co_await session.query(
+        "SELECT count(pg_create_physical_replication_slot(s, true)) FROM unnest($1::text[]) s "
+        " WHERE s NOT IN (SELECT slot_name FROM pg_replication_slots);"
+        "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots "
+        " WHERE slot_type = 'physical' AND NOT active AND slot_name <> ALL($1::text[])",
+        kSqlTimeout, params);
+    if (!r) log::warn("replication", "cannot synchronize slots", {{"error", r.error().message}});
+}
+
+}  // namespace im

@@ -1,0 +1,39 @@
+#pragma once
+// What the manager must remember across its own restarts, kept in
+// <pgdata>/instance-manager/state.json and replaced atomically (fsync'd):
+// the highest accepted term, whether the instance is fenced, and the
+// upstream of a replica (never its password).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "result.hpp"
+
+namespace im {
+
+struct PersistentState {
+    uint64_t term = 0;
+    std::string last_command;  // "<path>:<term>" of the last accepted command
+    bool fenced = false;
+    std::string primary_conninfo;      // empty: not a replica (or upstream unknown)
+    std::vector<std::string> members;  // cluster members (slots on a primary)
+};
+
+class StateStore {
+  public:
+    explicit StateStore(std::string path) : path_(std::move(path)) {}
+    // A missing file is a fresh state; a corrupt one is an error (never guessed).
+    Result<PersistentState> load() const;
+    Status save(const PersistentState& s) const;
+    const std::string& path() const { return path_; }
+
+  private:
+    std::string path_;
+};
+
+// The term rule for commands: lower than accepted -> refused; the same
+// command with the same term -> repeat (answer without acting); otherwise new.
+enum class TermVerdict { stale, repeat, fresh };
+TermVerdict judge_term(const PersistentState& s, const std::string& command, uint64_t term);
+
+}  // namespace im
