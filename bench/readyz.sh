@@ -13,7 +13,7 @@ connections=${BENCH_CONNECTIONS:-16}
 dir=$(mktemp -d /tmp/im-bench-XXXXXX)
 chmod 755 "$dir"
 run=()
-if [[ $(id -u) -eq 0 ]]; then chown postgres: "$dir"; run=(setpriv --reuid=postgres --regid=postgres --init-groups --); fi
+if [[ $(id -u) -eq 0 ]]; then chown postgres: "$dir"; run=(setpriv --reuid=postgres --regid=postgres --init-groups --reset-env --); fi
 http_port=$(( 20000 + RANDOM % 20000 ))
 pg_port=$(( 40000 + RANDOM % 20000 ))
 

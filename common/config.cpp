@@ -188,6 +188,13 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
         ->envname("IM_SUPERUSER_PASSWORD_FILE");
     app.add_option("--pg-tls-cert", cfg.pg_tls_cert)->envname("IM_PG_TLS_CERT");
     app.add_option("--pg-tls-key", cfg.pg_tls_key)->envname("IM_PG_TLS_KEY");
+    app.add_option("--primary-conninfo", cfg.primary_conninfo,
+                   "clone from and stream from this primary")
+        ->envname("IM_PRIMARY_CONNINFO");
+    app.add_option("--replication-ca-file", cfg.replication_ca_file)
+        ->envname("IM_REPLICATION_CA_FILE");
+    app.add_option("--on-rewind-failure", rewind_failure, "fence | reclone")
+        ->envname("IM_ON_REWIND_FAILURE");
     app.add_option("--restart-policy", restart_policy, "always | never")
         ->envname("IM_RESTART_POLICY");
     app.add_option("--smart-shutdown-timeout", smart)->envname("IM_SMART_SHUTDOWN_TIMEOUT");

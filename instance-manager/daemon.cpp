@@ -184,6 +184,8 @@ awaitable<void> Daemon::after_check(PgSession& session) {
     Role observed = state_.pg.in_recovery ? Role::replica : Role::primary;
     Role now = state_.role.current();
     if (now == Role::starting) {
+        // Every start of a primary re-applies roles and passwords from their files.
+        state_.setup_done = false;
         (void)state_.role.transition(observed, "postgres accepts connections");
         log::info("manager", "postgres is ready",
                   {{"role", to_string(observed)}, {"version", state_.pg.version}});

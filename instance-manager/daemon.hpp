@@ -55,6 +55,7 @@ class Daemon : public ApiActions {
     awaitable<Status> rewind_from(const std::string& upstream);
     // Starts postgres as a replica of `upstream` (standby.signal, settings).
     Status start_as_replica(const std::string& upstream);
+    awaitable<void> ensure_own_slot(const std::string& upstream);
     Status save_persistent();
     // Keeps a physical slot on this primary for every member but itself.
     awaitable<void> sync_slots(PgSession& session);

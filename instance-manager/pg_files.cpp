@@ -41,6 +41,9 @@ std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
       << "wal_level = replica\n"
       << "max_wal_senders = 10\n"
       << "max_replication_slots = 10\n"
+      // pg_rewind reads the target's own WAL back to the last common
+      // checkpoint: keep enough of it around after a demotion's checkpoints.
+      << "wal_keep_size = '512MB'\n"
       << "password_encryption = 'scram-sha-256'\n"
       << "ssl = on\n"
       << "ssl_cert_file = " << quote(tls.cert) << "\n"

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "clone.hpp"
 #include "daemon.hpp"
 #include "data_dir.hpp"
 #include "fs_util.hpp"
@@ -154,6 +155,10 @@ awaitable<CommandResult_> Daemon::do_promote(const nlohmann::json& body) {
     if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
     if (auto st = write_managed_files(cfg_, *prepared_); !st)
         co_return make_error(st.error().message, 500);
+    // Seen by the command itself: probes need not wait for the next check.
+    state_.pg.in_recovery = false;
+    state_.pg.streaming = false;
+    state_.setup_done = true;  // the roles came with the data
     (void)state_.role.transition(Role::primary, "promoted");
     monitor_.poke();
     nlohmann::json out = {{"promoted", true}};
@@ -183,6 +188,7 @@ awaitable<CommandResult_> Daemon::do_unfence() {
         co_return conflict("a fenced replica without an upstream needs follow, not unfence");
     prepared_->persistent.fenced = false;
     if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
+    if (prepared_->replica) co_await ensure_own_slot(prepared_->persistent.primary_conninfo);
     (void)state_.role.transition(Role::starting, "unfenced");
     if (auto st = write_managed_files(cfg_, *prepared_); !st)
         co_return make_error(st.error().message, 500);
@@ -236,6 +242,16 @@ awaitable<Status> Daemon::rewind_from(const std::string& upstream) {
         co_return make_error("pg_rewind " + describe_wait_status(r->wait_status) + ": " +
                              r->output);
     co_return Ok{};
+}
+
+awaitable<void> Daemon::ensure_own_slot(const std::string& upstream) {
+    // The primary keeps slots for the members it is told about; creating ours
+    // as well covers a primary that has not been told yet.
+    auto conninfo = upstream_conninfo(cfg_, *prepared_, upstream);
+    if (!conninfo) co_return;
+    if (auto st = co_await ensure_upstream_slot(*conninfo, slot_name_for(cfg_.name)); !st)
+        log::warn("replication", "cannot ensure our slot on the new primary",
+                  {{"error", st.error().message}});
 }
 
 Status Daemon::start_as_replica(const std::string& upstream) {
@@ -299,6 +315,7 @@ awaitable<CommandResult_> Daemon::do_demote(const nlohmann::json& body) {
                              500);
     }
     out["rewound"] = true;
+    co_await ensure_own_slot(upstream);
     if (auto st = start_as_replica(upstream); !st) co_return make_error(st.error().message, 500);
     co_return changed(state_, out);
 }
@@ -325,6 +342,7 @@ awaitable<CommandResult_> Daemon::do_follow(const nlohmann::json& body) {
         state_.last_error = st.error().message;
         co_return make_error(st.error().message + "; the instance stays fenced", 500);
     }
+    co_await ensure_own_slot(upstream);
     if (auto st = start_as_replica(upstream); !st) co_return make_error(st.error().message, 500);
     co_return changed(state_, {{"following", public_upstream(upstream)}});
 }
@@ -341,13 +359,19 @@ awaitable<void> Daemon::sync_slots(PgSession& session) {
     std::vector<std::optional<std::string>> params = {wanted};
     // Creates missing slots; drops inactive slots of members no longer listed
     // (only slots named like instances this cluster manages: all physical ones).
-    auto r = co_await session.query(
-        "SELECT count(pg_create_physical_replication_slot(s, true)) FROM unnest($1::text[]) s "
-        " WHERE s NOT IN (SELECT slot_name FROM pg_replication_slots);"
-        "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots "
+    // Extended-protocol queries take one statement each.
+    auto created = co_await session.query(
+        "SELECT count(pg_create_physical_replication_slot(s, true)) FROM unnest($1::text[]) s"
+        " WHERE s NOT IN (SELECT slot_name FROM pg_replication_slots)",
+        kSqlTimeout, params);
+    if (!created)
+        log::warn("replication", "cannot create slots", {{"error", created.error().message}});
+    auto dropped = co_await session.query(
+        "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots"
         " WHERE slot_type = 'physical' AND NOT active AND slot_name <> ALL($1::text[])",
         kSqlTimeout, params);
-    if (!r) log::warn("replication", "cannot synchronize slots", {{"error", r.error().message}});
+    if (!dropped)
+        log::warn("replication", "cannot drop slots", {{"error", dropped.error().message}});
 }
 
 }  // namespace im

@@ -19,7 +19,7 @@ mkdir -p "$demo"
 run=()
 if [[ $(id -u) -eq 0 ]]; then
   chown postgres: "$demo"
-  run=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+  run=(setpriv --reuid=postgres --regid=postgres --init-groups --reset-env --)
 fi
 [[ -f "$demo/api-token" ]] || { head -c 24 /dev/urandom | base64 | tr '+/' '-_' > "$demo/api-token"; }
 [[ $(id -u) -eq 0 ]] && chown postgres: "$demo/api-token"

@@ -44,7 +44,8 @@ std::string quote(const std::string& s) {
 }
 std::string as_user_prefix() {
     if (!running_as_root()) return "";
-    return "setpriv --reuid=" + run_user() + " --regid=" + run_user() + " --init-groups -- ";
+    return "setpriv --reuid=" + run_user() + " --regid=" + run_user() +
+           " --init-groups --reset-env -- ";
 }
 }  // namespace
 
@@ -125,7 +126,7 @@ void Instance::start(bool as_pid1) {
     if (as_pid1) argv = {"unshare", "--pid", "--fork", "--kill-child", "--mount-proc"};
     if (running_as_root())
         argv.insert(argv.end(), {"setpriv", "--reuid=" + run_user(), "--regid=" + run_user(),
-                                 "--init-groups", "--"});
+                                 "--init-groups", "--reset-env", "--"});
     auto cmd = command_line();
     argv.insert(argv.end(), cmd.begin(), cmd.end());
 

@@ -75,6 +75,9 @@ TEST_CASE("run arguments: every bad input is exit code 2 with a message", "[conf
         {"--name", "bad name"},
         {"--check-interval", "5s"},
         {"--log-level", "loud"},
+        {"--primary-conninfo", "host=h password=inline"},
+        {"--primary-conninfo", "host='open"},
+        {"--on-rewind-failure", "wipe"},
         {"--app-password-file", "/nonexistent-dir/app.password"},
     };
     for (const auto& extra : bad) {

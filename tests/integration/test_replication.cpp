@@ -1,0 +1,159 @@
+// Two real instances on loopback: a replica cloned from its primary, then
+// promote, demote with pg_rewind, fence and the term rules.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include "harness.hpp"
+
+using namespace harness;
+
+namespace {
+std::string upstream_of(Instance& i) { return "host=127.0.0.1 port=" + std::to_string(i.pg_port); }
+
+nlohmann::json post_json(Instance& i, const std::string& path, const nlohmann::json& body,
+                         unsigned expect) {
+    auto r = i.post(path, body.dump());
+    REQUIRE(r.ok());
+    INFO(path << " " << body.dump() << " -> " << r->body);
+    CHECK(r->status == expect);
+    return nlohmann::json::parse(r->body, nullptr, false);
+}
+}  // namespace
+
+TEST_CASE("replica clone, promote, demote with rewind, fence and terms", "[replication]") {
+    Instance p("r-one");
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('before-clone')").code == 0);
+
+    Instance r("r-two");
+    r.token_file = p.token_file;  // one controller, one token
+    r.extra_args = {"--primary-conninfo", upstream_of(p), "--replication-password-file",
+                    p.pgdata + "/instance-manager/replication.password"};
+    r.start();
+    REQUIRE(r.wait_ready(120s));
+    auto rs = r.status();
+    CHECK(rs["role"] == "replica");
+    CHECK(rs["replication"]["upstream"]["port"] == std::to_string(p.pg_port));
+    CHECK(rs["clone_progress"] == 100);
+    CHECK(r.get("/v1/status")->body.find(r.app_password()) == std::string::npos);
+    CHECK(r.psql("SELECT v FROM t").out == "before-clone\n");
+
+    // Streaming: new rows arrive, the role probes agree, the primary sees the replica.
+    REQUIRE(p.psql("INSERT INTO t VALUES ('streamed')").code == 0);
+    CHECK(r.wait_until([&] { return r.psql("SELECT count(*) FROM t").out == "2\n"; }, 20s));
+    CHECK(r.wait_until([&] { return r.status()["replication"]["streaming"] == true; }, 20s));
+    CHECK(r.get("/replica")->status == 200);
+    CHECK(r.get("/primary")->status == 503);
+    CHECK(p.get("/primary")->status == 200);
+    CHECK(p.wait_until(
+        [&] {
+            auto reps = p.status()["replication"]["replicas"];
+            return reps.is_array() && reps.size() == 1 && reps[0]["name"] == "r-two" &&
+                   reps[0]["state"] == "streaming";
+        },
+        20s));
+    auto metrics = r.get("/metrics");
+    CHECK(metrics->body.find("pg_replication_streaming 1") != std::string::npos);
+
+    // Commands that do not fit: promote a primary, demote a replica, unfence a running one.
+    post_json(p, "/v1/promote", {{"term", 1}}, 409);
+    post_json(r, "/v1/demote", {{"term", 1}}, 409);
+    post_json(r, "/v1/unfence", {{"term", 1}}, 409);
+
+    // min_lsn beyond what the replica has: 412 with its positions, nothing changes.
+    auto refused = post_json(r, "/v1/promote", {{"term", 1}, {"min_lsn", "FFFF/0"}}, 412);
+    CHECK(refused["received_lsn"].is_string());
+    CHECK(r.status()["role"] == "replica");
+
+    // Promote: the replica becomes a writable primary on a new timeline.
+    auto promoted =
+        post_json(r, "/v1/promote", {{"term", 2}, {"members", {"r-one", "r-two"}}}, 200);
+    CHECK(promoted["changed"] == true);
+    CHECK(promoted["timeline"] == 2);
+    CHECK(r.get("/primary")->status == 200);
+    REQUIRE(r.psql("INSERT INTO t VALUES ('after-promote')").code == 0);
+    // The same command and term again: no change.
+    CHECK(post_json(r, "/v1/promote", {{"term", 2}}, 200)["changed"] == false);
+    // The new primary keeps a slot for the other member.
+    CHECK(r.wait_until(
+        [&] { return r.psql_local("SELECT slot_name FROM pg_replication_slots").out == "r_one\n"; },
+        10s));
+
+    // The old primary diverges (as after a split brain that the controller prevents).
+    REQUIRE(p.psql("INSERT INTO t VALUES ('diverged')").code == 0);
+
+    // Demote towards an unreachable primary: 502, nothing changes.
+    int nowhere = free_port();
+    post_json(p, "/v1/demote",
+              {{"term", 3}, {"primary_conninfo", "host=127.0.0.1 port=" + std::to_string(nowhere)}},
+              502);
+    CHECK(p.status()["role"] == "primary");
+    CHECK(p.psql("SELECT count(*) FROM t").out == "3\n");
+
+    // Demote with rewind: the diverging row is gone, the new primary's rows are there.
+    auto demoted =
+        post_json(p, "/v1/demote", {{"term", 3}, {"primary_conninfo", upstream_of(r)}}, 200);
+    CHECK(demoted["rewound"] == true);
+    CHECK(demoted["shutdown_checkpoint_lsn"].get<std::string>().find('/') != std::string::npos);
+    REQUIRE(p.wait_ready(60s));
+    CHECK(p.status()["role"] == "replica");
+    CHECK(p.wait_until(
+        [&] {
+            return p.psql("SELECT string_agg(v, ',' ORDER BY v) FROM t").out ==
+                   "after-promote,before-clone,streamed\n";
+        },
+        30s));
+    CHECK(p.log().find("pg_rewind") != std::string::npos);
+
+    // Lower term: refused and nothing changes.
+    post_json(p, "/v1/fence", {{"term", 2}}, 409);
+    CHECK(p.status()["role"] == "replica");
+
+    // Fence survives a restart of the manager.
+    post_json(p, "/v1/fence", {{"term", 4}}, 200);
+    CHECK(p.get("/readyz")->status == 503);
+    CHECK(p.get("/healthz")->status == 200);
+    p.signal(SIGTERM);
+    REQUIRE(p.wait_exit(60s) == 0);
+    p.start();
+    REQUIRE(p.wait_until([&] { return p.status()["role"] == "fenced"; }, 30s));
+    CHECK(p.status()["postgres"]["running"] == false);
+    CHECK(p.status()["term"] == 4);
+
+    // Unfence: back to streaming from the new primary.
+    post_json(p, "/v1/unfence", {{"term", 5}}, 200);
+    REQUIRE(p.wait_ready(60s));
+    REQUIRE(r.psql("INSERT INTO t VALUES ('after-unfence')").code == 0);
+    CHECK(p.wait_until(
+        [&] { return p.psql("SELECT count(*) FROM t WHERE v = 'after-unfence'").out == "1\n"; },
+        30s));
+
+    // Follow (same upstream again): a restart with a no-op rewind, still streaming.
+    post_json(p, "/v1/follow", {{"term", 6}, {"primary_conninfo", upstream_of(r)}}, 200);
+    REQUIRE(p.wait_ready(60s));
+    CHECK(p.status()["role"] == "replica");
+}
+
+TEST_CASE("a demote towards a foreign cluster is refused", "[replication]") {
+    Instance a("f-one");
+    Instance b("f-two");
+    a.start();
+    b.start();
+    REQUIRE(a.wait_ready());
+    REQUIRE(b.wait_ready());
+    // b's replication password is not a's: make them equal so only the system identifier differs.
+    sh("cp " + a.pgdata + "/instance-manager/replication.password " + b.pgdata +
+           "/instance-manager/replication.password",
+       true);
+    REQUIRE(b.post("/v1/restart", "{}")->status == 200);
+    REQUIRE(b.wait_ready());
+    auto r = a.post("/v1/demote",
+                    nlohmann::json{{"term", 1}, {"primary_conninfo", upstream_of(b)}}.dump());
+    REQUIRE(r.ok());
+    INFO(r->body);
+    CHECK(r->status == 409);
+    CHECK(r->body.find("another cluster") != std::string::npos);
+    CHECK(a.status()["role"] == "primary");
+}
