@@ -31,7 +31,6 @@ struct Config {
     // Replication: where a new replica clones from and streams from.
     std::string primary_conninfo;            // without password: it comes from the passfile
     std::string replication_ca_file;         // verify-full against this CA; else sslmode=require
-    bool reclone_on_rewind_failure = false;  // --on-rewind-failure reclone (wipes data: opt-in)
 
     RestartPolicy restart_policy = RestartPolicy::always;
     std::chrono::milliseconds smart_shutdown_timeout{10'000};
