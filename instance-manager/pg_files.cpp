@@ -9,8 +9,7 @@
 
 namespace im {
 
-namespace {
-std::string quote(const std::string& v) {
+std::string conf_quote(const std::string& v) {
     std::string out = "'";
     for (char c : v) {
         if (c == '\'')
@@ -20,7 +19,6 @@ std::string quote(const std::string& v) {
     }
     return out + "'";
 }
-}  // namespace
 
 std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
                                 const std::string& standby_settings) {
@@ -29,8 +27,8 @@ std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
          "# Your own settings belong in postgresql.conf or ALTER SYSTEM.\n"
       << "listen_addresses = '*'\n"
       << "port = " << cfg.pg_port << "\n"
-      << "unix_socket_directories = " << quote(cfg.socket_dir) << "\n"
-      << "cluster_name = " << quote(cfg.name)
+      << "unix_socket_directories = " << conf_quote(cfg.socket_dir) << "\n"
+      << "cluster_name = " << conf_quote(cfg.name)
       << "\n"
       // The manager restarts postgres itself and counts it; postgres's own
       // crash restart would hide crashes from status and metrics.
@@ -46,8 +44,8 @@ std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
       << "wal_keep_size = '512MB'\n"
       << "password_encryption = 'scram-sha-256'\n"
       << "ssl = on\n"
-      << "ssl_cert_file = " << quote(tls.cert) << "\n"
-      << "ssl_key_file = " << quote(tls.key) << "\n"
+      << "ssl_cert_file = " << conf_quote(tls.cert) << "\n"
+      << "ssl_key_file = " << conf_quote(tls.key) << "\n"
       << "ssl_min_protocol_version = 'TLSv1.2'\n"
       // stderr is captured by the manager and re-emitted as JSON lines.
       << "logging_collector = off\n"

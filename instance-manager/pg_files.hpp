@@ -18,6 +18,9 @@ struct TlsFiles {
     std::string key;
 };
 
+// A value quoted for postgresql.conf ('' doubles a quote).
+std::string conf_quote(const std::string& v);
+
 std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
                                 const std::string& standby_settings = "");
 std::string render_hba(bool superuser_over_tcp);

@@ -1,5 +1,6 @@
 #include "replication_config.hpp"
 
+#include "pg_files.hpp"
 #include "pg_session.hpp"
 
 namespace im {
@@ -46,18 +47,6 @@ Result<std::string> replication_conninfo(const std::string& upstream,
     return build_conninfo(m);
 }
 
-namespace {
-std::string conf_quote(const std::string& v) {
-    std::string out = "'";
-    for (char c : v) {
-        if (c == '\'')
-            out += "''";
-        else
-            out.push_back(c);
-    }
-    return out + "'";
-}
-}  // namespace
 
 std::string render_standby_settings(const std::string& conninfo, const std::string& slot) {
     return "# Standby settings (this instance is a replica)\n"
