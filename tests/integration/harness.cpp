@@ -49,6 +49,24 @@ std::string as_user_prefix() {
 }
 }  // namespace
 
+std::string manager_binary() {
+    // The build tree may sit where the unprivileged user cannot reach (a
+    // checkout under /root): run a copy from a world-readable directory.
+    static const std::string path = [] {
+        if (!running_as_root()) return std::string(IM_BINARY);
+        char tmpl[] = "/tmp/im-bin-XXXXXX";
+        std::string dir = ::mkdtemp(tmpl);
+        ::chmod(dir.c_str(), 0755);
+        std::string copy = dir + "/instance-manager";
+        std::filesystem::copy_file(IM_BINARY, copy, std::filesystem::copy_options::overwrite_existing);
+        ::chmod(copy.c_str(), 0755);
+        static std::string to_remove = dir;
+        std::atexit([] { std::filesystem::remove_all(to_remove); });
+        return copy;
+    }();
+    return path;
+}
+
 Shell sh(const std::string& command, bool as_user) {
     std::string full =
         as_user && running_as_root() ? as_user_prefix() + "sh -c " + quote(command) : command;
@@ -94,7 +112,7 @@ Instance::~Instance() {
 }
 
 std::vector<std::string> Instance::command_line() const {
-    std::vector<std::string> cmd = {IM_BINARY,
+    std::vector<std::string> cmd = {manager_binary(),
                                     "run",
                                     "--name",
                                     name,

@@ -20,6 +20,7 @@ using namespace std::chrono_literals;
 bool running_as_root();
 std::string run_user();  // the unprivileged user tests run postgres as
 int free_port();
+std::string manager_binary();  // the instance-manager binary the tests run
 std::string pg_bin();  // directory of the PostgreSQL server binaries
 
 // Runs a shell command (as the unprivileged user when `as_user`), returns
