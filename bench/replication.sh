@@ -12,6 +12,7 @@ scripts/build.sh >/dev/null
 scale=${BENCH_PGBENCH_SCALE:-10}
 root=$(mktemp -d /tmp/im-bench-repl-XXXXXX)
 chmod 755 "$root"
+install -m 755 build/instance-manager build/instance-probe "$root/"
 run=()
 if [[ $(id -u) -eq 0 ]]; then chown postgres: "$root"; run=(setpriv --reuid=postgres --regid=postgres --init-groups --reset-env --); fi
 as_user() { if [[ $(id -u) -eq 0 ]]; then setpriv --reuid=postgres --regid=postgres --init-groups --reset-env -- "$@"; else "$@"; fi; }
@@ -33,7 +34,7 @@ p_pg=$port_base; p_http=$((port_base + 1)); r_pg=$((port_base + 2)); r_http=$((p
 
 start() {  # name pgport httpport [extra...]
   local name=$1 pg=$2 http=$3; shift 3
-  "${run[@]}" "$repo/build/instance-manager" run --name "$name" --pgdata "$root/$name" --pg-port "$pg" \
+  "${run[@]}" "$root/instance-manager" run --name "$name" --pgdata "$root/$name" --pg-port "$pg" \
     --socket-dir "$root" --http-listen "127.0.0.1:$http" --api-token-file "$root/token" --log-level warn "$@" \
     >>"$root/$name.log" 2>&1 &
   pids+=($!)

@@ -13,7 +13,9 @@ scripts/build.sh -DIM_TESTS=OFF
 demo=${DEMO_DIR:-/tmp/instance-manager-demo}
 pg_port=${DEMO_PG_PORT:-15432}
 http_port=${DEMO_HTTP_PORT:-8000}
-mkdir -p "$demo"
+mkdir -p "$demo/bin"
+# A copy the postgres user can always run, wherever this checkout lives.
+install -m 755 build/instance-manager build/instance-probe "$demo/bin/"
 
 # postgres refuses to run as root: run as the postgres user then.
 run=()
@@ -25,7 +27,7 @@ fi
 [[ $(id -u) -eq 0 ]] && chown postgres: "$demo/api-token"
 chmod 600 "$demo/api-token"
 
-"${run[@]}" "$repo/build/instance-manager" run \
+"${run[@]}" "$demo/bin/instance-manager" run \
   --name demo-1 --pgdata "$demo/data" --pg-port "$pg_port" --socket-dir "$demo" \
   --http-listen "127.0.0.1:$http_port" --api-token-file "$demo/api-token" \
   >"$demo/manager.log" 2>&1 &
@@ -33,7 +35,7 @@ manager=$!
 trap 'echo; echo "stopping (clean shutdown)..."; kill -TERM $manager 2>/dev/null; wait $manager; echo "stopped, exit code $?"; exit 0' INT TERM
 
 for _ in $(seq 1 120); do
-  if "$repo/build/instance-probe" --url "http://127.0.0.1:$http_port" --timeout 1s readyz 2>/dev/null; then break; fi
+  if "$demo/bin/instance-probe" --url "http://127.0.0.1:$http_port" --timeout 1s readyz 2>/dev/null; then break; fi
   kill -0 $manager 2>/dev/null || { echo "the manager exited; its log:"; tail -30 "$demo/manager.log"; exit 1; }
   sleep 0.5
 done
