@@ -56,6 +56,8 @@ class Daemon : public ApiActions {
     // Starts postgres as a replica of `upstream` (standby.signal, settings).
     Status start_as_replica(const std::string& upstream);
     awaitable<void> ensure_own_slot(const std::string& upstream);
+    // One value of pg_controldata ("Latest checkpoint location"); empty when unreadable.
+    awaitable<std::string> control_field(const std::string& label);
     Status save_persistent();
     // Keeps a physical slot on this primary for every member but itself.
     awaitable<void> sync_slots(PgSession& session);

@@ -197,6 +197,17 @@ awaitable<CommandResult_> Daemon::do_unfence() {
     co_return changed(state_);
 }
 
+awaitable<std::string> Daemon::control_field(const std::string& label) {
+    SpawnOptions controldata;
+    controldata.argv = {cfg_.pg_bin + "/pg_controldata", cfg_.pgdata};
+    auto control = co_await run_command(reaper_, controldata, "commands");
+    if (!control || !control->success()) co_return std::string();
+    std::smatch m;
+    std::regex re(label + R"(:\s+(\S+))");
+    if (!std::regex_search(control->output, m, re)) co_return std::string();
+    co_return m[1].str();
+}
+
 awaitable<Status> Daemon::check_upstream(const std::string& upstream) {
     auto conninfo = upstream_conninfo(cfg_, *prepared_, upstream);
     if (!conninfo) co_return make_error(conninfo.error().message, 400);
@@ -211,16 +222,11 @@ awaitable<Status> Daemon::check_upstream(const std::string& upstream) {
         co_return make_error("IDENTIFY_SYSTEM failed on the new primary: " + r.error().message,
                              502);
     std::string theirs = pg_value(r->get(), 0, 0).value_or("");
-    SpawnOptions controldata;
-    controldata.argv = {cfg_.pg_bin + "/pg_controldata", cfg_.pgdata};
-    auto control = co_await run_command(reaper_, controldata, "commands");
-    std::smatch m;
-    static const std::regex re(R"(Database system identifier:\s+(\d+))");
-    if (!control || !std::regex_search(control->output, m, re))
-        co_return make_error("cannot read the local system identifier", 500);
-    if (m[1].str() != theirs)
+    std::string ours = co_await control_field("Database system identifier");
+    if (ours.empty()) co_return make_error("cannot read the local system identifier", 500);
+    if (ours != theirs)
         co_return make_error("the new primary belongs to another cluster (system identifier " +
-                                 theirs + ", ours " + m[1].str() + ")",
+                                 theirs + ", ours " + ours + ")",
                              409);
     co_return Ok{};
 }
@@ -286,13 +292,7 @@ awaitable<CommandResult_> Daemon::do_demote(const nlohmann::json& body) {
     // Fast shutdown sends all WAL to the standbys before the postmaster exits;
     // after --fast-shutdown-timeout it becomes immediate.
     co_await supervisor_.stop(StopMode::fast);
-    SpawnOptions controldata;
-    controldata.argv = {cfg_.pg_bin + "/pg_controldata", cfg_.pgdata};
-    auto control = co_await run_command(reaper_, controldata, "commands");
-    std::string checkpoint_lsn;
-    std::smatch m;
-    static const std::regex re(R"(Latest checkpoint location:\s+([0-9A-F]+/[0-9A-F]+))");
-    if (control && std::regex_search(control->output, m, re)) checkpoint_lsn = m[1].str();
+    std::string checkpoint_lsn = co_await control_field("Latest checkpoint location");
     nlohmann::json out = {{"demoted", true}, {"shutdown_checkpoint_lsn", checkpoint_lsn}};
 
     if (upstream.empty()) {
