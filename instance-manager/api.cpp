@@ -5,6 +5,7 @@
 #include "conninfo.hpp"
 #include "log.hpp"
 #include "probe_logic.hpp"
+#include "replication_config.hpp"
 #include "secrets.hpp"
 
 namespace im {
@@ -45,6 +46,9 @@ std::optional<std::string> check_field(const nlohmann::json& v, FieldType type) 
                 if (!n.is_string() || n.get<std::string>().empty())
                     return "an array of instance names";
             break;
+        case FieldType::synchronous:
+            if (auto s = parse_sync_spec(v); !s) return s.error().message;
+            break;
     }
     return std::nullopt;
 }
@@ -61,7 +65,10 @@ Result<nlohmann::json> parse_command_body(const std::string& body, const Command
         auto field = spec.find(it.key());
         if (field == spec.end()) return make_error("unknown field '" + it.key() + "'", 400);
         if (auto want = check_field(it.value(), field->second.type))
-            return make_error("field '" + it.key() + "' must be " + *want, 400);
+            return make_error(field->second.type == FieldType::synchronous
+                                  ? *want
+                                  : "field '" + it.key() + "' must be " + *want,
+                              400);
     }
     for (const auto& [name, f] : spec)
         if (f.required && !j.contains(name))
@@ -124,6 +131,10 @@ const std::map<std::string, Route>& routes() {
           {{"term", term}, {"primary_conninfo", {FieldType::conninfo, true}}}}},
         {"/v1/fence", {Kind::command, post, {{"term", term}}}},
         {"/v1/unfence", {Kind::command, post, {{"term", term}}}},
+        {"/v1/replication",
+         {Kind::command,
+          post,
+          {{"term", term}, {"synchronous", {FieldType::synchronous, true}}}}},
     };
     return r;
 }

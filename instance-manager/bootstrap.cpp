@@ -74,6 +74,10 @@ Status write_managed_files(const Config& cfg, const Prepared& p) {
         if (!conninfo) return conninfo.error();
         standby = render_standby_settings(*conninfo, slot_name_for(cfg.name));
     }
+    // A replica ignores it; kept so a promoted instance commits as it was told.
+    if (p.persistent.synchronous)
+        standby += "synchronous_standby_names = " +
+                   conf_quote(synchronous_standby_names(*p.persistent.synchronous)) + "\n";
     return write_pg_files(cfg, p.tls, p.superuser_enabled, standby);
 }
 

@@ -49,6 +49,7 @@ class Daemon : public ApiActions {
     awaitable<CommandResult_> do_follow(const nlohmann::json& body);
     awaitable<CommandResult_> do_fence();
     awaitable<CommandResult_> do_unfence();
+    awaitable<CommandResult_> do_replication(const nlohmann::json& body);
     // Checks that `upstream` answers replication with our system identifier.
     awaitable<Status> check_upstream(const std::string& upstream);
     // pg_rewind against `upstream` (the instance must be cleanly stopped).
@@ -56,6 +57,12 @@ class Daemon : public ApiActions {
     // Starts postgres as a replica of `upstream` (standby.signal, settings).
     Status start_as_replica(const std::string& upstream);
     awaitable<void> ensure_own_slot(const std::string& upstream);
+    // Whether this streaming replica can switch to `upstream` by a reload:
+    // the upstream continues our timeline past everything we received.
+    awaitable<bool> can_follow_by_reload(const std::string& upstream);
+    // Switches upstream by a reload; false when the WAL receiver did not
+    // start streaming from it in time.
+    awaitable<bool> follow_by_reload(const std::string& upstream);
     // One value of pg_controldata ("Latest checkpoint location"); empty when unreadable.
     awaitable<std::string> control_field(const std::string& label);
     Status save_persistent();

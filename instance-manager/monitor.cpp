@@ -40,6 +40,7 @@ constexpr const char* kStatusSql =
     "      'lag_bytes', pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)) ORDER BY "
     "application_name)"
     "      FROM pg_stat_replication), '[]'),"
+    "   'synchronous_standby_names', current_setting('synchronous_standby_names'),"
     "   'slots', COALESCE((SELECT json_agg(json_build_object('name', slot_name, 'active', active,"
     "      'restart_lsn', restart_lsn::text) ORDER BY slot_name)"
     "      FROM pg_replication_slots WHERE slot_type = 'physical'), '[]'))"

@@ -21,7 +21,7 @@ std::string conf_quote(const std::string& v) {
 }
 
 std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
-                                const std::string& standby_settings) {
+                                const std::string& role_settings) {
     std::ostringstream o;
     o << "# Written by instance-manager at every start; do not edit.\n"
          "# Your own settings belong in postgresql.conf or ALTER SYSTEM.\n"
@@ -51,7 +51,7 @@ std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
       << "logging_collector = off\n"
       << "log_destination = 'stderr'\n"
       << "log_line_prefix = '[%p] '\n"
-      << standby_settings;
+      << role_settings;
     return o.str();
 }
 
@@ -93,11 +93,11 @@ Status ensure_include(const std::string& pgdata) {
 }
 
 Status write_pg_files(const Config& cfg, const TlsFiles& tls, bool superuser_over_tcp,
-                      const std::string& standby_settings) {
+                      const std::string& role_settings) {
     std::string os_user = "postgres";
     if (passwd* pw = ::getpwuid(::geteuid())) os_user = pw->pw_name;
     if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, kManagedConfName),
-                                        render_managed_conf(cfg, tls, standby_settings));
+                                        render_managed_conf(cfg, tls, role_settings));
         !st)
         return st;
     if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, "pg_hba.conf"),

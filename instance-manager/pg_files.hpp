@@ -22,16 +22,16 @@ struct TlsFiles {
 std::string conf_quote(const std::string& v);
 
 std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
-                                const std::string& standby_settings = "");
+                                const std::string& role_settings = "");
 std::string render_hba(bool superuser_over_tcp);
 std::string render_ident(const std::string& os_user);
 
 // Appends the include line to postgresql.conf once (and only that line).
 Status ensure_include(const std::string& pgdata);
 
-// Writes the managed conf (with standby settings for a replica),
+// Writes the managed conf (with role settings: standby, synchronous),
 // pg_hba.conf and pg_ident.conf.
 Status write_pg_files(const Config& cfg, const TlsFiles& tls, bool superuser_over_tcp,
-                      const std::string& standby_settings);
+                      const std::string& role_settings);
 
 }  // namespace im

@@ -3,7 +3,10 @@
 // (TLS required, password only through a passfile), its slot, and the
 // settings written into the managed configuration file.
 #include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "conninfo.hpp"
 #include "result.hpp"
@@ -31,6 +34,28 @@ std::string render_standby_settings(const std::string& conninfo, const std::stri
 
 // A passfile line for streaming_replica on any host (':' and '\' escaped).
 std::string render_passfile(const std::string& password);
+
+// Synchronous replication on a primary: a commit waits until `number` of
+// `standbys` (instance names, i.e. application names) confirmed its WAL;
+// method "any" is a quorum, "first" a priority list.
+struct SyncSpec {
+    std::string method = "any";
+    unsigned number = 1;
+    std::vector<std::string> standbys;
+};
+// Parses {"method", "number", "standbys"}; null means synchronous replication off.
+Result<std::optional<SyncSpec>> parse_sync_spec(const nlohmann::json& j);
+nlohmann::json to_json(const std::optional<SyncSpec>& spec);
+// The synchronous_standby_names value: ANY 1 ("a", "b").
+std::string synchronous_standby_names(const SyncSpec& spec);
+
+// Where timeline `tli` ends in a timeline history file's text (the
+// upstream's TIMELINE_HISTORY), or nullopt when `tli` is not among its parents.
+std::optional<uint64_t> timeline_switchpoint(const std::string& history, uint32_t tli);
+
+// The segment part (last 16 hex digits) of the WAL file name holding the
+// byte just before `lsn`, for segments of `segment_size` bytes.
+std::string wal_segment_suffix(uint64_t lsn, uint64_t segment_size);
 
 // What status may show of an upstream: host, port, application_name.
 ConninfoMap public_upstream(const std::string& conninfo);

@@ -67,6 +67,8 @@ awaitable<CommandResult_> Daemon::run(const std::string& command, const nlohmann
         r.emplace(co_await do_fence());
     else if (command == "unfence")
         r.emplace(co_await do_unfence());
+    else if (command == "replication")
+        r.emplace(co_await do_replication(body));
     else
         co_return make_error("unknown command " + command, 404);
     // The term counts once the command was carried out: a refused command changes nothing.
@@ -195,6 +197,26 @@ awaitable<CommandResult_> Daemon::do_unfence() {
     if (auto st = supervisor_.start(); !st) co_return make_error(st.error().message, 500);
     monitor_.poke();
     co_return changed(state_);
+}
+
+awaitable<CommandResult_> Daemon::do_replication(const nlohmann::json& body) {
+    if (state_.role.current() != Role::primary || !supervisor_.running())
+        co_return conflict("synchronous replication is set on a running primary (role " +
+                           std::string(to_string(state_.role.current())) + ")");
+    auto spec = parse_sync_spec(body["synchronous"]);
+    if (!spec) co_return make_error(spec.error().message, 400);
+    prepared_->persistent.synchronous = *spec;
+    if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
+    if (auto st = write_managed_files(cfg_, *prepared_); !st)
+        co_return make_error(st.error().message, 500);
+    // synchronous_standby_names takes effect on reload; commits waiting for
+    // a standby that left the set are released by it.
+    reload_all();
+    monitor_.poke();
+    nlohmann::json names = nullptr;
+    if (*spec) names = synchronous_standby_names(**spec);
+    co_return changed(state_, {{"synchronous", to_json(*spec)},
+                               {"synchronous_standby_names", names}});
 }
 
 awaitable<std::string> Daemon::control_field(const std::string& label) {
@@ -327,6 +349,13 @@ awaitable<CommandResult_> Daemon::do_follow(const nlohmann::json& body) {
         co_return conflict("only a replica can follow (role " + std::string(to_string(role)) + ")");
     std::string upstream = body["primary_conninfo"].get<std::string>();
     if (auto st = co_await check_upstream(upstream); !st) co_return st.error();
+    if (role == Role::replica && co_await can_follow_by_reload(upstream)) {
+        if (co_await follow_by_reload(upstream))
+            co_return changed(state_,
+                              {{"following", public_upstream(upstream)}, {"method", "reload"}});
+        log::warn("commands", "the WAL receiver did not stream from the new upstream after "
+                              "a reload; restarting with a rewind");
+    }
     if (supervisor_.running()) {
         (void)state_.role.transition(Role::stopping, "follow requested");
         co_await supervisor_.stop(StopMode::fast);
@@ -344,7 +373,91 @@ awaitable<CommandResult_> Daemon::do_follow(const nlohmann::json& body) {
     }
     co_await ensure_own_slot(upstream);
     if (auto st = start_as_replica(upstream); !st) co_return make_error(st.error().message, 500);
-    co_return changed(state_, {{"following", public_upstream(upstream)}});
+    co_return changed(state_, {{"following", public_upstream(upstream)}, {"method", "restart"}});
+}
+
+awaitable<bool> Daemon::can_follow_by_reload(const std::string& upstream) {
+    // primary_conninfo is reloadable from PostgreSQL 13 on.
+    if (!supervisor_.running() || state_.pg.version_num < 130000) co_return false;
+    PgSession local(io_.get_executor());
+    if (!co_await local.connect(monitor_.local_conninfo(), std::chrono::seconds(5)))
+        co_return false;
+    // Our newest WAL, and its timeline: that of the newest segment file
+    // holding it (the WAL receiver, which knows too, is gone when the old
+    // primary is).
+    auto ours = co_await local.query(
+        "SELECT GREATEST(COALESCE(pg_last_wal_receive_lsn(), '0/0'),"
+        " COALESCE(pg_last_wal_replay_lsn(), '0/0'))::text,"
+        " (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size')",
+        std::chrono::seconds(10));
+    if (!ours) co_return false;
+    uint64_t our_lsn = parse_lsn(pg_value(ours->get(), 0, 0).value_or(""));
+    uint64_t segment_size = std::stoull(pg_value(ours->get(), 0, 1).value_or("0"));
+    if (our_lsn == 0 || segment_size == 0) co_return false;
+    std::vector<std::optional<std::string>> suffix = {wal_segment_suffix(our_lsn, segment_size)};
+    auto newest = co_await local.query(
+        "SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir()"
+        " WHERE name ~ '^[0-9A-F]{24}$' AND substr(name, 9) = $1",
+        std::chrono::seconds(10), suffix);
+    if (!newest || !pg_value(newest->get(), 0, 0)) co_return false;
+    uint32_t tli = static_cast<uint32_t>(std::stoul(*pg_value(newest->get(), 0, 0)));
+
+    auto conninfo = upstream_conninfo(cfg_, *prepared_, upstream);
+    if (!conninfo) co_return false;
+    PgSession remote(io_.get_executor());
+    if (!co_await remote.connect(*conninfo + " replication=true", std::chrono::seconds(10)))
+        co_return false;
+    auto ident = co_await remote.query("IDENTIFY_SYSTEM", std::chrono::seconds(10));
+    if (!ident) co_return false;
+    uint32_t their_tli =
+        static_cast<uint32_t>(std::stoul(pg_value(ident->get(), 0, 1).value_or("0")));
+    if (their_tli == tli) co_return true;
+    if (their_tli < tli) co_return false;
+    auto history = co_await remote.query("TIMELINE_HISTORY " + std::to_string(their_tli),
+                                         std::chrono::seconds(10));
+    if (!history) co_return false;
+    auto switchpoint = timeline_switchpoint(pg_value(history->get(), 0, 1).value_or(""), tli);
+    log::info("commands", "checked the new upstream's timeline history",
+              {{"our_timeline", tli},
+               {"their_timeline", their_tli},
+               {"our_lsn", our_lsn},
+               {"switchpoint", switchpoint ? nlohmann::json(*switchpoint) : nlohmann::json()}});
+    co_return switchpoint && *switchpoint >= our_lsn;
+}
+
+awaitable<bool> Daemon::follow_by_reload(const std::string& upstream) {
+    std::string previous = prepared_->persistent.primary_conninfo;
+    prepared_->persistent.primary_conninfo = upstream;
+    if (!save_persistent()) {
+        prepared_->persistent.primary_conninfo = previous;
+        co_return false;
+    }
+    co_await ensure_own_slot(upstream);
+    reload_all();  // rewrites the managed conf with the new primary_conninfo
+    auto target = public_upstream(upstream);
+    std::string host = target.count("host") ? target["host"] : target["hostaddr"];
+    std::string port = target.count("port") ? target["port"] : "5432";
+    PgSession local(io_.get_executor());
+    if (!co_await local.connect(monitor_.local_conninfo(), std::chrono::seconds(5)))
+        co_return false;
+    // The WAL receiver restarts with the new conninfo; wait for it to stream
+    // from there (a fork it cannot follow shows as never streaming).
+    std::vector<std::optional<std::string>> params = {host, port};
+    asio::steady_timer timer(io_);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto r = co_await local.query(
+            "SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'"
+            " AND sender_host = $1 AND sender_port = $2::int",
+            std::chrono::seconds(5), params);
+        if (r && PQntuples(r->get()) == 1) {
+            monitor_.poke();
+            co_return true;
+        }
+        timer.expires_after(std::chrono::milliseconds(100));
+        co_await timer.async_wait(asio::use_awaitable);
+    }
+    co_return false;
 }
 
 awaitable<void> Daemon::sync_slots(PgSession& session) {

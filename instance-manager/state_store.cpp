@@ -19,6 +19,9 @@ Result<PersistentState> StateStore::load() const {
         s.fenced = j.value("fenced", false);
         s.primary_conninfo = j.value("primary_conninfo", std::string());
         s.members = j.value("members", std::vector<std::string>());
+        auto sync = parse_sync_spec(j.value("synchronous", nlohmann::json()));
+        if (!sync) return make_error("corrupt state file " + path_ + ": " + sync.error().message);
+        s.synchronous = *sync;
     } catch (const nlohmann::json::exception& e) {
         return make_error("corrupt state file " + path_ + ": " + e.what());
     }
@@ -30,7 +33,8 @@ Status StateStore::save(const PersistentState& s) const {
                         {"last_command", s.last_command},
                         {"fenced", s.fenced},
                         {"primary_conninfo", s.primary_conninfo},
-                        {"members", s.members}};
+                        {"members", s.members},
+                        {"synchronous", to_json(s.synchronous)}};
     return fs::write_file_atomic(path_, j.dump(2) + "\n", 0600);
 }
 

@@ -4,9 +4,11 @@
 // the highest accepted term, whether the instance is fenced, and the
 // upstream of a replica (never its password).
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "replication_config.hpp"
 #include "result.hpp"
 
 namespace im {
@@ -17,6 +19,7 @@ struct PersistentState {
     bool fenced = false;
     std::string primary_conninfo;      // empty: not a replica (or upstream unknown)
     std::vector<std::string> members;  // cluster members (slots on a primary)
+    std::optional<SyncSpec> synchronous;  // a primary's synchronous replication
 };
 
 class StateStore {

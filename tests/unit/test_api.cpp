@@ -198,7 +198,21 @@ TEST_CASE("role commands: term required and typed, fields checked, error facts i
     CHECK(f.call(http::verb::post, "/v1/follow", R"({"term": 1})").result_int() == 400);
     CHECK(f.call(http::verb::post, "/v1/follow", R"({"term": 1, "primary_conninfo": "host='open"})")
               .result_int() == 400);
+    CHECK(f.call(http::verb::post, "/v1/replication", R"({"term": 1})").result_int() == 400);
+    auto too_many = f.call(http::verb::post, "/v1/replication",
+                           R"({"term": 1, "synchronous": {"number": 2, "standbys": ["a"]}})");
+    CHECK(too_many.result_int() == 400);
+    CHECK(f.body(too_many)["error"].get<std::string>().find("exceeds") != std::string::npos);
+    CHECK(f.call(http::verb::post, "/v1/replication",
+                 R"({"term": 1, "synchronous": {"method": "some", "standbys": ["a"]}})")
+              .result_int() == 400);
     CHECK(f.actions.calls.empty());
+    // A valid body reaches the daemon (whose fake answers 409 for it).
+    CHECK(f.call(http::verb::post, "/v1/replication", R"({"term": 1, "synchronous": null})")
+              .result_int() == 409);
+    REQUIRE(f.actions.calls.size() == 1);
+    CHECK(f.actions.calls[0].first == "replication");
+    f.actions.calls.clear();
 
     auto refused = f.call(http::verb::post, "/v1/promote",
                           R"({"term": 3, "min_lsn": "0/3000060", "members": ["a", "b"]})");

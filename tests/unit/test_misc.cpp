@@ -130,6 +130,7 @@ TEST_CASE("persistent state round-trips and a corrupt file is an error", "[state
     s.fenced = true;
     s.primary_conninfo = "host=a port=5432";
     s.members = {"a", "b"};
+    s.synchronous = SyncSpec{"first", 1, {"b"}};
     REQUIRE(store.save(s).ok());
     auto back = store.load();
     REQUIRE(back.ok());
@@ -137,6 +138,9 @@ TEST_CASE("persistent state round-trips and a corrupt file is an error", "[state
     CHECK(back->fenced);
     CHECK(back->primary_conninfo == "host=a port=5432");
     CHECK(back->members == std::vector<std::string>{"a", "b"});
+    REQUIRE(back->synchronous.has_value());
+    CHECK(back->synchronous->method == "first");
+    CHECK(back->synchronous->standbys == std::vector<std::string>{"b"});
     REQUIRE(fs::write_file_atomic(d.path + "/state.json", "{nope", 0600).ok());
     CHECK_FALSE(store.load().ok());
 }
@@ -165,4 +169,41 @@ TEST_CASE("replication conninfo: TLS required, passfile, no inline password", "[
     CHECK(settings.find("recovery_target_timeline = 'latest'") != std::string::npos);
     CHECK(public_upstream(*c).count("passfile") == 0);
     CHECK(public_upstream(*c).at("host") == "10.0.0.1");
+}
+
+TEST_CASE("synchronous replication specs", "[replication]") {
+    auto off = parse_sync_spec(nullptr);
+    REQUIRE(off.ok());
+    CHECK_FALSE(off->has_value());
+    auto any = parse_sync_spec({{"standbys", {"pg-2", "pg-3"}}});
+    REQUIRE(any.ok());
+    CHECK(synchronous_standby_names(**any) == "ANY 1 (\"pg-2\", \"pg-3\")");
+    auto first = parse_sync_spec({{"method", "first"}, {"number", 2}, {"standbys", {"a", "b"}}});
+    REQUIRE(first.ok());
+    CHECK(synchronous_standby_names(**first) == "FIRST 2 (\"a\", \"b\")");
+    CHECK(to_json(*first)["number"] == 2);
+    CHECK(to_json(std::nullopt).is_null());
+    CHECK_FALSE(parse_sync_spec({{"standbys", {"a"}}, {"number", 2}}).ok());
+    CHECK_FALSE(parse_sync_spec({{"standbys", {"a"}}, {"number", 0}}).ok());
+    CHECK_FALSE(parse_sync_spec({{"standbys", nlohmann::json::array()}}).ok());
+    CHECK_FALSE(parse_sync_spec({{"standbys", {"a\"b"}}}).ok());
+    CHECK_FALSE(parse_sync_spec({{"standbys", {"a"}}, {"method", "all"}}).ok());
+    CHECK_FALSE(parse_sync_spec({{"standbys", {"a"}}, {"extra", 1}}).ok());
+    CHECK_FALSE(parse_sync_spec("ANY 1 (a)").ok());
+}
+
+TEST_CASE("timeline history: where our timeline ends", "[replication]") {
+    std::string history =
+        "1\t0/3000060\tno recovery target specified\n"
+        "\n"
+        "2\t0/5000000\tno recovery target specified\n";
+    CHECK(timeline_switchpoint(history, 1) == parse_lsn("0/3000060"));
+    CHECK(timeline_switchpoint(history, 2) == parse_lsn("0/5000000"));
+    CHECK_FALSE(timeline_switchpoint(history, 3).has_value());
+    CHECK_FALSE(timeline_switchpoint("", 1).has_value());
+    CHECK_FALSE(timeline_switchpoint("# comment 1\n", 1).has_value());
+    const uint64_t mb16 = 16 * 1024 * 1024;
+    CHECK(wal_segment_suffix(parse_lsn("0/3000060"), mb16) == "0000000000000003");
+    CHECK(wal_segment_suffix(parse_lsn("0/3000000"), mb16) == "0000000000000002");
+    CHECK(wal_segment_suffix(parse_lsn("1/A0000010"), mb16) == "00000001000000A0");
 }
