@@ -139,6 +139,13 @@ Status validate(Config& cfg) {
         return make_error("--pg-tls-cert and --pg-tls-key go together");
     if (auto st = check_readable("--pg-tls-cert", cfg.pg_tls_cert); !st) return st;
     if (auto st = check_readable("--pg-tls-key", cfg.pg_tls_key); !st) return st;
+    if (cfg.tls_cert.empty() != cfg.tls_key.empty())
+        return make_error("--tls-cert and --tls-key go together");
+    if (!cfg.tls_client_ca.empty() && cfg.tls_cert.empty())
+        return make_error("--tls-client-ca needs --tls-cert and --tls-key");
+    if (auto st = check_readable("--tls-cert", cfg.tls_cert); !st) return st;
+    if (auto st = check_readable("--tls-key", cfg.tls_key); !st) return st;
+    if (auto st = check_readable("--tls-client-ca", cfg.tls_client_ca); !st) return st;
     if (auto st = check_secret_target("--app-password-file", cfg.app_password_file); !st) return st;
     if (auto st = check_secret_target("--replication-password-file", cfg.replication_password_file);
         !st)
@@ -188,6 +195,12 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
         ->envname("IM_SUPERUSER_PASSWORD_FILE");
     app.add_option("--pg-tls-cert", cfg.pg_tls_cert)->envname("IM_PG_TLS_CERT");
     app.add_option("--pg-tls-key", cfg.pg_tls_key)->envname("IM_PG_TLS_KEY");
+    app.add_option("--tls-cert", cfg.tls_cert, "serve the HTTP API over TLS with this certificate")
+        ->envname("IM_TLS_CERT");
+    app.add_option("--tls-key", cfg.tls_key)->envname("IM_TLS_KEY");
+    app.add_option("--tls-client-ca", cfg.tls_client_ca,
+                   "require client certificates signed by this CA for mutating calls")
+        ->envname("IM_TLS_CLIENT_CA");
     app.add_option("--primary-conninfo", cfg.primary_conninfo,
                    "clone from and stream from this primary")
         ->envname("IM_PRIMARY_CONNINFO");

@@ -27,6 +27,10 @@ struct Config {
     std::string superuser_password_file;  // empty: no superuser over TCP
     std::string pg_tls_cert;
     std::string pg_tls_key;
+    // TLS for the HTTP API; with a client CA, mutating calls need a client certificate.
+    std::string tls_cert;
+    std::string tls_key;
+    std::string tls_client_ca;
 
     // Replication: where a new replica clones from and streams from.
     std::string primary_conninfo;            // without password: it comes from the passfile

@@ -182,7 +182,11 @@ HttpResponse Api::probe(const std::string& name, const HttpRequest& req) {
                          req.version());
 }
 
-std::optional<HttpResponse> Api::authorize(const HttpRequest& req) const {
+std::optional<HttpResponse> Api::authorize(const HttpRequest& req, PeerInfo peer) const {
+    if (client_cert_required_ && !peer.client_cert)
+        return error_response(http::status::forbidden,
+                              "mutating calls need a client certificate signed by the client CA",
+                              req.version());
     if (!token_)
         return error_response(http::status::forbidden,
                               "mutating calls are disabled: no --api-token-file configured",
@@ -201,8 +205,9 @@ std::optional<HttpResponse> Api::authorize(const HttpRequest& req) const {
     return std::nullopt;
 }
 
-awaitable<HttpResponse> Api::command(const std::string& path, const HttpRequest& req) {
-    if (auto denied = authorize(req)) co_return std::move(*denied);
+awaitable<HttpResponse> Api::command(const std::string& path, const HttpRequest& req,
+                                     PeerInfo peer) {
+    if (auto denied = authorize(req, peer)) co_return std::move(*denied);
     auto body = parse_command_body(req.body(), routes().at(path).fields);
     if (!body)
         co_return error_response(http::status::bad_request, body.error().message, req.version());
@@ -228,7 +233,7 @@ awaitable<HttpResponse> Api::command(const std::string& path, const HttpRequest&
     co_return json_response(http::status::ok, r->value(), req.version());
 }
 
-awaitable<HttpResponse> Api::handle(HttpRequest req) {
+awaitable<HttpResponse> Api::handle(HttpRequest req, PeerInfo peer) {
     std::string target(req.target());
     std::string path = target.substr(0, target.find('?'));
     HttpResponse res;
@@ -255,7 +260,7 @@ awaitable<HttpResponse> Api::handle(HttpRequest req) {
                 res.body() = metrics_.render(state_);
                 break;
             case Kind::command:
-                res = co_await command(path, req);
+                res = co_await command(path, req, peer);
                 break;
         }
     }

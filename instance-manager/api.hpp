@@ -25,6 +25,12 @@ using HttpResponse = http::response<http::string_body>;
 // HTTP status to answer with (409 for a state that does not fit, ...).
 using CommandResult_ = Result<nlohmann::json>;
 
+// What the transport knows about the client.
+struct PeerInfo {
+    bool tls = false;
+    bool client_cert = false;  // presented a certificate the client CA verified
+};
+
 class ApiActions {
   public:
     virtual ~ApiActions() = default;
@@ -56,12 +62,17 @@ class Api {
     Api(const Config& cfg, InstanceState& state, Metrics& metrics, ApiActions& actions,
         std::optional<std::string> token);
 
-    awaitable<HttpResponse> handle(HttpRequest req);
+    // `client_cert_required`: mutating calls need a verified client
+    // certificate (mTLS) besides the token.
+    void require_client_cert(bool on) { client_cert_required_ = on; }
+
+    awaitable<HttpResponse> handle(HttpRequest req, PeerInfo peer = {});
 
   private:
     HttpResponse probe(const std::string& name, const HttpRequest& req);
-    awaitable<HttpResponse> command(const std::string& path, const HttpRequest& req);
-    std::optional<HttpResponse> authorize(const HttpRequest& req) const;
+    awaitable<HttpResponse> command(const std::string& path, const HttpRequest& req,
+                                    PeerInfo peer);
+    std::optional<HttpResponse> authorize(const HttpRequest& req, PeerInfo peer) const;
 
     const Config& cfg_;
     InstanceState& state_;
@@ -69,6 +80,7 @@ class Api {
     ApiActions& actions_;
     std::optional<std::string> token_;
     bool busy_ = false;  // one command at a time
+    bool client_cert_required_ = false;
 };
 
 }  // namespace im

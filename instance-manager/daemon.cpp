@@ -9,7 +9,8 @@
 
 namespace im {
 
-Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_token)
+Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_token,
+               std::shared_ptr<asio::ssl::context> api_tls)
     : io_(io),
       cfg_(std::move(cfg)),
       signals_(io, SIGTERM, SIGINT, SIGQUIT),
@@ -18,7 +19,9 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
       api_(cfg_, state_, metrics_, *this, std::move(api_token)),
       http_(io.get_executor(),
             HttpLimits{cfg_.http_timeout, cfg_.http_max_connections, cfg_.http_max_body, 8 * 1024},
-            [this](HttpRequest req) { return api_.handle(std::move(req)); }) {
+            [this](HttpRequest req, PeerInfo peer) { return api_.handle(std::move(req), peer); },
+            std::move(api_tls)) {
+    api_.require_client_cert(!cfg_.tls_client_ca.empty());
     signals_.add(SIGHUP);
     signals_.add(SIGCHLD);
     supervisor_.set_exit_hook(

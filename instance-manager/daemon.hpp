@@ -20,7 +20,9 @@ namespace im {
 
 class Daemon : public ApiActions {
   public:
-    Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_token);
+    // `api_tls`: the API's TLS context (nullptr: plain HTTP).
+    Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_token,
+           std::shared_ptr<asio::ssl::context> api_tls = nullptr);
 
     // Runs until shutdown; returns the process exit code.
     int run();

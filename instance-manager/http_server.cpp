@@ -1,13 +1,42 @@
 #include "http_server.hpp"
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <boost/beast/ssl.hpp>
+
 #include "log.hpp"
 
 namespace im {
 
 namespace beast = boost::beast;
 
-HttpServer::HttpServer(asio::any_io_executor ex, HttpLimits limits, Handler handler)
-    : ex_(ex), limits_(limits), handler_(std::move(handler)), acceptor_(ex) {}
+Result<std::shared_ptr<asio::ssl::context>> make_server_tls(const std::string& cert,
+                                                            const std::string& key,
+                                                            const std::string& client_ca) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+    boost::system::error_code ec;
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                         asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
+                     ec);
+    ctx->use_certificate_chain_file(cert, ec);
+    if (ec) return make_error("--tls-cert " + cert + ": " + ec.message());
+    ctx->use_private_key_file(key, asio::ssl::context::pem, ec);
+    if (ec) return make_error("--tls-key " + key + ": " + ec.message());
+    if (!client_ca.empty()) {
+        ctx->load_verify_file(client_ca, ec);
+        if (ec) return make_error("--tls-client-ca " + client_ca + ": " + ec.message());
+        // Asked for and verified when presented; whether one is needed is the
+        // API's decision per call (probes come without).
+        ctx->set_verify_mode(asio::ssl::verify_peer, ec);
+    }
+    return ctx;
+}
+
+HttpServer::HttpServer(asio::any_io_executor ex, HttpLimits limits, Handler handler,
+                       std::shared_ptr<asio::ssl::context> tls)
+    : ex_(ex), limits_(limits), handler_(std::move(handler)), tls_(std::move(tls)), acceptor_(ex) {}
 
 Status HttpServer::listen(const std::string& host, int port) {
     boost::system::error_code ec;
@@ -67,59 +96,86 @@ awaitable<void> HttpServer::session(asio::ip::tcp::socket socket) {
         ~Count() { --*n; }
     } count{open};
 
-    beast::tcp_stream stream(std::move(socket));
-    beast::flat_buffer buffer;
     try {
-        for (;;) {
-            http::request_parser<http::string_body> parser;
-            parser.body_limit(limits_.max_body);
-            parser.header_limit(static_cast<std::uint32_t>(limits_.max_header));
-            stream.expires_after(limits_.timeout);
+        if (!tls_) {
+            beast::tcp_stream stream(std::move(socket));
+            co_await serve(stream, PeerInfo{});
             boost::system::error_code ec;
-            co_await http::async_read(stream, buffer, parser,
-                                      asio::redirect_error(use_awaitable, ec));
-            if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-                ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
-                ec == asio::error::eof)
-                break;
-            if (ec) {
-                auto status = ec == http::error::body_limit ? http::status::payload_too_large
-                              : ec == http::error::header_limit
-                                  ? http::status::request_header_fields_too_large
-                                  : http::status::bad_request;
-                auto res = error_response(
-                    status, status == http::status::payload_too_large
-                                ? "request body over " + std::to_string(limits_.max_body) + " bytes"
-                                : "bad request: " + ec.message());
-                res.keep_alive(false);
-                res.prepare_payload();
-                stream.expires_after(limits_.timeout);
-                co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
-                break;
-            }
-            HttpRequest req = parser.release();
-            bool head = req.method() == http::verb::head;
-            bool keep_alive = req.keep_alive();
-            HttpResponse res = co_await handler_(std::move(req));
-            res.set(http::field::server, "instance-manager");
-            res.keep_alive(keep_alive);
-            res.prepare_payload();
-            if (head) {
-                // HEAD: the same headers (Content-Length included), no body.
-                auto length = res.body().size();
-                res.body().clear();
-                res.content_length(length);
-            }
-            stream.expires_after(limits_.timeout);
-            co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
-            if (ec || !keep_alive) break;
+            stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+            co_return;
         }
+        beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls_);
+        beast::get_lowest_layer(stream).expires_after(limits_.timeout);
+        boost::system::error_code ec;
+        co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                        asio::redirect_error(use_awaitable, ec));
+        if (ec) {
+            log::debug("http", "TLS handshake failed", {{"error", ec.message()}});
+            co_return;
+        }
+        PeerInfo peer{true, false};
+        // With verify_peer a presented certificate that fails verification
+        // already failed the handshake: one that is here is verified.
+        if (X509* cert = SSL_get1_peer_certificate(stream.native_handle())) {
+            peer.client_cert = SSL_get_verify_result(stream.native_handle()) == X509_V_OK;
+            X509_free(cert);
+        }
+        co_await serve(stream, peer);
+        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
+        co_await stream.async_shutdown(asio::redirect_error(use_awaitable, ec));
     } catch (const std::exception& e) {
         // Nothing may escape a session: log and drop the connection.
         log::error("http", "session failed", {{"error", e.what()}});
     }
-    boost::system::error_code ec;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+}
+
+template <class Stream>
+awaitable<void> HttpServer::serve(Stream& stream, PeerInfo peer) {
+    auto& lowest = beast::get_lowest_layer(stream);
+    beast::flat_buffer buffer;
+    for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.body_limit(limits_.max_body);
+        parser.header_limit(static_cast<std::uint32_t>(limits_.max_header));
+        lowest.expires_after(limits_.timeout);
+        boost::system::error_code ec;
+        co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+        if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+            ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+            ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
+            break;
+        if (ec) {
+            auto status = ec == http::error::body_limit ? http::status::payload_too_large
+                          : ec == http::error::header_limit
+                              ? http::status::request_header_fields_too_large
+                              : http::status::bad_request;
+            auto res = error_response(
+                status, status == http::status::payload_too_large
+                            ? "request body over " + std::to_string(limits_.max_body) + " bytes"
+                            : "bad request: " + ec.message());
+            res.keep_alive(false);
+            res.prepare_payload();
+            lowest.expires_after(limits_.timeout);
+            co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
+            break;
+        }
+        HttpRequest req = parser.release();
+        bool head = req.method() == http::verb::head;
+        bool keep_alive = req.keep_alive();
+        HttpResponse res = co_await handler_(std::move(req), peer);
+        res.set(http::field::server, "instance-manager");
+        res.keep_alive(keep_alive);
+        res.prepare_payload();
+        if (head) {
+            // HEAD: the same headers (Content-Length included), no body.
+            auto length = res.body().size();
+            res.body().clear();
+            res.content_length(length);
+        }
+        lowest.expires_after(limits_.timeout);
+        co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
+        if (ec || !keep_alive) break;
+    }
 }
 
 }  // namespace im

@@ -2,6 +2,7 @@
 // The HTTP listener and its sessions (Boost.Beast) on the one event loop:
 // keep-alive, a timeout for slow or idle clients, a body limit, and a cap
 // on open connections.
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <functional>
@@ -21,11 +22,20 @@ struct HttpLimits {
     size_t max_header = 8 * 1024;
 };
 
+// A TLS context for the API: the server certificate and key, and with a
+// client CA, client certificates are asked for and verified (but not
+// required at the handshake: probes come without one).
+Result<std::shared_ptr<asio::ssl::context>> make_server_tls(const std::string& cert,
+                                                            const std::string& key,
+                                                            const std::string& client_ca);
+
 class HttpServer {
   public:
-    using Handler = std::function<awaitable<HttpResponse>(HttpRequest)>;
+    using Handler = std::function<awaitable<HttpResponse>(HttpRequest, PeerInfo)>;
 
-    HttpServer(asio::any_io_executor ex, HttpLimits limits, Handler handler);
+    // Without `tls` the API speaks plain HTTP.
+    HttpServer(asio::any_io_executor ex, HttpLimits limits, Handler handler,
+               std::shared_ptr<asio::ssl::context> tls = nullptr);
 
     Status listen(const std::string& host, int port);
     unsigned short port() const { return port_; }
@@ -35,10 +45,13 @@ class HttpServer {
   private:
     awaitable<void> accept_loop();
     awaitable<void> session(asio::ip::tcp::socket socket);
+    template <class Stream>
+    awaitable<void> serve(Stream& stream, PeerInfo peer);
 
     asio::any_io_executor ex_;
     HttpLimits limits_;
     Handler handler_;
+    std::shared_ptr<asio::ssl::context> tls_;
     asio::ip::tcp::acceptor acceptor_;
     unsigned short port_ = 0;
     std::shared_ptr<size_t> open_ = std::make_shared<size_t>(0);

@@ -11,6 +11,7 @@
 #include "daemon.hpp"
 #include "fs_util.hpp"
 #include "helper.hpp"
+#include "http_server.hpp"
 #include "log.hpp"
 #include "status_report.hpp"
 
@@ -63,9 +64,19 @@ int main(int argc, char** argv) {
     std::optional<std::string> token;
     if (!cfg->api_token_file.empty()) token = *im::fs::read_secret(cfg->api_token_file);
 
+    std::shared_ptr<boost::asio::ssl::context> api_tls;
+    if (!cfg->tls_cert.empty()) {
+        auto tls = im::make_server_tls(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca);
+        if (!tls) {
+            std::fprintf(stderr, "instance-manager run: %s\n", tls.error().message.c_str());
+            return 2;
+        }
+        api_tls = *tls;
+    }
+
     try {
         boost::asio::io_context io(1);
-        im::Daemon daemon(io, std::move(*cfg), std::move(token));
+        im::Daemon daemon(io, std::move(*cfg), std::move(token), std::move(api_tls));
         return daemon.run();
     } catch (const std::exception& e) {
         im::log::error("manager", std::string("fatal: ") + e.what());

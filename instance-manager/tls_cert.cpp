@@ -75,7 +75,7 @@ Result<bool> ensure_self_signed_cert(const std::string& cert_path, const std::st
     if (!add_ext(cert.get(), NID_subject_alt_name, san) ||
         !add_ext(cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
         !add_ext(cert.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
-        !add_ext(cert.get(), NID_ext_key_usage, "serverAuth"))
+        !add_ext(cert.get(), NID_ext_key_usage, "serverAuth,clientAuth"))
         return make_error(openssl_error("adding certificate extensions"));
     if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0)
         return make_error(openssl_error("signing the certificate"));

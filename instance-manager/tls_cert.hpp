@@ -1,6 +1,6 @@
 #pragma once
-// A self-signed server certificate for PostgreSQL, made with OpenSSL's
-// library at bootstrap and reused afterwards.
+// A self-signed certificate (server and client use) for PostgreSQL, made
+// with OpenSSL's library at bootstrap and reused afterwards.
 #include <string>
 
 #include "result.hpp"

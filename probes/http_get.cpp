@@ -1,7 +1,12 @@
 #include "http_get.hpp"
 
+#include <openssl/ssl.h>
+
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <optional>
 
 #include "asio.hpp"
 
@@ -11,11 +16,17 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 Result<Url> parse_url(const std::string& text) {
-    const std::string scheme = "http://";
-    if (text.compare(0, scheme.size(), scheme) != 0)
-        return make_error("only http:// URLs are supported: " + text);
-    std::string rest = text.substr(scheme.size());
     Url url;
+    std::string rest;
+    if (text.rfind("http://", 0) == 0) {
+        rest = text.substr(7);
+    } else if (text.rfind("https://", 0) == 0) {
+        rest = text.substr(8);
+        url.tls = true;
+        url.port = "443";
+    } else {
+        return make_error("only http:// and https:// URLs are supported: " + text);
+    }
     auto slash = rest.find('/');
     std::string authority = rest.substr(0, slash);
     if (slash != std::string::npos) url.path = rest.substr(slash);
@@ -36,14 +47,58 @@ Result<Url> parse_url(const std::string& text) {
     return url;
 }
 
+namespace {
+
+// One request and its answer over a connected stream (plain or TLS).
+template <class Stream>
+awaitable<HttpReply> exchange(Stream& stream, http::request<http::string_body>& req, bool head) {
+    co_await http::async_write(stream, req, use_awaitable);
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    // A HEAD answer has Content-Length but no body.
+    parser.skip(head);
+    co_await http::async_read(stream, buffer, parser, use_awaitable);
+    co_return HttpReply{parser.get().result_int(), parser.get().body()};
+}
+
+Result<std::shared_ptr<asio::ssl::context>> client_context(const TlsClientOptions& tls) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    boost::system::error_code ec;
+    if (tls.insecure) {
+        ctx->set_verify_mode(asio::ssl::verify_none, ec);
+    } else {
+        if (tls.ca_file.empty())
+            ctx->set_default_verify_paths(ec);
+        else
+            ctx->load_verify_file(tls.ca_file, ec);
+        if (ec) return make_error("CA file " + tls.ca_file + ": " + ec.message());
+        ctx->set_verify_mode(asio::ssl::verify_peer, ec);
+    }
+    if (!tls.cert_file.empty()) {
+        ctx->use_certificate_chain_file(tls.cert_file, ec);
+        if (ec) return make_error("client certificate " + tls.cert_file + ": " + ec.message());
+        ctx->use_private_key_file(tls.key_file, asio::ssl::context::pem, ec);
+        if (ec) return make_error("client key " + tls.key_file + ": " + ec.message());
+    }
+    return ctx;
+}
+
+}  // namespace
+
 Result<HttpReply> http_request(const std::string& method, const Url& url, const std::string& body,
-                               const std::string& bearer_token, std::chrono::milliseconds timeout) {
+                               const std::string& bearer_token, std::chrono::milliseconds timeout,
+                               const TlsClientOptions& tls) {
     asio::io_context io;
-    beast::tcp_stream stream(io);
     asio::ip::tcp::resolver resolver(io);
     boost::system::error_code ec;
     auto endpoints = resolver.resolve(url.host, url.port, ec);
     if (ec) return make_error("cannot resolve " + url.host + ": " + ec.message());
+    std::shared_ptr<asio::ssl::context> ctx;
+    if (url.tls) {
+        auto made = client_context(tls);
+        if (!made) return made.error();
+        ctx = *made;
+    }
 
     http::request<http::string_body> req{http::string_to_verb(method), url.path, 11};
     req.set(http::field::host, url.host);
@@ -54,31 +109,45 @@ Result<HttpReply> http_request(const std::string& method, const Url& url, const 
         req.body() = body;
     }
     req.prepare_payload();
+    bool head = method == "HEAD";
 
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    // A HEAD answer has Content-Length but no body.
-    parser.skip(method == "HEAD");
-    std::string failure;
-    stream.expires_after(timeout);
-    stream.async_connect(endpoints, [&](boost::system::error_code e, auto) {
-        if (e) {
-            failure = "cannot connect: " + e.message();
+    std::optional<Result<HttpReply>> outcome;
+    auto run = [&]() -> awaitable<HttpReply> {
+        beast::tcp_stream tcp(io);
+        tcp.expires_after(timeout);
+        co_await tcp.async_connect(endpoints, use_awaitable);
+        if (!ctx) co_return co_await exchange(tcp, req, head);
+        beast::ssl_stream<beast::tcp_stream> stream(std::move(tcp), *ctx);
+        if (!tls.insecure) {
+            // SNI and the host name check against the certificate.
+            SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str());
+            stream.set_verify_callback(asio::ssl::host_name_verification(url.host));
+        }
+        co_await stream.async_handshake(asio::ssl::stream_base::client, use_awaitable);
+        HttpReply reply = co_await exchange(stream, req, head);
+        boost::system::error_code ignored;
+        beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(500));
+        co_await stream.async_shutdown(asio::redirect_error(use_awaitable, ignored));
+        co_return reply;
+    };
+    asio::co_spawn(io, run(), [&](std::exception_ptr e, HttpReply reply) {
+        if (!e) {
+            outcome.emplace(std::move(reply));
             return;
         }
-        http::async_write(stream, req, [&](boost::system::error_code e2, size_t) {
-            if (e2) {
-                failure = "cannot send: " + e2.message();
-                return;
-            }
-            http::async_read(stream, buffer, parser, [&](boost::system::error_code e3, size_t) {
-                if (e3) failure = "no answer: " + e3.message();
-            });
-        });
+        try {
+            std::rethrow_exception(e);
+        } catch (const boost::system::system_error& err) {
+            outcome.emplace(make_error(err.code() == beast::error::timeout
+                                           ? "no answer within the timeout"
+                                           : err.code().message()));
+        } catch (const std::exception& err) {
+            outcome.emplace(make_error(err.what()));
+        }
     });
     io.run();
-    if (!failure.empty()) return make_error(failure);
-    return HttpReply{parser.get().result_int(), parser.get().body()};
+    if (!outcome) return make_error("no answer");
+    return std::move(*outcome);
 }
 
 }  // namespace im::probes

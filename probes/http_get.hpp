@@ -9,12 +9,13 @@
 namespace im::probes {
 
 struct Url {
+    bool tls = false;
     std::string host;
     std::string port = "80";
     std::string path = "/";
 };
 
-// Accepts "http://host[:port][/path]" (IPv6 as [addr]).
+// Accepts "http[s]://host[:port][/path]" (IPv6 as [addr]).
 Result<Url> parse_url(const std::string& text);
 
 struct HttpReply {
@@ -22,7 +23,18 @@ struct HttpReply {
     std::string body;
 };
 
+// For https: the server is verified against `ca_file` (else the system's
+// CAs), host name included, unless `insecure`; `cert_file`/`key_file` are a
+// client certificate for mTLS.
+struct TlsClientOptions {
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+    bool insecure = false;
+};
+
 Result<HttpReply> http_request(const std::string& method, const Url& url, const std::string& body,
-                               const std::string& bearer_token, std::chrono::milliseconds timeout);
+                               const std::string& bearer_token, std::chrono::milliseconds timeout,
+                               const TlsClientOptions& tls = {});
 
 }  // namespace im::probes

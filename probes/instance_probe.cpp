@@ -12,6 +12,12 @@ int main(int argc, char** argv) {
     std::string url = "http://127.0.0.1:8000", probe, timeout = "5s";
     app.add_option("--url", url, "the manager's HTTP API")->envname("IM_PROBE_URL");
     app.add_option("--timeout", timeout, "how long to wait, e.g. 5s or 500ms");
+    im::probes::TlsClientOptions tls;
+    app.add_option("--ca-file", tls.ca_file, "https: verify the manager against this CA")
+        ->envname("IM_PROBE_CA_FILE");
+    app.add_flag("--insecure", tls.insecure,
+                 "https: do not verify the manager's certificate (a local check of our own pod)")
+        ->envname("IM_PROBE_INSECURE");
     app.add_option("probe", probe, "healthz | readyz | startupz")
         ->required()
         ->check(CLI::IsMember({"healthz", "readyz", "startupz"}));
@@ -32,7 +38,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     base->path = "/" + probe;
-    auto reply = im::probes::http_request("GET", *base, "", "", deadline);
+    auto reply = im::probes::http_request("GET", *base, "", "", deadline, tls);
     if (!reply) {
         std::fprintf(stderr, "instance-probe: %s: %s\n", probe.c_str(),
                      reply.error().message.c_str());

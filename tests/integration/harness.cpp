@@ -226,8 +226,8 @@ bool Instance::wait_ready(std::chrono::milliseconds timeout) {
 
 im::Result<im::probes::HttpReply> Instance::get(const std::string& path,
                                                 const std::string& method) {
-    return im::probes::http_request(method, {"127.0.0.1", std::to_string(http_port), path}, "", "",
-                                    5s);
+    return im::probes::http_request(method, {api_tls, "127.0.0.1", std::to_string(http_port), path},
+                                    "", "", 5s, tls_client);
 }
 
 std::string Instance::token() const {
@@ -239,8 +239,9 @@ std::string Instance::token() const {
 
 im::Result<im::probes::HttpReply> Instance::post(const std::string& path, const std::string& body,
                                                  std::optional<std::string> tok) {
-    return im::probes::http_request("POST", {"127.0.0.1", std::to_string(http_port), path}, body,
-                                    tok ? *tok : token(), 60s);
+    return im::probes::http_request("POST",
+                                    {api_tls, "127.0.0.1", std::to_string(http_port), path}, body,
+                                    tok ? *tok : token(), 60s, tls_client);
 }
 
 nlohmann::json Instance::status() {

@@ -46,6 +46,8 @@ class Instance {
     int http_port;
     std::vector<std::string> extra_args;
     bool with_token = true;
+    bool api_tls = false;  // speak https to the manager's API
+    im::probes::TlsClientOptions tls_client;
 
     // Starts the manager in the background; as_pid1 runs it as PID 1 of a new
     // PID namespace (root only).

@@ -120,3 +120,63 @@ TEST_CASE("instance-probe exit codes", "[http]") {
     CHECK(sh(live + " startupz").code == 0);
     CHECK(sh(live + " readyz").code == 0);
 }
+
+TEST_CASE("the API over TLS, with client certificates for mutating calls", "[http]") {
+    Instance pg("tls1");
+    std::string helper = manager_binary() + " helper make-cert ";
+    auto cert = [&](const std::string& stem, const std::string& cn) {
+        REQUIRE(sh(helper + pg.root + "/" + stem + ".crt " + pg.root + "/" + stem + ".key " + cn,
+                   true)
+                    .code == 0);
+    };
+    cert("server", "localhost");
+    cert("controller", "controller");
+    cert("stranger", "stranger");
+    pg.extra_args = {"--tls-cert", pg.root + "/server.crt", "--tls-key", pg.root + "/server.key",
+                     "--tls-client-ca", pg.root + "/controller.crt"};
+    pg.api_tls = true;
+    pg.tls_client.ca_file = pg.root + "/server.crt";
+    pg.start();
+    REQUIRE(pg.wait_ready());
+
+    // Probes and status need no client certificate.
+    CHECK(pg.get("/readyz")->status == 200);
+    CHECK(pg.status()["name"] == "tls1");
+    CHECK(sh(std::string(IM_PROBE_BINARY) + " --url https://127.0.0.1:" +
+             std::to_string(pg.http_port) + " --ca-file " + pg.root + "/server.crt readyz")
+              .code == 0);
+    // Without the server's CA the probe refuses to trust it; --insecure skips the check.
+    CHECK(sh(std::string(IM_PROBE_BINARY) + " --url https://127.0.0.1:" +
+             std::to_string(pg.http_port) + " readyz")
+              .code == 1);
+    CHECK(sh(std::string(IM_PROBE_BINARY) + " --url https://127.0.0.1:" +
+             std::to_string(pg.http_port) + " --insecure readyz")
+              .code == 0);
+
+    // A mutating call with the token but no client certificate: 403, nothing done.
+    auto pid = pg.postmaster_pid();
+    auto no_cert = pg.post("/v1/restart", "{}");
+    REQUIRE(no_cert.ok());
+    CHECK(no_cert->status == 403);
+    CHECK(no_cert->body.find("client certificate") != std::string::npos);
+    CHECK(pg.postmaster_pid() == pid);
+
+    // A certificate the client CA did not sign: the handshake fails.
+    pg.tls_client.cert_file = pg.root + "/stranger.crt";
+    pg.tls_client.key_file = pg.root + "/stranger.key";
+    CHECK_FALSE(pg.post("/v1/restart", "{}").ok());
+
+    // The controller's certificate and the token: done.
+    pg.tls_client.cert_file = pg.root + "/controller.crt";
+    pg.tls_client.key_file = pg.root + "/controller.key";
+    auto ok = pg.post("/v1/restart", "{}");
+    REQUIRE(ok.ok());
+    CHECK(ok->status == 200);
+    // ... and still the token is checked.
+    CHECK(pg.post("/v1/restart", "{}", "wrong-token")->status == 401);
+
+    // Plain HTTP to the TLS port gets nowhere.
+    pg.api_tls = false;
+    auto plain = pg.get("/readyz");
+    CHECK((!plain.ok() || plain->status != 200));
+}

@@ -71,6 +71,8 @@ TEST_CASE("run arguments: every bad input is exit code 2 with a message", "[conf
         {"--smart-shutdown-timeout", "forever"},
         {"--api-token-file", "/nonexistent/token"},
         {"--pg-tls-cert", "/etc/hostname"},
+        {"--tls-cert", "/etc/hostname"},
+        {"--tls-client-ca", "/etc/hostname"},
         {"--pg-bin", "/nonexistent"},
         {"--name", "bad name"},
         {"--check-interval", "5s"},

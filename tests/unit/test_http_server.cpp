@@ -16,7 +16,7 @@ struct Server {
     int handled = 0;
 
     explicit Server(HttpLimits limits)
-        : server(io.get_executor(), limits, [this](HttpRequest req) -> awaitable<HttpResponse> {
+        : server(io.get_executor(), limits, [this](HttpRequest req, PeerInfo) -> awaitable<HttpResponse> {
               ++handled;
               co_return json_response(http::status::ok, {{"path", std::string(req.target())},
                                                          {"bytes", req.body().size()}});
@@ -112,7 +112,7 @@ TEST_CASE("connections over the cap get 503", "[http]") {
     held.clear();
     for (int i = 0; i < 100 && srv.server.open_connections() > 0; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    auto ok = probes::http_request("GET", {"127.0.0.1", std::to_string(srv.server.port()), "/x"},
+    auto ok = probes::http_request("GET", {false, "127.0.0.1", std::to_string(srv.server.port()), "/x"},
                                    "", "", std::chrono::seconds(2));
     REQUIRE(ok.ok());
     CHECK(ok->status == 200);
@@ -128,6 +128,15 @@ TEST_CASE("the probe client parses URLs", "[http]") {
     REQUIRE(v6.ok());
     CHECK(v6->host == "::1");
     CHECK(v6->path == "/");
-    CHECK_FALSE(probes::parse_url("https://x").ok());
+    auto tls = probes::parse_url("https://x/readyz");
+    REQUIRE(tls.ok());
+    CHECK(tls->tls);
+    CHECK(tls->port == "443");
+    CHECK_FALSE(probes::parse_url("ftp://x").ok());
     CHECK_FALSE(probes::parse_url("http://:80").ok());
+}
+
+TEST_CASE("API TLS: unusable certificate files are an error, not a plain-HTTP fallback", "[http]") {
+    CHECK_FALSE(make_server_tls("/etc/hostname", "/etc/hostname", "").ok());
+    CHECK_FALSE(make_server_tls("/nonexistent.crt", "/nonexistent.key", "").ok());
 }
