@@ -235,11 +235,10 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
         cfg.restart_policy = RestartPolicy::never;
     else
         return make_error("--restart-policy: 'always' or 'never', got '" + restart_policy + "'", 2);
-    // Only "fence" for now: a re-clone wipes the data directory, and until it
-    // is built and tested the flag refuses it rather than pretending.
-    if (rewind_failure != "fence")
+    if (rewind_failure != "fence" && rewind_failure != "reclone")
         return make_error(
-            "--on-rewind-failure: only 'fence' is supported, got '" + rewind_failure + "'", 2);
+            "--on-rewind-failure: 'fence' or 'reclone', got '" + rewind_failure + "'", 2);
+    cfg.reclone_on_rewind_failure = rewind_failure == "reclone";
     if (!parse_duration(smart, cfg.smart_shutdown_timeout))
         return make_error("--smart-shutdown-timeout: expected a duration like 10s", 2);
     if (!parse_duration(fast, cfg.fast_shutdown_timeout))

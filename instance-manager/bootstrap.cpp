@@ -99,44 +99,6 @@ Status restore_state_dir(const Config& cfg, const std::string& stash) {
     return fs::fsync_dir(cfg.pgdata);
 }
 
-namespace {
-
-// Clones a new replica into the empty data directory.
-awaitable<Status> clone_replica(Config& cfg, Reaper& reaper, std::function<void(int)> on_progress) {
-    if (cfg.replication_password_file.empty() || !fs::exists(cfg.replication_password_file))
-        co_return make_error(
-            "a new replica needs --replication-password-file with the primary's password");
-    auto password = fs::read_secret(cfg.replication_password_file);
-    if (!password) co_return password.error();
-    // The data directory must stay empty for pg_basebackup: a private temporary passfile.
-    char tmpl[] = "/tmp/instance-manager-pgpass-XXXXXX";
-    UniqueFd fd(::mkstemp(tmpl));
-    if (!fd) co_return make_error("cannot create a temporary passfile");
-    std::string tmp_passfile = tmpl;
-    struct Remove {
-        std::string path;
-        ~Remove() { ::unlink(path.c_str()); }
-    } remove{tmp_passfile};
-    std::string line = render_passfile(*password);
-    if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
-        co_return make_error("cannot write the temporary passfile");
-
-    auto conninfo = replication_conninfo(cfg.primary_conninfo, cfg.name,
-                                         {tmp_passfile, cfg.replication_ca_file});
-    if (!conninfo) co_return conninfo.error();
-    std::string slot = slot_name_for(cfg.name);
-    if (auto st = co_await ensure_upstream_slot(*conninfo, slot); !st) co_return st;
-    if (auto st = co_await run_basebackup(reaper, cfg, *conninfo, slot, on_progress); !st)
-        co_return st;
-
-    // The primary's own state came along; this instance starts its own.
-    std::error_code ec;
-    for (const char* own : {"state.json", "tls", "replication.pgpass"})
-        std::filesystem::remove_all(fs::join(cfg.state_dir(), own), ec);
-    co_return fs::write_file_atomic(fs::join(cfg.pgdata, "standby.signal"), "", 0600);
-}
-
-}  // namespace
 
 awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
                                              std::function<void(int)> on_progress) {
@@ -151,7 +113,15 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
     auto bin_major = co_await binaries_major_version(reaper, cfg);
     if (!bin_major) co_return bin_major.error();
     if (*kind == DataDirKind::empty && !cfg.primary_conninfo.empty()) {
-        if (auto st = co_await clone_replica(cfg, reaper, on_progress); !st) co_return st.error();
+        if (cfg.replication_password_file.empty() || !fs::exists(cfg.replication_password_file))
+            co_return make_error(
+                "a new replica needs --replication-password-file with the primary's password");
+        auto password = fs::read_secret(cfg.replication_password_file);
+        if (!password) co_return password.error();
+        if (auto st = co_await clone_replica(cfg, reaper, cfg.primary_conninfo, *password,
+                                             on_progress);
+            !st)
+            co_return st.error();
         out.cloned = true;
     } else if (*kind == DataDirKind::empty) {
         if (auto st = co_await run_initdb(reaper, cfg); !st) co_return st.error();

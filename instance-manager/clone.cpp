@@ -1,6 +1,13 @@
 #include "clone.hpp"
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "event.hpp"
+#include "fd.hpp"
+#include "fs_util.hpp"
+#include "replication_config.hpp"
 #include "log.hpp"
 #include "pg_session.hpp"
 
@@ -83,6 +90,36 @@ awaitable<Status> run_basebackup(Reaper& reaper, const Config& cfg,
         co_return make_error("pg_basebackup " + describe_wait_status(*status) + ": " + errors, 502);
     on_progress(100);
     co_return Ok{};
+}
+
+awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::string& upstream,
+                                const std::string& replication_password,
+                                std::function<void(int)> on_progress) {
+    // The data directory must stay empty for pg_basebackup: a private temporary passfile.
+    char tmpl[] = "/tmp/instance-manager-pgpass-XXXXXX";
+    UniqueFd fd(::mkstemp(tmpl));
+    if (!fd) co_return make_error("cannot create a temporary passfile");
+    std::string tmp_passfile = tmpl;
+    struct Remove {
+        std::string path;
+        ~Remove() { ::unlink(path.c_str()); }
+    } remove{tmp_passfile};
+    std::string line = render_passfile(replication_password);
+    if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+        co_return make_error("cannot write the temporary passfile");
+
+    auto conninfo = replication_conninfo(upstream, cfg.name, {tmp_passfile, cfg.replication_ca_file});
+    if (!conninfo) co_return conninfo.error();
+    std::string slot = slot_name_for(cfg.name);
+    if (auto st = co_await ensure_upstream_slot(*conninfo, slot); !st) co_return st;
+    if (auto st = co_await run_basebackup(reaper, cfg, *conninfo, slot, on_progress); !st)
+        co_return st;
+
+    // The primary's own state came along; this instance starts its own.
+    std::error_code ec;
+    for (const char* own : {"state.json", "tls", "replication.pgpass"})
+        std::filesystem::remove_all(fs::join(cfg.state_dir(), own), ec);
+    co_return fs::write_file_atomic(fs::join(cfg.pgdata, "standby.signal"), "", 0600);
 }
 
 }  // namespace im

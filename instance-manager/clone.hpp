@@ -22,6 +22,12 @@ awaitable<Status> run_basebackup(Reaper& reaper, const Config& cfg,
                                  const std::string& replication_conninfo, const std::string& slot,
                                  std::function<void(int)> on_progress);
 
+// A new replica of `upstream` in the empty cfg.pgdata: slot, base backup,
+// standby.signal; the primary's own manager state that came along is removed.
+awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::string& upstream,
+                                const std::string& replication_password,
+                                std::function<void(int)> on_progress);
+
 // "  12345/67890 kB (18%), 0/1 tablespace" -> 18; -1 when the line has none.
 int parse_basebackup_progress(std::string_view line);
 

@@ -56,6 +56,12 @@ class Daemon : public ApiActions {
     awaitable<Status> check_upstream(const std::string& upstream);
     // pg_rewind against `upstream` (the instance must be cleanly stopped).
     awaitable<Status> rewind_from(const std::string& upstream);
+    // A failed rewind: fenced, and with --on-rewind-failure reclone a fresh
+    // base backup from `upstream` and a start as its replica. `out` is the
+    // answer's body so far.
+    awaitable<CommandResult_> after_failed_rewind(const Error& why, const std::string& upstream,
+                                                  nlohmann::json out);
+    awaitable<Status> reclone_from(const std::string& upstream);
     // Starts postgres as a replica of `upstream` (standby.signal, settings).
     Status start_as_replica(const std::string& upstream);
     awaitable<void> ensure_own_slot(const std::string& upstream);

@@ -272,6 +272,58 @@ awaitable<Status> Daemon::rewind_from(const std::string& upstream) {
     co_return Ok{};
 }
 
+awaitable<CommandResult_> Daemon::after_failed_rewind(const Error& why,
+                                                     const std::string& upstream,
+                                                     nlohmann::json out) {
+    // Fenced first, persisted: whatever happens next, this instance does not
+    // come back as a writable primary on its own.
+    prepared_->persistent.fenced = true;
+    (void)save_persistent();
+    if (state_.role.current() != Role::fenced)
+        (void)state_.role.transition(Role::fenced, "rewind failed");
+    state_.last_error = why.message;
+    if (!cfg_.reclone_on_rewind_failure)
+        co_return make_error(why.message + "; the instance stays fenced", 500);
+    if (auto st = co_await reclone_from(upstream); !st) {
+        state_.last_error = st.error().message;
+        co_return make_error(why.message + "; re-cloning failed too: " + st.error().message +
+                                 "; the instance stays fenced",
+                             500);
+    }
+    out["rewound"] = false;
+    out["recloned"] = true;
+    if (auto st = start_as_replica(upstream); !st) co_return make_error(st.error().message, 500);
+    co_return changed(state_, out);
+}
+
+awaitable<Status> Daemon::reclone_from(const std::string& upstream) {
+    auto password = fs::read_secret(cfg_.replication_password_file);
+    if (!password) co_return password.error();
+    // Our identity (term, passwords, certificates) outlives the old data.
+    auto stash = stash_state_dir(cfg_);
+    if (!stash) co_return stash.error();
+    log::warn("commands",
+              "--on-rewind-failure reclone: replacing the data directory with a base backup",
+              {{"pgdata", cfg_.pgdata}, {"upstream", public_upstream(upstream)}});
+    // The contents, not the directory: it is often a mount point.
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(cfg_.pgdata, ec)) {
+        std::error_code rm;
+        std::filesystem::remove_all(entry.path(), rm);
+        if (rm) co_return make_error("cannot clear " + entry.path().string() + ": " + rm.message());
+    }
+    if (ec) co_return make_error("cannot list " + cfg_.pgdata + ": " + ec.message());
+    state_.clone_progress = 0;
+    auto cloned = co_await clone_replica(cfg_, reaper_, upstream, *password,
+                                         [this](int pct) { state_.clone_progress = pct; });
+    // Put our state back either way: a failed clone leaves a fenced instance
+    // that still knows its term.
+    if (auto st = restore_state_dir(cfg_, *stash); !st) co_return st;
+    if (!cloned) co_return cloned;
+    state_.setup_done = true;  // the roles came with the data
+    co_return Ok{};
+}
+
 awaitable<void> Daemon::ensure_own_slot(const std::string& upstream) {
     // The primary keeps slots for the members it is told about; creating ours
     // as well covers a primary that has not been told yet.
@@ -328,14 +380,8 @@ awaitable<CommandResult_> Daemon::do_demote(const nlohmann::json& body) {
         (void)state_.role.transition(Role::fenced, "demoted without a new primary");
         co_return changed(state_, out);
     }
-    if (auto st = co_await rewind_from(upstream); !st) {
-        prepared_->persistent.fenced = true;
-        (void)save_persistent();
-        (void)state_.role.transition(Role::fenced, "rewind failed");
-        state_.last_error = st.error().message;
-        co_return make_error("demoted, but " + st.error().message + "; the instance stays fenced",
-                             500);
-    }
+    if (auto st = co_await rewind_from(upstream); !st)
+        co_return co_await after_failed_rewind(st.error(), upstream, out);
     out["rewound"] = true;
     co_await ensure_own_slot(upstream);
     if (auto st = start_as_replica(upstream); !st) co_return make_error(st.error().message, 500);
@@ -363,17 +409,12 @@ awaitable<CommandResult_> Daemon::do_follow(const nlohmann::json& body) {
     }
     // pg_rewind finds out by itself whether the timelines forked; when they
     // did not it changes nothing.
-    if (auto st = co_await rewind_from(upstream); !st) {
-        prepared_->persistent.fenced = true;
-        (void)save_persistent();
-        if (state_.role.current() != Role::fenced)
-            (void)state_.role.transition(Role::fenced, "rewind failed");
-        state_.last_error = st.error().message;
-        co_return make_error(st.error().message + "; the instance stays fenced", 500);
-    }
+    nlohmann::json out = {{"following", public_upstream(upstream)}, {"method", "restart"}};
+    if (auto st = co_await rewind_from(upstream); !st)
+        co_return co_await after_failed_rewind(st.error(), upstream, out);
     co_await ensure_own_slot(upstream);
     if (auto st = start_as_replica(upstream); !st) co_return make_error(st.error().message, 500);
-    co_return changed(state_, {{"following", public_upstream(upstream)}, {"method", "restart"}});
+    co_return changed(state_, out);
 }
 
 awaitable<bool> Daemon::can_follow_by_reload(const std::string& upstream) {

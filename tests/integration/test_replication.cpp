@@ -157,3 +157,55 @@ TEST_CASE("a demote towards a foreign cluster is refused", "[replication]") {
     CHECK(r->body.find("another cluster") != std::string::npos);
     CHECK(a.status()["role"] == "primary");
 }
+
+TEST_CASE("a failed rewind fences; --on-rewind-failure reclone replaces the data", "[rewind]") {
+    Instance p("w-one");
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('base')").code == 0);
+    Instance r("w-two");
+    r.token_file = p.token_file;
+    r.extra_args = {"--primary-conninfo", upstream_of(p), "--replication-password-file",
+                    p.pgdata + "/instance-manager/replication.password"};
+    r.start();
+    REQUIRE(r.wait_ready(120s));
+    REQUIRE(r.wait_until([&] { return r.psql("SELECT count(*) FROM t").out == "1\n"; }, 20s));
+
+    post_json(r, "/v1/promote", {{"term", 1}, {"members", {"w-one", "w-two"}}}, 200);
+    REQUIRE(r.psql("INSERT INTO t VALUES ('after-promote')").code == 0);
+    REQUIRE(p.psql("INSERT INTO t VALUES ('diverged')").code == 0);
+    post_json(p, "/v1/demote", {{"term", 2}}, 200);
+    CHECK(p.status()["role"] == "fenced");
+    // Without its own WAL pg_rewind cannot find where the histories forked.
+    REQUIRE(sh("find " + p.pgdata +
+                   "/pg_wal -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' -delete",
+               true)
+                .code == 0);
+
+    // Default: the instance stays fenced, its data directory untouched.
+    auto failed = post_json(p, "/v1/follow", {{"term", 3}, {"primary_conninfo", upstream_of(r)}}, 500);
+    CHECK(failed["error"].get<std::string>().find("stays fenced") != std::string::npos);
+    CHECK(p.status()["role"] == "fenced");
+    CHECK(p.status()["last_error"].is_string());
+    CHECK(sh("test -f " + p.pgdata + "/PG_VERSION -a -d " + p.pgdata + "/base").code == 0);
+
+    // Opted in: a fresh base backup from the new primary replaces the data.
+    p.signal(SIGTERM);
+    REQUIRE(p.wait_exit(60s) == 0);
+    p.extra_args = {"--on-rewind-failure", "reclone"};
+    p.start();
+    REQUIRE(p.wait_until([&] { return p.status()["role"] == "fenced"; }, 30s));
+    auto recloned =
+        post_json(p, "/v1/follow", {{"term", 4}, {"primary_conninfo", upstream_of(r)}}, 200);
+    CHECK(recloned["recloned"] == true);
+    REQUIRE(p.wait_ready(120s));
+    CHECK(p.status()["role"] == "replica");
+    CHECK(p.status()["term"] == 4);
+    CHECK(p.wait_until(
+        [&] {
+            return p.psql("SELECT string_agg(v, ',' ORDER BY v) FROM t").out ==
+                   "after-promote,base\n";
+        },
+        30s));
+    CHECK(p.log().find("replacing the data directory") != std::string::npos);
+}
