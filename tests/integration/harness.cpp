@@ -304,4 +304,22 @@ std::string Instance::control_state() {
     return line.substr(line.find_first_not_of(' '));
 }
 
+void Instance::replica_of(const Instance& primary) {
+    token_file = primary.token_file;
+    extra_args.insert(extra_args.end(),
+                      {"--primary-conninfo", primary.upstream(), "--replication-password-file",
+                       primary.pgdata + "/instance-manager/replication.password"});
+}
+
+std::string Instance::upstream() const { return "host=127.0.0.1 port=" + std::to_string(pg_port); }
+
+nlohmann::json post_json(Instance& i, const std::string& path, const nlohmann::json& body,
+                         unsigned expect) {
+    auto r = i.post(path, body.dump());
+    REQUIRE(r.ok());
+    INFO(path << " " << body.dump() << " -> " << r->body);
+    CHECK(r->status == expect);
+    return nlohmann::json::parse(r->body, nullptr, false);
+}
+
 }  // namespace harness

@@ -81,11 +81,21 @@ class Instance {
     std::string log() const;
     std::string control_state();  // pg_controldata's "Database cluster state"
 
+    // Makes this (not yet started) instance a replica cloned from `primary`:
+    // the same API token, its replication password, its address.
+    void replica_of(const Instance& primary);
+    // "host=127.0.0.1 port=N": what a controller passes as primary_conninfo.
+    std::string upstream() const;
+
   private:
     std::vector<std::string> command_line() const;
     pid_t pid_ = -1;  // the direct child (manager, or unshare when as PID 1)
     bool pid1_ = false;
     std::optional<int> exit_code_;
 };
+
+// POSTs `body` to `path`, checks the status, returns the parsed answer.
+nlohmann::json post_json(Instance& i, const std::string& path, const nlohmann::json& body,
+                         unsigned expect);
 
 }  // namespace harness

@@ -11,27 +11,12 @@
 using namespace harness;
 
 namespace {
-std::string upstream_of(Instance& i) { return "host=127.0.0.1 port=" + std::to_string(i.pg_port); }
-
-nlohmann::json post_json(Instance& i, const std::string& path, const nlohmann::json& body,
-                         unsigned expect) {
-    auto r = i.post(path, body.dump());
-    REQUIRE(r.ok());
-    INFO(path << " " << body.dump() << " -> " << r->body);
-    CHECK(r->status == expect);
-    return nlohmann::json::parse(r->body, nullptr, false);
-}
 
 std::string read_all(const std::string& path) {
     std::ifstream in(path);
     return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-void make_replica(Instance& r, Instance& p) {
-    r.token_file = p.token_file;
-    r.extra_args = {"--primary-conninfo", upstream_of(p), "--replication-password-file",
-                    p.pgdata + "/instance-manager/replication.password"};
-}
 }  // namespace
 
 TEST_CASE("three instances: synchronous commit, switchover, follow by reload", "[three]") {
@@ -41,8 +26,8 @@ TEST_CASE("three instances: synchronous commit, switchover, follow by reload", "
     REQUIRE(p.psql("CREATE TABLE t (v text)").code == 0);
     Instance a("s-two");
     Instance b("s-three");
-    make_replica(a, p);
-    make_replica(b, p);
+    a.replica_of(p);
+    b.replica_of(p);
     a.start();
     b.start();
     REQUIRE(a.wait_ready(120s));
@@ -104,13 +89,13 @@ TEST_CASE("three instances: synchronous commit, switchover, follow by reload", "
     REQUIRE(a.psql("INSERT INTO t VALUES ('on-new-primary')").code == 0);
 
     // b streams on timeline 1 up to the fork: the new primary continues it, a reload is enough.
-    auto followed = post_json(b, "/v1/follow", {{"term", 6}, {"primary_conninfo", upstream_of(a)}}, 200);
+    auto followed = post_json(b, "/v1/follow", {{"term", 6}, {"primary_conninfo", a.upstream()}}, 200);
     CHECK(followed["method"] == "reload");
     CHECK(b.wait_until([&] { return b.psql("SELECT count(*) FROM t").out == "3\n"; }, 30s));
     CHECK(b.status()["replication"]["upstream"]["port"] == std::to_string(a.pg_port));
 
     // The old primary, a fenced replica, follows with a restart.
-    auto rejoined = post_json(p, "/v1/follow", {{"term", 7}, {"primary_conninfo", upstream_of(a)}}, 200);
+    auto rejoined = post_json(p, "/v1/follow", {{"term", 7}, {"primary_conninfo", a.upstream()}}, 200);
     CHECK(rejoined["method"] == "restart");
     REQUIRE(p.wait_ready(60s));
     CHECK(p.wait_until(
