@@ -61,7 +61,9 @@ awaitable<HttpReply> exchange(Stream& stream, http::request<http::string_body>& 
     co_return HttpReply{parser.get().result_int(), parser.get().body()};
 }
 
-Result<std::shared_ptr<asio::ssl::context>> client_context(const TlsClientOptions& tls) {
+}  // namespace
+
+Result<std::shared_ptr<asio::ssl::context>> make_client_tls(const TlsClientOptions& tls) {
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     boost::system::error_code ec;
     if (tls.insecure) {
@@ -83,26 +85,15 @@ Result<std::shared_ptr<asio::ssl::context>> client_context(const TlsClientOption
     return ctx;
 }
 
-}  // namespace
-
-Result<HttpReply> http_request(const std::string& method, const Url& url, const std::string& body,
-                               const std::string& bearer_token, std::chrono::milliseconds timeout,
-                               const TlsClientOptions& tls) {
-    asio::io_context io;
-    asio::ip::tcp::resolver resolver(io);
-    boost::system::error_code ec;
-    auto endpoints = resolver.resolve(url.host, url.port, ec);
-    if (ec) return make_error("cannot resolve " + url.host + ": " + ec.message());
-    std::shared_ptr<asio::ssl::context> ctx;
-    if (url.tls) {
-        auto made = client_context(tls);
-        if (!made) return made.error();
-        ctx = *made;
-    }
-
+awaitable<Result<HttpReply>> async_http_request(std::string method, Url url, std::string body,
+                                                std::string bearer_token,
+                                                std::chrono::milliseconds timeout,
+                                                std::shared_ptr<asio::ssl::context> tls,
+                                                bool verify_host) {
+    auto ex = co_await asio::this_coro::executor;
     http::request<http::string_body> req{http::string_to_verb(method), url.path, 11};
     req.set(http::field::host, url.host);
-    req.set(http::field::user_agent, "instance-probe");
+    req.set(http::field::user_agent, "instance-manager");
     if (!bearer_token.empty()) req.set(http::field::authorization, "Bearer " + bearer_token);
     if (!body.empty()) {
         req.set(http::field::content_type, "application/json");
@@ -110,41 +101,54 @@ Result<HttpReply> http_request(const std::string& method, const Url& url, const 
     }
     req.prepare_payload();
     bool head = method == "HEAD";
+    if (url.tls && !tls) co_return make_error("https needs a TLS context");
 
-    std::optional<Result<HttpReply>> outcome;
-    auto run = [&]() -> awaitable<HttpReply> {
-        beast::tcp_stream tcp(io);
+    std::string stage = "cannot connect";
+    try {
+        asio::ip::tcp::resolver resolver(ex);
+        auto endpoints = co_await resolver.async_resolve(url.host, url.port, use_awaitable);
+        beast::tcp_stream tcp(ex);
         tcp.expires_after(timeout);
         co_await tcp.async_connect(endpoints, use_awaitable);
-        if (!ctx) co_return co_await exchange(tcp, req, head);
-        beast::ssl_stream<beast::tcp_stream> stream(std::move(tcp), *ctx);
-        if (!tls.insecure) {
+        stage = "no answer";
+        if (!url.tls) co_return co_await exchange(tcp, req, head);
+        beast::ssl_stream<beast::tcp_stream> stream(std::move(tcp), *tls);
+        if (verify_host) {
             // SNI and the host name check against the certificate.
             SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str());
             stream.set_verify_callback(asio::ssl::host_name_verification(url.host));
         }
+        stage = "TLS handshake failed";
         co_await stream.async_handshake(asio::ssl::stream_base::client, use_awaitable);
+        stage = "no answer";
         HttpReply reply = co_await exchange(stream, req, head);
         boost::system::error_code ignored;
         beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(500));
         co_await stream.async_shutdown(asio::redirect_error(use_awaitable, ignored));
         co_return reply;
+    } catch (const boost::system::system_error& err) {
+        co_return make_error(stage + ": " +
+                             (err.code() == beast::error::timeout ? std::string("timed out")
+                                                                  : err.code().message()));
+    }
+}
+
+Result<HttpReply> http_request(const std::string& method, const Url& url, const std::string& body,
+                               const std::string& bearer_token, std::chrono::milliseconds timeout,
+                               const TlsClientOptions& tls) {
+    std::shared_ptr<asio::ssl::context> ctx;
+    if (url.tls) {
+        auto made = make_client_tls(tls);
+        if (!made) return made.error();
+        ctx = *made;
+    }
+    asio::io_context io;
+    std::optional<Result<HttpReply>> outcome;
+    auto run = [&]() -> awaitable<void> {
+        outcome.emplace(co_await async_http_request(method, url, body, bearer_token, timeout, ctx,
+                                                    !tls.insecure));
     };
-    asio::co_spawn(io, run(), [&](std::exception_ptr e, HttpReply reply) {
-        if (!e) {
-            outcome.emplace(std::move(reply));
-            return;
-        }
-        try {
-            std::rethrow_exception(e);
-        } catch (const boost::system::system_error& err) {
-            outcome.emplace(make_error(err.code() == beast::error::timeout
-                                           ? "no answer within the timeout"
-                                           : err.code().message()));
-        } catch (const std::exception& err) {
-            outcome.emplace(make_error(err.what()));
-        }
-    });
+    asio::co_spawn(io, run(), asio::detached);
     io.run();
     if (!outcome) return make_error("no answer");
     return std::move(*outcome);

@@ -1,9 +1,12 @@
 #pragma once
 // A minimal HTTP/1.1 client over Boost.Beast for probes and tools: one
 // request, one response, a deadline for the whole exchange.
+#include <boost/asio/ssl/context.hpp>
 #include <chrono>
+#include <memory>
 #include <string>
 
+#include "asio.hpp"
 #include "result.hpp"
 
 namespace im::probes {
@@ -33,6 +36,18 @@ struct TlsClientOptions {
     bool insecure = false;
 };
 
+// A client TLS context from the options (shared by many requests).
+Result<std::shared_ptr<asio::ssl::context>> make_client_tls(const TlsClientOptions& tls);
+
+// One request on the caller's executor; `tls` is needed for https URLs.
+// Failures (connect, timeout, handshake) are errors, never exceptions.
+awaitable<Result<HttpReply>> async_http_request(std::string method, Url url, std::string body,
+                                                std::string bearer_token,
+                                                std::chrono::milliseconds timeout,
+                                                std::shared_ptr<asio::ssl::context> tls = nullptr,
+                                                bool verify_host = true);
+
+// The same, blocking, with its own event loop (for tools and tests).
 Result<HttpReply> http_request(const std::string& method, const Url& url, const std::string& body,
                                const std::string& bearer_token, std::chrono::milliseconds timeout,
                                const TlsClientOptions& tls = {});
