@@ -3,6 +3,7 @@
 #include <map>
 
 #include "conninfo.hpp"
+#include "http_get.hpp"
 #include "log.hpp"
 #include "probe_logic.hpp"
 #include "replication_config.hpp"
@@ -45,6 +46,17 @@ std::optional<std::string> check_field(const nlohmann::json& v, FieldType type) 
             for (const auto& n : v)
                 if (!n.is_string() || n.get<std::string>().empty())
                     return "an array of instance names";
+            break;
+        case FieldType::millis:
+            if (!v.is_number_integer() || v.get<int64_t>() < 100 || v.get<int64_t>() > 600000)
+                return "a number of milliseconds [100, 600000]";
+            break;
+        case FieldType::member_urls:
+            if (!v.is_object() || v.empty()) return "an object of member name -> API URL";
+            for (auto m = v.begin(); m != v.end(); ++m)
+                if (m.key().empty() || !m.value().is_string() ||
+                    !probes::parse_url(m.value().get<std::string>()))
+                    return "an object of member name -> API URL";
             break;
         case FieldType::synchronous:
             if (auto s = parse_sync_spec(v); !s) return s.error().message;
@@ -131,6 +143,12 @@ const std::map<std::string, Route>& routes() {
           {{"term", term}, {"primary_conninfo", {FieldType::conninfo, true}}}}},
         {"/v1/fence", {Kind::command, post, {{"term", term}}}},
         {"/v1/unfence", {Kind::command, post, {{"term", term}}}},
+        {"/v1/lease",
+         {Kind::command,
+          post,
+          {{"term", term},
+           {"ttl_ms", {FieldType::millis, true}},
+           {"members", {FieldType::member_urls, true}}}}},
         {"/v1/replication",
          {Kind::command,
           post,

@@ -5,6 +5,7 @@
 
 #include "data_dir.hpp"
 #include "fs_util.hpp"
+#include "http_get.hpp"
 #include "log.hpp"
 
 namespace im {
@@ -22,6 +23,11 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
             [this](HttpRequest req, PeerInfo peer) { return api_.handle(std::move(req), peer); },
             std::move(api_tls)) {
     api_.require_client_cert(!cfg_.tls_client_ca.empty());
+    // Peers are asked only whether they are alive (and their term): their
+    // certificates are not checked, as there is no CA for them here.
+    probes::TlsClientOptions insecure;
+    insecure.insecure = true;
+    if (auto tls = probes::make_client_tls(insecure)) peer_tls_ = *tls;
     signals_.add(SIGHUP);
     signals_.add(SIGCHLD);
     supervisor_.set_exit_hook(
@@ -166,7 +172,13 @@ awaitable<void> Daemon::main_flow() {
     store_ = std::make_unique<StateStore>(cfg_.state_dir() + "/state.json");
     state_.term = prepared_->persistent.term;
     state_.upstream = prepared_->persistent.primary_conninfo;
+    state_.standby = prepared_->replica;
     if (shutting_down_) co_return;
+    asio::co_spawn(io_, lease_watchdog(), asio::detached);
+    if (!prepared_->persistent.fenced && !co_await primary_may_start()) {
+        co_await monitor_.run([this](PgSession& s) { return after_check(s); });
+        co_return;
+    }
     if (prepared_->persistent.fenced) {
         // Fenced survives restarts of the manager: postgres stays down until unfenced.
         (void)state_.role.transition(Role::fenced, "fenced before the manager started");

@@ -10,6 +10,7 @@
 #include "config.hpp"
 #include "http_server.hpp"
 #include "instance_state.hpp"
+#include "lease_rules.hpp"
 #include "monitor.hpp"
 #include "process.hpp"
 #include "state_store.hpp"
@@ -52,6 +53,15 @@ class Daemon : public ApiActions {
     awaitable<CommandResult_> do_fence();
     awaitable<CommandResult_> do_unfence();
     awaitable<CommandResult_> do_replication(const nlohmann::json& body);
+    // The primary lease (lease.cpp).
+    awaitable<CommandResult_> do_lease(const nlohmann::json& body);
+    awaitable<void> lease_watchdog();
+    // Asks every other lease member's manager for `path`.
+    awaitable<std::vector<PeerView>> ask_peers(const std::string& path,
+                                               std::chrono::milliseconds timeout);
+    size_t lease_member_count() const;
+    // Before a primary under leases starts postgres: false when it must stay fenced.
+    awaitable<bool> primary_may_start();
     // Checks that `upstream` answers replication with our system identifier.
     awaitable<Status> check_upstream(const std::string& upstream);
     // pg_rewind against `upstream` (the instance must be cleanly stopped).
@@ -91,6 +101,10 @@ class Daemon : public ApiActions {
     std::unique_ptr<StateStore> store_;
     bool shutting_down_ = false;
     bool restart_pending_ = false;
+    bool command_running_ = false;  // a role command (or a self-fence) is under way
+    bool lease_lapse_logged_ = false;
+    boost::system::error_code ignored_ec_;
+    std::shared_ptr<asio::ssl::context> peer_tls_;  // for https member URLs
     int exit_code_ = 0;
 };
 

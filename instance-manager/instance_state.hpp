@@ -58,6 +58,11 @@ struct InstanceState {
     std::optional<int> clone_progress;  // pg_basebackup's percentage while a replica is cloned
     std::string upstream;               // a replica's primary_conninfo as given (no secrets)
     uint64_t term = 0;                  // highest accepted command term
+    bool standby = false;               // standby.signal: a replica's data, also when fenced
+    // The controller's lease on a primary: when it lapses without renewal and
+    // no majority of the members answers, the primary fences itself.
+    std::optional<std::chrono::steady_clock::time_point> lease_expires;
+    std::chrono::milliseconds lease_ttl{0};
     std::string last_error;
     std::chrono::system_clock::time_point manager_started = std::chrono::system_clock::now();
     std::chrono::steady_clock::time_point manager_started_mono = std::chrono::steady_clock::now();

@@ -30,13 +30,38 @@ Status Daemon::save_persistent() {
     if (auto st = store_->save(prepared_->persistent); !st) return st;
     state_.term = prepared_->persistent.term;
     state_.upstream = prepared_->persistent.primary_conninfo;
+    state_.standby = prepared_->replica;
     return Ok{};
 }
 
 awaitable<CommandResult_> Daemon::run(const std::string& command, const nlohmann::json& body) {
     if (shutting_down_) co_return conflict("the manager is shutting down");
     if (!prepared_ || !store_) co_return conflict("the instance is still bootstrapping");
+    if (command_running_) co_return conflict("busy: another command is running");
+    command_running_ = true;
+    struct Clear {
+        bool& b;
+        ~Clear() { b = false; }
+    } clear{command_running_};
     std::optional<uint64_t> term;
+    if (command == "lease" && body.contains("term")) {
+        // A lease renews with the same term every round: only stale terms are refused,
+        // and only a newer term is persisted.
+        uint64_t t = body["term"].get<uint64_t>();
+        if (t < prepared_->persistent.term)
+            co_return conflict("stale term " + std::to_string(t) + ": term " +
+                               std::to_string(prepared_->persistent.term) +
+                               " was already accepted");
+        auto r = co_await do_lease(body);
+        if (r && t > prepared_->persistent.term) {
+            prepared_->persistent.term = t;
+            prepared_->persistent.last_command = "lease:" + std::to_string(t);
+            if (auto st = save_persistent(); !st)
+                co_return make_error("cannot persist the term: " + st.error().message, 500);
+        }
+        if (r) (*r)["term"] = t;
+        co_return r;
+    }
     if (body.contains("term")) {
         term = body["term"].get<uint64_t>();
         switch (judge_term(prepared_->persistent, command, *term)) {
@@ -188,6 +213,17 @@ awaitable<CommandResult_> Daemon::do_unfence() {
     if (state_.role.current() != Role::fenced) co_return conflict("the instance is not fenced");
     if (prepared_->replica && prepared_->persistent.primary_conninfo.empty())
         co_return conflict("a fenced replica without an upstream needs follow, not unfence");
+    if (!prepared_->replica && !prepared_->persistent.lease_members.empty()) {
+        // The same gate as at start-up: never a second writable primary.
+        auto peers = co_await ask_peers("/v1/status", std::chrono::milliseconds(1000));
+        auto verdict =
+            primary_start_verdict(prepared_->persistent.term, peers, lease_member_count());
+        if (verdict == StartVerdict::stand_down)
+            co_return conflict(
+                "another member is primary or has a newer term; demote this instance instead");
+        if (verdict == StartVerdict::wait)
+            co_return make_error("too few members answer to serve as primary", 503);
+    }
     prepared_->persistent.fenced = false;
     if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
     if (prepared_->replica) co_await ensure_own_slot(prepared_->persistent.primary_conninfo);
@@ -350,22 +386,28 @@ Status Daemon::start_as_replica(const std::string& upstream) {
 }
 
 awaitable<CommandResult_> Daemon::do_demote(const nlohmann::json& body) {
-    if (state_.role.current() != Role::primary || !supervisor_.running())
-        co_return conflict("only a running primary can be demoted (role " +
+    // A fenced primary (fenced by hand, or by itself on a lapsed lease) is
+    // stopped already and rejoins through demote as well.
+    bool fenced_primary = state_.role.current() == Role::fenced && !prepared_->replica;
+    if (!fenced_primary && (state_.role.current() != Role::primary || !supervisor_.running()))
+        co_return conflict("only a running or fenced primary can be demoted (role " +
                            std::string(to_string(state_.role.current())) + ")");
     std::string upstream = body.value("primary_conninfo", std::string());
     if (!upstream.empty())
         if (auto st = co_await check_upstream(upstream); !st) co_return st.error();
 
     (void)state_.role.transition(Role::demoting, "demote requested");
-    {
-        PgSession session(io_.get_executor());
-        if (co_await session.connect(monitor_.local_conninfo(), std::chrono::seconds(5)))
-            (void)co_await session.query("CHECKPOINT", kSqlTimeout);
+    state_.lease_expires.reset();
+    if (supervisor_.running()) {
+        {
+            PgSession session(io_.get_executor());
+            if (co_await session.connect(monitor_.local_conninfo(), std::chrono::seconds(5)))
+                (void)co_await session.query("CHECKPOINT", kSqlTimeout);
+        }
+        // Fast shutdown sends all WAL to the standbys before the postmaster
+        // exits; after --fast-shutdown-timeout it becomes immediate.
+        co_await supervisor_.stop(StopMode::fast);
     }
-    // Fast shutdown sends all WAL to the standbys before the postmaster exits;
-    // after --fast-shutdown-timeout it becomes immediate.
-    co_await supervisor_.stop(StopMode::fast);
     std::string checkpoint_lsn = co_await control_field("Latest checkpoint location");
     nlohmann::json out = {{"demoted", true}, {"shutdown_checkpoint_lsn", checkpoint_lsn}};
 

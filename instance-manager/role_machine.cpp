@@ -53,7 +53,8 @@ bool RoleMachine::allowed(Role from, Role to) {
         case R::fencing:
             return to == R::fenced || to == R::stopping;
         case R::fenced:
-            return to == R::starting || to == R::stopping;
+            // demoting: a fenced primary (e.g. self-fenced on a lapsed lease) rejoins as a replica.
+            return to == R::starting || to == R::stopping || to == R::demoting;
     }
     return false;
 }

@@ -22,6 +22,7 @@ Result<PersistentState> StateStore::load() const {
         auto sync = parse_sync_spec(j.value("synchronous", nlohmann::json()));
         if (!sync) return make_error("corrupt state file " + path_ + ": " + sync.error().message);
         s.synchronous = *sync;
+        s.lease_members = j.value("lease_members", std::map<std::string, std::string>());
     } catch (const nlohmann::json::exception& e) {
         return make_error("corrupt state file " + path_ + ": " + e.what());
     }
@@ -34,7 +35,8 @@ Status StateStore::save(const PersistentState& s) const {
                         {"fenced", s.fenced},
                         {"primary_conninfo", s.primary_conninfo},
                         {"members", s.members},
-                        {"synchronous", to_json(s.synchronous)}};
+                        {"synchronous", to_json(s.synchronous)},
+                        {"lease_members", s.lease_members}};
     return fs::write_file_atomic(path_, j.dump(2) + "\n", 0600);
 }
 

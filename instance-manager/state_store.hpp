@@ -4,6 +4,7 @@
 // the highest accepted term, whether the instance is fenced, and the
 // upstream of a replica (never its password).
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ struct PersistentState {
     std::string primary_conninfo;      // empty: not a replica (or upstream unknown)
     std::vector<std::string> members;  // cluster members (slots on a primary)
     std::optional<SyncSpec> synchronous;  // a primary's synchronous replication
+    // name -> manager API URL of every member, from the controller's lease.
+    // Non-empty: the cluster runs under leases (see lease.cpp).
+    std::map<std::string, std::string> lease_members;
 };
 
 class StateStore {

@@ -88,6 +88,12 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
         replication["received_lsn"] = or_null(pg.receive_lsn);
         replication["replayed_lsn"] = or_null(pg.replay_lsn);
     }
+    json lease = nullptr;
+    if (s.lease_expires)
+        lease = {{"ttl_ms", s.lease_ttl.count()},
+                 {"expires_in_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       *s.lease_expires - std::chrono::steady_clock::now())
+                                       .count()}};
     json changes = json::array();
     for (const auto& c : s.role.history())
         changes.push_back(
@@ -106,6 +112,8 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
           {"pid", ::getpid()}}},
         {"restart_count", s.process.restarts},
         {"term", s.term},
+        {"standby", s.standby},
+        {"lease", lease},
         {"replication", replication},
         {"clone_progress", s.clone_progress ? json(*s.clone_progress) : json()},
         {"last_error", or_null(last_error)},

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "asio.hpp"
+#include "event.hpp"
 
 namespace im::probes {
 
@@ -131,6 +132,39 @@ awaitable<Result<HttpReply>> async_http_request(std::string method, Url url, std
                              (err.code() == beast::error::timeout ? std::string("timed out")
                                                                   : err.code().message()));
     }
+}
+
+awaitable<std::vector<Result<HttpReply>>> async_http_all(std::vector<HttpCall> calls,
+                                                          std::string bearer_token,
+                                                          std::chrono::milliseconds timeout,
+                                                          std::shared_ptr<asio::ssl::context> tls,
+                                                          bool verify_host) {
+    auto ex = co_await asio::this_coro::executor;
+    // Shared with the requests: one that outlives this wait finds it still alive.
+    struct Pending {
+        explicit Pending(asio::any_io_executor e, size_t n) : done(std::move(e)), answers(n) {}
+        Event done;
+        std::vector<std::optional<Result<HttpReply>>> answers;
+        size_t remaining = 0;
+    };
+    auto pending = std::make_shared<Pending>(ex, calls.size());
+    pending->remaining = calls.size();
+    for (size_t i = 0; i < calls.size(); ++i) {
+        auto one = [](std::shared_ptr<Pending> p, size_t i, HttpCall c, std::string token,
+                      std::chrono::milliseconds timeout, std::shared_ptr<asio::ssl::context> tls,
+                      bool verify_host) -> awaitable<void> {
+            p->answers[i].emplace(co_await async_http_request(c.method, c.url, c.body, token,
+                                                              timeout, tls, verify_host));
+            if (--p->remaining == 0) p->done.set();
+        };
+        asio::co_spawn(ex, one(pending, i, calls[i], bearer_token, timeout, tls, verify_host),
+                       asio::detached);
+    }
+    if (!calls.empty()) co_await pending->done.wait(timeout + std::chrono::seconds(1));
+    std::vector<Result<HttpReply>> out;
+    for (auto& a : pending->answers)
+        out.push_back(a ? std::move(*a) : Result<HttpReply>(make_error("no answer")));
+    co_return out;
 }
 
 Result<HttpReply> http_request(const std::string& method, const Url& url, const std::string& body,

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "asio.hpp"
 #include "result.hpp"
@@ -46,6 +47,17 @@ awaitable<Result<HttpReply>> async_http_request(std::string method, Url url, std
                                                 std::chrono::milliseconds timeout,
                                                 std::shared_ptr<asio::ssl::context> tls = nullptr,
                                                 bool verify_host = true);
+
+// Many requests at once (the controller's polls, a primary's majority
+// check); the answers in the order of the requests.
+struct HttpCall {
+    std::string method = "GET";
+    Url url;
+    std::string body;
+};
+awaitable<std::vector<Result<HttpReply>>> async_http_all(
+    std::vector<HttpCall> calls, std::string bearer_token, std::chrono::milliseconds timeout,
+    std::shared_ptr<asio::ssl::context> tls = nullptr, bool verify_host = true);
 
 // The same, blocking, with its own event loop (for tools and tests).
 Result<HttpReply> http_request(const std::string& method, const Url& url, const std::string& body,

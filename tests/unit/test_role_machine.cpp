@@ -23,9 +23,10 @@ TEST_CASE("role machine follows legal moves and refuses others", "[role]") {
     CHECK(m.history().size() == 3);
 }
 
-TEST_CASE("fenced instances only leave through starting or stopping", "[role]") {
+TEST_CASE("fenced instances only leave through starting, stopping or demoting", "[role]") {
     CHECK(RoleMachine::allowed(Role::fenced, Role::starting));
     CHECK(RoleMachine::allowed(Role::fenced, Role::stopping));
+    CHECK(RoleMachine::allowed(Role::fenced, Role::demoting));
     CHECK_FALSE(RoleMachine::allowed(Role::fenced, Role::primary));
     CHECK_FALSE(RoleMachine::allowed(Role::fenced, Role::replica));
     CHECK(RoleMachine::allowed(Role::replica, Role::promoting));
