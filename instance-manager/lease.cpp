@@ -2,7 +2,9 @@
 // When it lapses, the primary asks the other members' managers whether they
 // are there; without a majority it is the isolated side of a partition and
 // fences itself before the controller's failover delay runs out. With a
-// majority it serves on: a dead controller alone never stops writes.
+// majority it serves on (a dead controller alone never stops writes), unless
+// one of them is primary now: then the controller failed over without
+// reaching us, and we fence.
 #include "daemon.hpp"
 #include "http_get.hpp"
 #include "lease_rules.hpp"
@@ -87,14 +89,18 @@ awaitable<void> Daemon::lease_watchdog() {
         if (!state_.lease_expires || now < *state_.lease_expires || command_running_ ||
             state_.role.current() != Role::primary || !prepared_)
             continue;
-        auto peers = co_await ask_peers("/healthz", probe_timeout(state_.lease_ttl));
+        auto peers = co_await ask_peers("/v1/status", probe_timeout(state_.lease_ttl));
         size_t reachable = 1;
-        for (const auto& p : peers) reachable += p.reachable ? 1 : 0;
+        std::string other_primary;
+        for (const auto& p : peers) {
+            reachable += p.reachable ? 1 : 0;
+            if (p.reachable && p.role == "primary") other_primary = p.name;
+        }
         size_t members = lease_member_count();
         // The answers took a while: the lease may have been renewed meanwhile.
         if (state_.lease_expires && std::chrono::steady_clock::now() < *state_.lease_expires)
             continue;
-        if (reachable >= majority_of(members)) {
+        if (reachable >= majority_of(members) && other_primary.empty()) {
             if (!lease_lapse_logged_)
                 log::warn("lease", "the lease lapsed but a majority answers: serving on",
                           {{"reachable", reachable}, {"members", members}});
@@ -104,8 +110,11 @@ awaitable<void> Daemon::lease_watchdog() {
             continue;
         }
         if (command_running_ || state_.role.current() != Role::primary) continue;
-        std::string reason = "the lease lapsed and only " + std::to_string(reachable) + " of " +
-                             std::to_string(members) + " members answer: fencing";
+        std::string reason =
+            other_primary.empty()
+                ? "the lease lapsed and only " + std::to_string(reachable) + " of " +
+                      std::to_string(members) + " members answer: fencing"
+                : "the lease lapsed and " + other_primary + " is primary: fencing";
         log::warn("lease", reason);
         command_running_ = true;
         auto fenced = co_await do_fence();

@@ -55,7 +55,7 @@ awaitable<CommandResult_> Daemon::run(const std::string& command, const nlohmann
         auto r = co_await do_lease(body);
         if (r && t > prepared_->persistent.term) {
             prepared_->persistent.term = t;
-            prepared_->persistent.last_command = "lease:" + std::to_string(t);
+            prepared_->persistent.last_command = command_key("lease", t, nlohmann::json());
             if (auto st = save_persistent(); !st)
                 co_return make_error("cannot persist the term: " + st.error().message, 500);
         }
@@ -64,7 +64,7 @@ awaitable<CommandResult_> Daemon::run(const std::string& command, const nlohmann
     }
     if (body.contains("term")) {
         term = body["term"].get<uint64_t>();
-        switch (judge_term(prepared_->persistent, command, *term)) {
+        switch (judge_term(prepared_->persistent, command_key(command, *term, body), *term)) {
             case TermVerdict::stale:
                 co_return conflict("stale term " + std::to_string(*term) + ": term " +
                                    std::to_string(prepared_->persistent.term) +
@@ -99,7 +99,7 @@ awaitable<CommandResult_> Daemon::run(const std::string& command, const nlohmann
     // The term counts once the command was carried out: a refused command changes nothing.
     if (*r && term) {
         prepared_->persistent.term = *term;
-        prepared_->persistent.last_command = command + ":" + std::to_string(*term);
+        prepared_->persistent.last_command = command_key(command, *term, body);
         if (auto st = save_persistent(); !st)
             co_return make_error("cannot persist the term: " + st.error().message, 500);
         (*r)->operator[]("term") = *term;

@@ -40,10 +40,15 @@ Status StateStore::save(const PersistentState& s) const {
     return fs::write_file_atomic(path_, j.dump(2) + "\n", 0600);
 }
 
-TermVerdict judge_term(const PersistentState& s, const std::string& command, uint64_t term) {
+std::string command_key(const std::string& command, uint64_t term, const nlohmann::json& body) {
+    nlohmann::json rest = body.is_object() ? body : nlohmann::json::object();
+    rest.erase("term");
+    return command + ":" + std::to_string(term) + ":" + rest.dump();
+}
+
+TermVerdict judge_term(const PersistentState& s, const std::string& key, uint64_t term) {
     if (term < s.term) return TermVerdict::stale;
-    if (term == s.term && s.last_command == command + ":" + std::to_string(term))
-        return TermVerdict::repeat;
+    if (term == s.term && s.last_command == key) return TermVerdict::repeat;
     return TermVerdict::fresh;
 }
 

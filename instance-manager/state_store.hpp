@@ -5,6 +5,7 @@
 // upstream of a replica (never its password).
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,7 +17,7 @@ namespace im {
 
 struct PersistentState {
     uint64_t term = 0;
-    std::string last_command;  // "<path>:<term>" of the last accepted command
+    std::string last_command;  // command_key() of the last accepted command
     bool fenced = false;
     std::string primary_conninfo;      // empty: not a replica (or upstream unknown)
     std::vector<std::string> members;  // cluster members (slots on a primary)
@@ -38,9 +39,14 @@ class StateStore {
     std::string path_;
 };
 
+// What makes a command the same as another: its name, term and the rest of
+// its body ("follow:3:{...}"), so that a repeat within one term is
+// recognised but a different follow or replication setting is not.
+std::string command_key(const std::string& command, uint64_t term, const nlohmann::json& body);
+
 // The term rule for commands: lower than accepted -> refused; the same
-// command with the same term -> repeat (answer without acting); otherwise new.
+// command (same key) again -> repeat (answer without acting); otherwise new.
 enum class TermVerdict { stale, repeat, fresh };
-TermVerdict judge_term(const PersistentState& s, const std::string& command, uint64_t term);
+TermVerdict judge_term(const PersistentState& s, const std::string& key, uint64_t term);
 
 }  // namespace im

@@ -112,11 +112,15 @@ TEST_CASE("stale postmaster.pid of a dead process is removed", "[data_dir]") {
 TEST_CASE("terms: stale refused, same command and term is a repeat", "[state]") {
     PersistentState s;
     s.term = 5;
-    s.last_command = "promote:5";
-    CHECK(judge_term(s, "promote", 4) == TermVerdict::stale);
-    CHECK(judge_term(s, "promote", 5) == TermVerdict::repeat);
-    CHECK(judge_term(s, "fence", 5) == TermVerdict::fresh);
-    CHECK(judge_term(s, "promote", 6) == TermVerdict::fresh);
+    nlohmann::json follow_a = {{"term", 5}, {"primary_conninfo", "host=a"}};
+    s.last_command = command_key("follow", 5, follow_a);
+    CHECK(s.last_command == "follow:5:{\"primary_conninfo\":\"host=a\"}");
+    CHECK(judge_term(s, command_key("follow", 4, follow_a), 4) == TermVerdict::stale);
+    CHECK(judge_term(s, command_key("follow", 5, follow_a), 5) == TermVerdict::repeat);
+    CHECK(judge_term(s, command_key("follow", 5, {{"primary_conninfo", "host=b"}}), 5) ==
+          TermVerdict::fresh);
+    CHECK(judge_term(s, command_key("fence", 5, {}), 5) == TermVerdict::fresh);
+    CHECK(judge_term(s, command_key("follow", 6, follow_a), 6) == TermVerdict::fresh);
 }
 
 TEST_CASE("persistent state round-trips and a corrupt file is an error", "[state]") {
