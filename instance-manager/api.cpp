@@ -41,6 +41,9 @@ std::optional<std::string> check_field(const nlohmann::json& v, FieldType type) 
             if (!v.is_string() || !parse_conninfo(v.get<std::string>()))
                 return "a libpq connection string";
             break;
+        case FieldType::name:
+            if (!v.is_string() || v.get<std::string>().empty()) return "a member name";
+            break;
         case FieldType::names:
             if (!v.is_array()) return "an array of instance names";
             for (const auto& n : v)

@@ -42,7 +42,7 @@ HttpResponse json_response(http::status status, const nlohmann::json& body, unsi
 HttpResponse error_response(http::status status, const std::string& message, unsigned version = 11);
 
 // The fields a command accepts, with their types.
-enum class FieldType { term, lsn, seconds, conninfo, names, synchronous, millis, member_urls };
+enum class FieldType { term, lsn, seconds, conninfo, name, names, synchronous, millis, member_urls };
 struct FieldSpec {
     FieldType type;
     bool required = false;

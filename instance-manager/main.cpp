@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "controller.hpp"
 #include "daemon.hpp"
 #include "fs_util.hpp"
 #include "helper.hpp"
@@ -18,7 +19,11 @@
 namespace {
 void usage() {
     std::fputs(
-        "usage: instance-manager run [options]   (see 'instance-manager run --help')\n"
+        "usage: instance-manager run [options]          supervise one PostgreSQL instance\n"
+        "       instance-manager controller [options]   keep a cluster's roles (one per cluster)\n"
+        "       instance-manager status --controller URL | --member NAME=URL ... [--json]\n"
+        "       instance-manager switchover --controller URL --to NAME --api-token-file F\n"
+        "       (each with --help)\n"
         "       instance-manager --version\n",
         stderr);
 }
@@ -39,6 +44,9 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (args[0] == "helper") return im::helper_main({args.begin() + 1, args.end()});
+    if (args[0] == "controller") return im::controller_main({args.begin() + 1, args.end()});
+    if (args[0] == "status") return im::status_main({args.begin() + 1, args.end()});
+    if (args[0] == "switchover") return im::switchover_main({args.begin() + 1, args.end()});
     if (args[0] != "run") {
         std::fprintf(stderr, "instance-manager: unknown command '%s'\n", args[0].c_str());
         usage();

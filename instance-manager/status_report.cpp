@@ -38,7 +38,6 @@ uint64_t parse_lsn(const std::string& lsn) {
     }
 }
 
-namespace {
 std::string iso8601(std::chrono::system_clock::time_point t) {
     std::time_t tt = std::chrono::system_clock::to_time_t(t);
     std::tm tm{};
@@ -47,6 +46,8 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return buf;
 }
+
+namespace {
 nlohmann::json or_null(const std::string& v) {
     return v.empty() ? nlohmann::json() : nlohmann::json(v);
 }

@@ -48,6 +48,9 @@ class Metrics {
     prometheus::Family<prometheus::Gauge>& term_;
 };
 
+// A UTC time as 2026-11-24T13:46:37Z.
+std::string iso8601(std::chrono::system_clock::time_point t);
+
 // "16/B374D848" -> bytes; 0 for anything unparsable.
 uint64_t parse_lsn(const std::string& lsn);
 

@@ -112,6 +112,11 @@ Instance::~Instance() {
 }
 
 std::vector<std::string> Instance::command_line() const {
+    if (!command_override.empty()) {
+        std::vector<std::string> cmd = {manager_binary()};
+        cmd.insert(cmd.end(), command_override.begin(), command_override.end());
+        return cmd;
+    }
     std::vector<std::string> cmd = {manager_binary(),
                                     "run",
                                     "--name",
@@ -320,6 +325,20 @@ nlohmann::json post_json(Instance& i, const std::string& path, const nlohmann::j
     INFO(path << " " << body.dump() << " -> " << r->body);
     CHECK(r->status == expect);
     return nlohmann::json::parse(r->body, nullptr, false);
+}
+
+std::string api_url(const Instance& i) { return "http://127.0.0.1:" + std::to_string(i.http_port); }
+
+void make_controller(Instance& ctl, const std::vector<Instance*>& members,
+                     const std::vector<std::string>& extra) {
+    ctl.token_file = members.front()->token_file;
+    ctl.command_override = {"controller", "--api-token-file", ctl.token_file, "--listen",
+                            "127.0.0.1:" + std::to_string(ctl.http_port)};
+    for (const auto* m : members) {
+        ctl.command_override.push_back("--member");
+        ctl.command_override.push_back(m->name + "=" + api_url(*m));
+    }
+    ctl.command_override.insert(ctl.command_override.end(), extra.begin(), extra.end());
 }
 
 }  // namespace harness

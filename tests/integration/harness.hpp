@@ -47,6 +47,9 @@ class Instance {
     std::vector<std::string> extra_args;
     bool with_token = true;
     bool api_tls = false;  // speak https to the manager's API
+    // When set, the manager binary runs with these arguments instead of
+    // `run ...` (a controller, for instance); get/post still use http_port.
+    std::vector<std::string> command_override;
     im::probes::TlsClientOptions tls_client;
 
     // Starts the manager in the background; as_pid1 runs it as PID 1 of a new
@@ -93,6 +96,11 @@ class Instance {
     bool pid1_ = false;
     std::optional<int> exit_code_;
 };
+
+// A controller for `members` (their token), listening on its http_port.
+void make_controller(Instance& ctl, const std::vector<Instance*>& members,
+                     const std::vector<std::string>& extra = {});
+std::string api_url(const Instance& i);
 
 // POSTs `body` to `path`, checks the status, returns the parsed answer.
 nlohmann::json post_json(Instance& i, const std::string& path, const nlohmann::json& body,

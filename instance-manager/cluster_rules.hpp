@@ -1,0 +1,71 @@
+#pragma once
+// The controller's decisions as pure functions of what the members report:
+// which member is the primary, who may replace it, who follows whom.
+// Unit-tested without processes; controller.cpp carries them out.
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace im {
+
+// One member as the controller last saw it (from its /v1/status).
+struct MemberView {
+    std::string name;
+    std::string url;   // the manager's API
+    std::string host;  // from the URL: where its postgres listens too
+    bool reachable = false;
+    std::string role;
+    bool ready = false;
+    bool running = false;  // postgres
+    bool standby = false;  // has a replica's data (also when fenced)
+    uint64_t term = 0;
+    uint32_t timeline = 0;
+    std::string system_identifier;
+    uint64_t received_lsn = 0;
+    uint64_t replayed_lsn = 0;
+    uint64_t current_lsn = 0;  // primary: pg_current_wal_lsn
+    bool streaming = false;
+    std::string upstream_host;
+    std::string upstream_port;
+    int pg_port = 0;
+    uint64_t lag_bytes = 0;
+    std::string synchronous_standby_names;       // primary
+    std::vector<std::string> synchronous_peers;  // primary: replicas now in sync_state "sync"
+    nlohmann::json status;                       // as reported
+};
+
+// Fills a view from a member's status document.
+MemberView member_view(const std::string& name, const std::string& url,
+                       const nlohmann::json& status);
+
+// The writable primary: reachable, role primary and ready; among several,
+// the one with the highest term (the others are stale and get demoted).
+std::optional<size_t> find_primary(const std::vector<MemberView>& members);
+
+// The cluster's system identifier: the one most reachable members report.
+std::string cluster_system_identifier(const std::vector<MemberView>& members);
+
+// Who replaces a lost primary: a reachable, running replica of the cluster,
+// ordered by received LSN, replayed LSN, priority (higher first), name.
+// With `only` (the synchronous standbys), no one else.
+std::optional<size_t> pick_candidate(const std::vector<MemberView>& members,
+                                     const std::string& system_identifier,
+                                     const std::map<std::string, int>& priority,
+                                     const std::optional<std::set<std::string>>& only);
+
+// Whether a replica streams (or tries to stream) from `primary`'s postgres.
+bool follows(const MemberView& replica, const MemberView& primary);
+
+// The conninfo others use to reach a member's postgres (no secrets).
+std::string conninfo_of(const MemberView& m);
+
+// The synchronous setting for `primary`: FIRST n among the other members,
+// by priority then name; null when n is 0.
+nlohmann::json synchronous_spec(const std::vector<MemberView>& members, const MemberView& primary,
+                                unsigned n, const std::map<std::string, int>& priority);
+
+}  // namespace im

@@ -1,0 +1,118 @@
+// The controller with three real instances on loopback: it adopts the
+// primary and leases it, switches over on request (CLI), fails over when
+// the primary's manager is killed, and brings the old primary back as a
+// replica.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace harness;
+
+namespace {
+nlohmann::json cluster(Instance& ctl) {
+    auto r = ctl.get("/v1/cluster");
+    if (!r || r->status != 200) return nlohmann::json::object();
+    return nlohmann::json::parse(r->body, nullptr, false);
+}
+
+// Every member but the primary is a replica streaming from it.
+bool converged(Instance& ctl, const std::string& primary) {
+    auto c = cluster(ctl);
+    if (c.value("primary", nlohmann::json()) != primary) return false;
+    for (const auto& m : c["members"]) {
+        if (m["name"] == primary) {
+            if (m["role"] != "primary" || m["ready"] != true) return false;
+        } else if (m["role"] != "replica" || m["upstream"] != primary || m["streaming"] != true) {
+            return false;
+        }
+    }
+    return true;
+}
+}  // namespace
+
+TEST_CASE("controller: adopt, switchover, failover, rejoin", "[controller]") {
+    Instance p("c-one");
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('first')").code == 0);
+    Instance a("c-two");
+    Instance b("c-three");
+    a.replica_of(p);
+    b.replica_of(p);
+    a.start();
+    b.start();
+    REQUIRE(a.wait_ready(120s));
+    REQUIRE(b.wait_ready(120s));
+
+    Instance ctl("ctl");
+    make_controller(ctl, {&p, &a, &b});
+    ctl.start();
+    REQUIRE(ctl.wait_until([&] { return converged(ctl, "c-one"); }, 30s));
+    CHECK(p.wait_until([&] { return p.status()["lease"].is_object(); }, 10s));
+    auto c = cluster(ctl);
+    CHECK(c["term"].get<uint64_t>() >= 1);
+    CHECK(c["decisions"].size() >= 1);
+
+    // The table at a glance, and its JSON.
+    std::string bin = manager_binary();
+    auto table = sh(bin + " status --controller " + api_url(ctl));
+    CHECK(table.code == 0);
+    CHECK(table.out.find("MEMBER") != std::string::npos);
+    CHECK(table.out.find("c-one") != std::string::npos);
+    auto direct = sh(bin + " status --json --member c-one=" + api_url(p) + " --member c-two=" +
+                     api_url(a));
+    REQUIRE(direct.code == 0);
+    CHECK(nlohmann::json::parse(direct.out)["primary"] == "c-one");
+
+    // Bad switchover requests change nothing.
+    CHECK(ctl.post("/v1/switchover", R"({"to": "nobody"})")->status == 404);
+    CHECK(ctl.post("/v1/switchover", R"({"to": "c-one"})")->status == 409);
+    CHECK(ctl.post("/v1/switchover", R"({"to": "c-two"})", "wrong")->status == 401);
+    CHECK(ctl.post("/v1/switchover", R"({"to": "c-two", "x": 1})")->status == 400);
+
+    // Switchover with the CLI: zero committed transactions lost.
+    REQUIRE(p.psql("INSERT INTO t VALUES ('before-switchover')").code == 0);
+    auto sw = sh(bin + " switchover --controller " + api_url(ctl) +
+                 " --to c-two --api-token-file " + ctl.token_file);
+    INFO(sw.out);
+    REQUIRE(sw.code == 0);
+    auto answer = nlohmann::json::parse(sw.out.substr(sw.out.find('{')));
+    CHECK(answer["switched"] == true);
+    CHECK(answer["from"] == "c-one");
+    REQUIRE(ctl.wait_until([&] { return converged(ctl, "c-two"); }, 60s));
+    CHECK(a.psql("SELECT string_agg(v, ',' ORDER BY v) FROM t").out == "before-switchover,first\n");
+    REQUIRE(a.psql("INSERT INTO t VALUES ('after-switchover')").code == 0);
+
+    // Failover: the primary's manager (and with it its postgres) is killed.
+    a.signal(SIGKILL);
+    REQUIRE(a.wait_exit(10s).has_value());
+    auto killed = std::chrono::steady_clock::now();
+    std::string next;
+    REQUIRE(ctl.wait_until(
+        [&] {
+            auto c = cluster(ctl);
+            if (!c["primary"].is_string() || c["primary"] == "c-two") return false;
+            next = c["primary"];
+            return true;
+        },
+        30s));
+    Instance& np = next == "c-one" ? p : b;
+    REQUIRE(np.wait_until([&] { return np.psql("INSERT INTO t VALUES ('after-failover')").code == 0; },
+                          30s));
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - killed);
+    WARN("failover to " << next << ": first committed write after " << took.count() << " ms");
+    CHECK(np.psql("SELECT count(*) FROM t WHERE v = 'after-switchover'").out == "1\n");
+
+    // The old primary comes back: it does not serve beside the new one, and
+    // the controller makes it a replica again.
+    a.start();
+    REQUIRE(ctl.wait_until([&] { return converged(ctl, next); }, 60s));
+    CHECK(a.wait_until(
+        [&] { return a.psql("SELECT count(*) FROM t WHERE v = 'after-failover'").out == "1\n"; },
+        30s));
+    CHECK(a.get("/primary")->status == 503);
+}
