@@ -2,8 +2,8 @@
 # Quick start: installs what is missing, builds, and runs a three-instance
 # cluster on loopback (instance managers demo-1..3 plus the controller) with
 # data under DEMO_DIR (default /tmp/instance-manager-demo; reused, never
-# wiped, when it exists). A manager that dies is started again after a
-# moment, as Kubernetes would restart its pod. Ctrl-C stops everything cleanly.
+# wiped, when it exists). A manager that dies is started again 5 s later,
+# as Kubernetes would recreate its pod. Ctrl-C stops everything cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -120,14 +120,21 @@ Switchover:  $im switchover --controller $ctl --to ${names[$r]} --api-token-file
 Press Ctrl-C to stop everything; run this again to start on the same data.
 TXT
 
-# Like a pod's restart policy: a manager that died is started again.
+# Like a pod's restart policy: a manager that died is started again a few
+# seconds later (by then the controller has failed over; it rejoins as a replica).
+declare -A gone
 while [[ $stopping -eq 0 ]]; do
   sleep 1
   for i in 0 1 2; do
     n=${names[$i]}
-    if ! kill -0 "${pid[$n]}" 2>/dev/null; then
+    kill -0 "${pid[$n]}" 2>/dev/null && continue
+    if [[ -z ${gone[$n]:-} ]]; then
       wait "${pid[$n]}" 2>/dev/null || true
-      echo "$(date +%T) $n's manager is gone; starting it again (the controller makes it rejoin)"
+      gone[$n]=$SECONDS
+      echo "$(date +%T) $n's manager is gone; it starts again in 5 s"
+    elif (( SECONDS - gone[$n] >= 5 )); then
+      unset "gone[$n]"
+      echo "$(date +%T) starting $n again"
       start_member "$i"
     fi
   done
