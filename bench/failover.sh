@@ -23,7 +23,8 @@ CL_PG=$base; CL_HTTP=$((base + 10)); CL_CTL=$((base + 20))
 source scripts/cluster-lib.sh
 writer=build/bench-writer
 cleanup() {
-  kill "$(jobs -p)" 2>/dev/null || true
+  # shellcheck disable=SC2046
+  kill $(jobs -p) 2>/dev/null || true
   cl_stop_all
   rm -rf "$CL_DIR"
 }
@@ -51,7 +52,9 @@ one_run() {  # kind run
   ti=$(( (oi + 1) % 3 )); target=${cl_names[$ti]}
   pgbench -n -c 8 -j 2 -T 60 "$rw" >/dev/null 2>&1 &
   local pgb=$!
-  "$writer" "$rw" $(( run * 10000000 + (kind == failover ? 0 : 5000000) )) >"$out" &
+  local first=$(( run * 10000000 ))
+  [[ $kind == switchover ]] && first=$(( first + 5000000 ))
+  "$writer" "$rw" "$first" >"$out" &
   local w=$!
   sleep 2
   t0=$(now_ms)

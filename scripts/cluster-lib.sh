@@ -28,7 +28,7 @@ cl_setup() {
 
 cl_pg_port() { echo $((CL_PG + $1)); }
 cl_api() { echo "http://127.0.0.1:$((CL_HTTP + $1))"; }
-cl_index() { local i; for i in 0 1 2; do [[ ${cl_names[$i]} == "$1" ]] && echo "$i"; done; }
+cl_index() { local i; for i in 0 1 2; do if [[ ${cl_names[$i]} == "$1" ]]; then echo "$i"; fi; done; }
 
 cl_start_member() {  # index [extra manager args...]
   local i=$1; shift
