@@ -53,8 +53,20 @@ int Controller::run() {
                {"lease_ttl_ms", cfg_.lease_ttl.count()},
                {"failover_delay_ms", cfg_.failover_delay.count()},
                {"synchronous", cfg_.synchronous}});
-    asio::co_spawn(io_, control_loop(), asio::detached);
-    asio::co_spawn(io_, lease_loop(), asio::detached);
+    // A loop that dies is a controller that silently stops: say so and exit.
+    auto on_exit = [this](const char* what) {
+        return [this, what](std::exception_ptr e) {
+            if (!e || stopping_) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                log::error("controller", std::string(what) + " failed", {{"error", ex.what()}});
+            }
+            io_.stop();
+        };
+    };
+    asio::co_spawn(io_, control_loop(), on_exit("the control loop"));
+    asio::co_spawn(io_, lease_loop(), on_exit("the lease loop"));
     io_.run();
     return 0;
 }
@@ -188,6 +200,11 @@ awaitable<void> Controller::lease_loop() {
         nlohmann::json body = lease_body();
         MemberView target = *it;  // views_ may change while we wait
         auto r = co_await command(target, "lease", body, cfg_.request_timeout);
+        if (!r && !lease_failing_)
+            log::warn("controller", "cannot renew the lease",
+                      {{"member", target.name}, {"error", r.error().message}});
+        lease_failing_ = !r;
+        if (r) leased_.insert(target.name);
         if (!r && r.error().code == 409 &&
             r.error().message.find("stale term") != std::string::npos && !superseded_) {
             superseded_ = true;
@@ -214,9 +231,13 @@ awaitable<void> Controller::converge() {
         co_return;
     }
     const MemberView primary = views_[*p];
+    if (primary.status.value("lease", nlohmann::json()).is_object()) leased_.insert(primary.name);
     if (primary_ != primary.name) {
         decide("adopt-primary", primary.name, "the member reports itself a ready primary");
         primary_ = primary.name;
+        // Leased at once: until its first lease a primary cannot know to fence itself.
+        if (co_await command(primary, "lease", lease_body(), cfg_.request_timeout))
+            leased_.insert(primary.name);
     }
     if (primary_lost_since_) {
         decide("primary-back", primary.name,
@@ -275,6 +296,17 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
         co_return;
     }
     const MemberView candidate = views_[*idx];
+    if (!primary_.empty() && !leased_.count(primary_)) {
+        // It may be alive behind a partition and would not know to fence itself.
+        std::string key = "/never-leased";
+        if (!cooldown_.count(key) || Clock::now() > cooldown_[key]) {
+            decide("no-failover", primary_,
+                   "the lost primary was never seen under a lease: it could still be serving "
+                   "writes behind a partition");
+            cooldown_[key] = Clock::now() + std::chrono::seconds(5);
+        }
+        co_return;
+    }
     uint64_t next = term_ + 1;
     // A primary whose manager still answers (postgres down or not ready) is
     // fenced first, so it cannot come back writable beside the new one.
@@ -304,7 +336,8 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
     primary_lost_since_.reset();
     sync_standbys_.clear();
     // The lease right away: the new primary runs under it from the start.
-    (void)co_await command(candidate, "lease", lease_body(), cfg_.request_timeout);
+    if (co_await command(candidate, "lease", lease_body(), cfg_.request_timeout))
+        leased_.insert(candidate.name);
 }
 
 awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) {
@@ -359,7 +392,8 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
     auto writable_ms = ms_since(start);
     primary_ = target.name;
     primary_lost_since_.reset();
-    (void)co_await command(target, "lease", lease_body(), cfg_.request_timeout);
+    if (co_await command(target, "lease", lease_body(), cfg_.request_timeout))
+        leased_.insert(target.name);
     nlohmann::json follow = {{"term", term_}, {"primary_conninfo", conninfo_of(target)}};
     for (const auto& m : views_)
         if (m.name != target.name && m.reachable) (void)co_await command(m, "follow", follow, kCommandTimeout);

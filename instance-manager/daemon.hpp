@@ -62,6 +62,7 @@ class Daemon : public ApiActions {
     size_t lease_member_count() const;
     // Before a primary under leases starts postgres: false when it must stay fenced.
     awaitable<bool> primary_may_start();
+    void arm_lease();
     // Checks that `upstream` answers replication with our system identifier.
     awaitable<Status> check_upstream(const std::string& upstream);
     // pg_rewind against `upstream` (the instance must be cleanly stopped).

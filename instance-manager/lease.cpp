@@ -27,10 +27,12 @@ awaitable<CommandResult_> Daemon::do_lease(const nlohmann::json& body) {
                                  std::string(to_string(state_.role.current())) + ")",
                              409);
     auto members = body["members"].get<std::map<std::string, std::string>>();
+    auto ttl = static_cast<uint64_t>(body["ttl_ms"].get<int64_t>());
     auto& p = prepared_->persistent;
-    if (members != p.lease_members) {
+    if (members != p.lease_members || ttl != p.lease_ttl_ms) {
         // Persisted: a primary that restarts knows it runs under leases.
         p.lease_members = members;
+        p.lease_ttl_ms = ttl;
         p.members.clear();
         for (const auto& [name, url] : members) p.members.push_back(name);
         if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
@@ -124,6 +126,15 @@ awaitable<void> Daemon::lease_watchdog() {
     }
 }
 
+void Daemon::arm_lease() {
+    // A primary under leases starts with its lease running: if no renewal
+    // comes (it starts on the wrong side of a partition), it fences as usual.
+    const auto& p = prepared_->persistent;
+    if (p.lease_members.empty() || p.lease_ttl_ms == 0) return;
+    state_.lease_ttl = std::chrono::milliseconds(p.lease_ttl_ms);
+    state_.lease_expires = std::chrono::steady_clock::now() + state_.lease_ttl;
+}
+
 awaitable<bool> Daemon::primary_may_start() {
     if (prepared_->replica || prepared_->persistent.lease_members.empty()) co_return true;
     asio::steady_timer timer(io_);
@@ -132,7 +143,10 @@ awaitable<bool> Daemon::primary_may_start() {
         auto peers = co_await ask_peers("/v1/status", std::chrono::milliseconds(1000));
         auto verdict =
             primary_start_verdict(prepared_->persistent.term, peers, lease_member_count());
-        if (verdict == StartVerdict::start) co_return true;
+        if (verdict == StartVerdict::start) {
+            arm_lease();
+            co_return true;
+        }
         if (verdict == StartVerdict::stand_down) {
             nlohmann::json seen = nlohmann::json::array();
             for (const auto& p : peers)

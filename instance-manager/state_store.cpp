@@ -23,6 +23,7 @@ Result<PersistentState> StateStore::load() const {
         if (!sync) return make_error("corrupt state file " + path_ + ": " + sync.error().message);
         s.synchronous = *sync;
         s.lease_members = j.value("lease_members", std::map<std::string, std::string>());
+        s.lease_ttl_ms = j.value("lease_ttl_ms", uint64_t{0});
     } catch (const nlohmann::json::exception& e) {
         return make_error("corrupt state file " + path_ + ": " + e.what());
     }
@@ -36,7 +37,8 @@ Status StateStore::save(const PersistentState& s) const {
                         {"primary_conninfo", s.primary_conninfo},
                         {"members", s.members},
                         {"synchronous", to_json(s.synchronous)},
-                        {"lease_members", s.lease_members}};
+                        {"lease_members", s.lease_members},
+                        {"lease_ttl_ms", s.lease_ttl_ms}};
     return fs::write_file_atomic(path_, j.dump(2) + "\n", 0600);
 }
 

@@ -25,6 +25,7 @@ struct PersistentState {
     // name -> manager API URL of every member, from the controller's lease.
     // Non-empty: the cluster runs under leases (see lease.cpp).
     std::map<std::string, std::string> lease_members;
+    uint64_t lease_ttl_ms = 0;  // the lease's TTL, armed again when a primary starts
 };
 
 class StateStore {

@@ -128,7 +128,7 @@ std::vector<std::string> Instance::command_line() const {
                                     "--socket-dir",
                                     root,
                                     "--http-listen",
-                                    "127.0.0.1:" + std::to_string(http_port),
+                                    address + ":" + std::to_string(http_port),
                                     "--fast-shutdown-timeout",
                                     "10s",
                                     "--smart-shutdown-timeout",
@@ -146,7 +146,8 @@ void Instance::start(bool as_pid1) {
     exit_code_.reset();
     pid1_ = as_pid1;
     std::vector<std::string> argv;
-    if (as_pid1) argv = {"unshare", "--pid", "--fork", "--kill-child", "--mount-proc"};
+    if (!netns.empty()) argv = {"ip", "netns", "exec", netns};
+    if (as_pid1) argv.insert(argv.end(), {"unshare", "--pid", "--fork", "--kill-child", "--mount-proc"});
     if (running_as_root())
         argv.insert(argv.end(), {"setpriv", "--reuid=" + run_user(), "--regid=" + run_user(),
                                  "--init-groups", "--reset-env", "--"});
@@ -231,7 +232,7 @@ bool Instance::wait_ready(std::chrono::milliseconds timeout) {
 
 im::Result<im::probes::HttpReply> Instance::get(const std::string& path,
                                                 const std::string& method) {
-    return im::probes::http_request(method, {api_tls, "127.0.0.1", std::to_string(http_port), path},
+    return im::probes::http_request(method, {api_tls, address, std::to_string(http_port), path},
                                     "", "", 5s, tls_client);
 }
 
@@ -245,7 +246,7 @@ std::string Instance::token() const {
 im::Result<im::probes::HttpReply> Instance::post(const std::string& path, const std::string& body,
                                                  std::optional<std::string> tok) {
     return im::probes::http_request("POST",
-                                    {api_tls, "127.0.0.1", std::to_string(http_port), path}, body,
+                                    {api_tls, address, std::to_string(http_port), path}, body,
                                     tok ? *tok : token(), 60s, tls_client);
 }
 
@@ -271,7 +272,7 @@ std::string Instance::app_password() const {
 Shell Instance::psql(const std::string& sql, const std::string& user, const std::string& db,
                      std::optional<std::string> password) {
     std::string pw = password ? *password : (user == "app" ? app_password() : "");
-    std::string conn = "host=127.0.0.1 port=" + std::to_string(pg_port) + " user=" + user +
+    std::string conn = "host=" + address + " port=" + std::to_string(pg_port) + " user=" + user +
                        " dbname=" + db + " connect_timeout=5";
     return sh("PGPASSWORD=" + quote(pw) + " psql -X -A -t -v ON_ERROR_STOP=1 " + quote(conn) +
               " -c " + quote(sql));
@@ -316,7 +317,9 @@ void Instance::replica_of(const Instance& primary) {
                        primary.pgdata + "/instance-manager/replication.password"});
 }
 
-std::string Instance::upstream() const { return "host=127.0.0.1 port=" + std::to_string(pg_port); }
+std::string Instance::upstream() const {
+    return "host=" + address + " port=" + std::to_string(pg_port);
+}
 
 nlohmann::json post_json(Instance& i, const std::string& path, const nlohmann::json& body,
                          unsigned expect) {
@@ -327,7 +330,9 @@ nlohmann::json post_json(Instance& i, const std::string& path, const nlohmann::j
     return nlohmann::json::parse(r->body, nullptr, false);
 }
 
-std::string api_url(const Instance& i) { return "http://127.0.0.1:" + std::to_string(i.http_port); }
+std::string api_url(const Instance& i) {
+    return "http://" + i.address + ":" + std::to_string(i.http_port);
+}
 
 void make_controller(Instance& ctl, const std::vector<Instance*>& members,
                      const std::vector<std::string>& extra) {
@@ -339,6 +344,58 @@ void make_controller(Instance& ctl, const std::vector<Instance*>& members,
         ctl.command_override.push_back(m->name + "=" + api_url(*m));
     }
     ctl.command_override.insert(ctl.command_override.end(), extra.begin(), extra.end());
+}
+
+NetLab::NetLab(int members) : members_(members) {
+    int id = ::getpid() % 100000;
+    tag_ = "imt" + std::to_string(id);
+    subnet_ = "10.213." + std::to_string(id % 250) + ".";
+    std::string br = tag_ + "br";
+    std::vector<std::string> cmds = {
+        "ip netns add " + br,
+        "ip -n " + br + " link set lo up",
+        "ip -n " + br + " link add br0 type bridge",
+        "ip -n " + br + " link set br0 up",
+        "ip link add " + tag_ + "h type veth peer name host netns " + br,
+        "ip -n " + br + " link set host master br0 up",
+        "ip addr add " + subnet_ + "254/24 dev " + tag_ + "h",
+        "ip link set " + tag_ + "h up",
+    };
+    for (int i = 0; i < members; ++i) {
+        std::string n = ns(i), v = "v" + std::to_string(i);
+        cmds.push_back("ip netns add " + n);
+        cmds.push_back("ip -n " + n + " link set lo up");
+        cmds.push_back("ip -n " + br + " link add " + v + " type veth peer name eth0 netns " + n);
+        cmds.push_back("ip -n " + br + " link set " + v + " master br0 up");
+        cmds.push_back("ip -n " + n + " addr add " + address(i) + "/24 dev eth0");
+        cmds.push_back("ip -n " + n + " link set eth0 up");
+    }
+    for (const auto& cmd : cmds) {
+        auto r = sh(cmd);
+        INFO(cmd << ": " << r.out);
+        REQUIRE(r.code == 0);
+    }
+}
+
+NetLab::~NetLab() {
+    sh("ip link del " + tag_ + "h 2>/dev/null");
+    for (int i = 0; i < members_; ++i) sh("ip netns del " + ns(i) + " 2>/dev/null");
+    sh("ip netns del " + tag_ + "br 2>/dev/null");
+}
+
+std::string NetLab::ns(int i) const { return tag_ + "m" + std::to_string(i); }
+std::string NetLab::address(int i) const { return subnet_ + std::to_string(10 + i); }
+
+void NetLab::link(int i, bool up) {
+    REQUIRE(sh("ip -n " + tag_ + "br link set v" + std::to_string(i) + (up ? " up" : " down"))
+                .code == 0);
+}
+
+void NetLab::place(Instance& inst, int i) const {
+    inst.netns = ns(i);
+    inst.address = address(i);
+    inst.pg_port = 5432;
+    inst.http_port = 8000;
 }
 
 }  // namespace harness

@@ -39,6 +39,8 @@ class Instance {
     Instance& operator=(const Instance&) = delete;
 
     std::string root;    // test directory (owned by the run user)
+    std::string address = "127.0.0.1";  // where its postgres and API listen
+    std::string netns;                  // when set, the manager runs in this network namespace
     std::string pgdata;  // root + "/data" unless changed
     std::string token_file;
     std::string name;
@@ -95,6 +97,28 @@ class Instance {
     pid_t pid_ = -1;  // the direct child (manager, or unshare when as PID 1)
     bool pid1_ = false;
     std::optional<int> exit_code_;
+};
+
+// A network of the test's own (root only): a namespace holding a bridge,
+// one namespace per member joined to it by a veth pair, and a veth from the
+// test's namespace so that the test and a controller it runs reach every
+// member's address. link() cuts or restores one member's link (a partition).
+class NetLab {
+  public:
+    explicit NetLab(int members);
+    ~NetLab();
+    NetLab(const NetLab&) = delete;
+    NetLab& operator=(const NetLab&) = delete;
+    std::string ns(int i) const;
+    std::string address(int i) const;
+    void link(int i, bool up);
+    // Puts `inst` in member i's namespace: its address, the standard ports.
+    void place(Instance& inst, int i) const;
+
+  private:
+    std::string tag_;
+    std::string subnet_;  // "10.213.N."
+    int members_;
 };
 
 // A controller for `members` (their token), listening on its http_port.
