@@ -171,6 +171,24 @@ Status validate(Config& cfg) {
     return Ok{};
 }
 
+Status parse_cli(CLI::App& app, const std::vector<std::string>& args, ParseOutcome* outcome) {
+    // CLI11 takes the arguments last first.
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    try {
+        app.parse(reversed);
+    } catch (const CLI::CallForHelp&) {
+        std::fputs(app.help().c_str(), stdout);
+        if (outcome) *outcome = {true, 0};
+        return make_error("help", 0);
+    } catch (const CLI::ParseError& e) {
+        if (outcome) *outcome = {true, 2};
+        return make_error(e.what(), 2);
+    }
+    // Until the caller's own checks pass, a failure is a usage error.
+    if (outcome) *outcome = {true, 2};
+    return Ok{};
+}
+
 Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome* outcome) {
     Config cfg;
     CLI::App app{"instance-manager run: supervise one PostgreSQL instance", "instance-manager run"};
@@ -215,18 +233,7 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
     app.add_option("--check-interval", interval)->envname("IM_CHECK_INTERVAL");
     app.add_option("--log-level", cfg.log_level)->envname("IM_LOG_LEVEL");
 
-    std::vector<std::string> reversed(args.rbegin(), args.rend());
-    try {
-        app.parse(reversed);
-    } catch (const CLI::CallForHelp&) {
-        std::fputs(app.help().c_str(), stdout);
-        if (outcome) *outcome = {true, 0};
-        return make_error("help", 0);
-    } catch (const CLI::ParseError& e) {
-        if (outcome) *outcome = {true, 2};
-        return make_error(e.what(), 2);
-    }
-    if (outcome) *outcome = {true, 2};
+    if (auto st = parse_cli(app, args, outcome); !st) return st.error();
     if (!parse_host_port(http_listen, cfg.http_host, cfg.http_port))
         return make_error("--http-listen: expected HOST:PORT, got '" + http_listen + "'", 2);
     if (restart_policy == "always")

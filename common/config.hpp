@@ -7,6 +7,10 @@
 
 #include "result.hpp"
 
+namespace CLI {
+class App;
+}
+
 namespace im {
 
 enum class RestartPolicy { always, never };
@@ -61,6 +65,11 @@ struct ParseOutcome {
     bool exit_now = false;  // --help or --version was printed
     int exit_code = 0;
 };
+
+// Runs a CLI11 parser over `args` (--help printed: exit code 0; a parse
+// error: exit code 2). On success *outcome says exit code 2 for the
+// caller's own checks that follow.
+Status parse_cli(CLI::App& app, const std::vector<std::string>& args, ParseOutcome* outcome);
 
 // Parses `run` arguments (without the program and subcommand names) and the
 // environment; validates files and values. Errors say what is wrong in one line.

@@ -40,18 +40,7 @@ Status check_members(const std::vector<std::pair<std::string, std::string>>& mem
 template <class Fn>
 Result<bool> parse_with(CLI::App& app, const std::vector<std::string>& args, ParseOutcome* outcome,
                         Fn&& after) {
-    std::vector<std::string> reversed(args.rbegin(), args.rend());
-    try {
-        app.parse(reversed);
-    } catch (const CLI::CallForHelp&) {
-        std::fputs(app.help().c_str(), stdout);
-        if (outcome) *outcome = {true, 0};
-        return make_error("help", 0);
-    } catch (const CLI::ParseError& e) {
-        if (outcome) *outcome = {true, 2};
-        return make_error(e.what(), 2);
-    }
-    if (outcome) *outcome = {true, 2};
+    if (auto st = parse_cli(app, args, outcome); !st) return st.error();
     if (auto st = after(); !st) return st.error();
     if (outcome) *outcome = {false, 0};
     return true;

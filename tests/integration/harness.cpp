@@ -398,4 +398,41 @@ void NetLab::place(Instance& inst, int i) const {
     inst.http_port = 8000;
 }
 
+void start_replicas(const Instance& primary, const std::vector<Instance*>& replicas,
+                    bool as_pid1) {
+    for (auto* r : replicas) {
+        r->replica_of(primary);
+        r->start(as_pid1);
+    }
+    for (auto* r : replicas) REQUIRE(r->wait_ready(120s));
+}
+
+nlohmann::json cluster_of(Instance& ctl) {
+    auto r = ctl.get("/v1/cluster");
+    if (!r || r->status != 200) return nlohmann::json::object();
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    return j.is_object() ? j : nlohmann::json::object();
+}
+
+bool converged(Instance& ctl, const std::string& primary) {
+    auto c = cluster_of(ctl);
+    if (!c.contains("primary") || !c["primary"].is_string()) return false;
+    std::string p = c["primary"];
+    if (!primary.empty() && p != primary) return false;
+    for (const auto& m : c["members"]) {
+        if (m["name"] == p) {
+            if (m["role"] != "primary" || m["ready"] != true) return false;
+        } else if (m["role"] != "replica" || m["upstream"] != p || m["streaming"] != true) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string primary_of(Instance& ctl) {
+    auto c = cluster_of(ctl);
+    return c.contains("primary") && c["primary"].is_string() ? c["primary"].get<std::string>()
+                                                             : "";
+}
+
 }  // namespace harness

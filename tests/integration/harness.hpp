@@ -126,6 +126,19 @@ void make_controller(Instance& ctl, const std::vector<Instance*>& members,
                      const std::vector<std::string>& extra = {});
 std::string api_url(const Instance& i);
 
+// Starts `replicas` cloned from the already running `primary` (with its token
+// and replication password) and waits until all are ready.
+void start_replicas(const Instance& primary, const std::vector<Instance*>& replicas,
+                    bool as_pid1 = false);
+
+// The controller's GET /v1/cluster ({} when it does not answer).
+nlohmann::json cluster_of(Instance& ctl);
+// The controller holds `primary` (any, when empty) and every other member
+// streams from it.
+bool converged(Instance& ctl, const std::string& primary = "");
+// The controller's primary, or "" when it has none.
+std::string primary_of(Instance& ctl);
+
 // POSTs `body` to `path`, checks the status, returns the parsed answer.
 nlohmann::json post_json(Instance& i, const std::string& path, const nlohmann::json& body,
                          unsigned expect);

@@ -11,28 +11,6 @@
 
 using namespace harness;
 
-namespace {
-nlohmann::json cluster(Instance& ctl) {
-    auto r = ctl.get("/v1/cluster");
-    if (!r || r->status != 200) return nlohmann::json::object();
-    return nlohmann::json::parse(r->body, nullptr, false);
-}
-
-// Every member but the primary is a replica streaming from it.
-bool converged(Instance& ctl, const std::string& primary) {
-    auto c = cluster(ctl);
-    if (c.value("primary", nlohmann::json()) != primary) return false;
-    for (const auto& m : c["members"]) {
-        if (m["name"] == primary) {
-            if (m["role"] != "primary" || m["ready"] != true) return false;
-        } else if (m["role"] != "replica" || m["upstream"] != primary || m["streaming"] != true) {
-            return false;
-        }
-    }
-    return true;
-}
-}  // namespace
-
 TEST_CASE("controller: adopt, switchover, failover, rejoin", "[controller]") {
     Instance p("c-one");
     p.start();
@@ -40,19 +18,14 @@ TEST_CASE("controller: adopt, switchover, failover, rejoin", "[controller]") {
     REQUIRE(p.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('first')").code == 0);
     Instance a("c-two");
     Instance b("c-three");
-    a.replica_of(p);
-    b.replica_of(p);
-    a.start();
-    b.start();
-    REQUIRE(a.wait_ready(120s));
-    REQUIRE(b.wait_ready(120s));
+    start_replicas(p, {&a, &b});
 
     Instance ctl("ctl");
     make_controller(ctl, {&p, &a, &b});
     ctl.start();
     REQUIRE(ctl.wait_until([&] { return converged(ctl, "c-one"); }, 30s));
     CHECK(p.wait_until([&] { return p.status()["lease"].is_object(); }, 10s));
-    auto c = cluster(ctl);
+    auto c = cluster_of(ctl);
     CHECK(c["term"].get<uint64_t>() >= 1);
     CHECK(c["decisions"].size() >= 1);
 
@@ -93,7 +66,7 @@ TEST_CASE("controller: adopt, switchover, failover, rejoin", "[controller]") {
     std::string next;
     REQUIRE(ctl.wait_until(
         [&] {
-            auto c = cluster(ctl);
+            auto c = cluster_of(ctl);
             if (!c["primary"].is_string() || c["primary"] == "c-two") return false;
             next = c["primary"];
             return true;

@@ -16,35 +16,6 @@
 using namespace harness;
 
 namespace {
-nlohmann::json cluster(Instance& ctl) {
-    auto r = ctl.get("/v1/cluster");
-    if (!r || r->status != 200) return nlohmann::json::object();
-    return nlohmann::json::parse(r->body, nullptr, false);
-}
-
-// The controller holds `primary` (any member when empty) and every other
-// member streams from it.
-bool converged(Instance& ctl, const std::string& primary = "") {
-    auto c = cluster(ctl);
-    if (!c.contains("primary") || !c["primary"].is_string()) return false;
-    std::string p = c["primary"];
-    if (!primary.empty() && p != primary) return false;
-    for (const auto& m : c["members"]) {
-        if (m["name"] == p) {
-            if (m["role"] != "primary" || m["ready"] != true) return false;
-        } else if (m["role"] != "replica" || m["upstream"] != p || m["streaming"] != true) {
-            return false;
-        }
-    }
-    return true;
-}
-
-std::string primary_of(Instance& ctl) {
-    auto c = cluster(ctl);
-    return c.contains("primary") && c["primary"].is_string() ? c["primary"].get<std::string>()
-                                                             : "";
-}
-
 // Runs bench-writer in the background: every id it prints was committed.
 struct Writer {
     std::string out;
@@ -95,22 +66,12 @@ TEST_CASE("end to end: controller lost, partition, lagging replica, synchronous 
     REQUIRE(m0.wait_ready());
     REQUIRE(m0.psql("CREATE TABLE bench_log (id bigint PRIMARY KEY, at timestamptz DEFAULT now())")
                 .code == 0);
-    m1.replica_of(m0);
-    m2.replica_of(m0);
-    m1.start(true);
-    m2.start(true);
-    REQUIRE(m1.wait_ready(120s));
-    REQUIRE(m2.wait_ready(120s));
+    start_replicas(m0, {&m1, &m2}, true);
     auto by_name = [&](const std::string& n) -> Instance& {
         for (auto* i : all)
             if (i->name == n) return *i;
         FAIL("no member " << n);
         return m0;
-    };
-    auto index_of = [&](const std::string& n) {
-        for (int i = 0; i < 3; ++i)
-            if (all[i]->name == n) return i;
-        return -1;
     };
     std::string rw = "host=" + lab.address(0) + "," + lab.address(1) + "," + lab.address(2) +
                      " port=5432 user=app dbname=app password=" + m0.app_password() +
@@ -120,7 +81,7 @@ TEST_CASE("end to end: controller lost, partition, lagging replica, synchronous 
     make_controller(*ctl, all);
     ctl->start();
     REQUIRE(ctl->wait_until([&] { return converged(*ctl, "e-one"); }, 60s));
-    uint64_t first_term = cluster(*ctl)["term"];
+    uint64_t first_term = cluster_of(*ctl)["term"];
 
     {  // controller_lost
         // The controller dies: the lease lapses, a majority still answers, writes go on.
@@ -134,7 +95,7 @@ TEST_CASE("end to end: controller lost, partition, lagging replica, synchronous 
         make_controller(*ctl, all);
         ctl->start();
         REQUIRE(ctl->wait_until([&] { return converged(*ctl, "e-one"); }, 60s));
-        CHECK(cluster(*ctl)["term"].get<uint64_t>() > first_term);
+        CHECK(cluster_of(*ctl)["term"].get<uint64_t>() > first_term);
     }
 
     {  // partition
@@ -203,7 +164,7 @@ TEST_CASE("end to end: controller lost, partition, lagging replica, synchronous 
             30s));
         REQUIRE(ctl->wait_until(
             [&] {
-                auto c = cluster(*ctl);
+                auto c = cluster_of(*ctl);
                 for (const auto& m : c["members"])
                     if (m["name"] == ahead.name && m["lsn"] != nlohmann::json())
                         for (const auto& o : c["members"])
@@ -235,7 +196,7 @@ TEST_CASE("end to end: controller lost, partition, lagging replica, synchronous 
         ctl->start();
         REQUIRE(ctl->wait_until(
             [&] {
-                auto c = cluster(*ctl);
+                auto c = cluster_of(*ctl);
                 if (!converged(*ctl)) return false;
                 for (const auto& m : c["members"])
                     if (m["role"] == "primary") return m["sync"].get<std::string>().find("FIRST 1") == 0;
@@ -261,7 +222,6 @@ TEST_CASE("end to end: controller lost, partition, lagging replica, synchronous 
         CHECK(missing(by_name(np), ids) == 0);
         by_name(p).start(true);
         REQUIRE(ctl->wait_until([&] { return converged(*ctl, np); }, 90s));
-        (void)index_of;
     }
 
     {  // switchover_under_load

@@ -17,14 +17,8 @@ TEST_CASE("lease: self-fencing without a majority, no second primary on return",
     REQUIRE(p.psql("CREATE TABLE t (v text)").code == 0);
     Instance a("l-two");
     Instance b("l-three");
-    a.replica_of(p);
-    b.replica_of(p);
-    a.start();
-    b.start();
-    REQUIRE(a.wait_ready(120s));
-    REQUIRE(b.wait_ready(120s));
-    auto url = [](Instance& i) { return "http://127.0.0.1:" + std::to_string(i.http_port); };
-    const nlohmann::json members = {{"l-one", url(p)}, {"l-two", url(a)}, {"l-three", url(b)}};
+    start_replicas(p, {&a, &b});
+    const nlohmann::json members = {{"l-one", api_url(p)}, {"l-two", api_url(a)}, {"l-three", api_url(b)}};
     const nlohmann::json names = {"l-one", "l-two", "l-three"};
 
     // Bad leases change nothing; a lease is for a primary only.

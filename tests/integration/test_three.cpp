@@ -26,12 +26,7 @@ TEST_CASE("three instances: synchronous commit, switchover, follow by reload", "
     REQUIRE(p.psql("CREATE TABLE t (v text)").code == 0);
     Instance a("s-two");
     Instance b("s-three");
-    a.replica_of(p);
-    b.replica_of(p);
-    a.start();
-    b.start();
-    REQUIRE(a.wait_ready(120s));
-    REQUIRE(b.wait_ready(120s));
+    start_replicas(p, {&a, &b});
     const nlohmann::json members = {"s-one", "s-two", "s-three"};
 
     // Synchronous replication is a primary's business.
