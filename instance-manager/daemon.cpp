@@ -23,11 +23,6 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
             [this](HttpRequest req, PeerInfo peer) { return api_.handle(std::move(req), peer); },
             std::move(api_tls)) {
     api_.require_client_cert(!cfg_.tls_client_ca.empty());
-    // Peers are asked only whether they are alive (and their term): their
-    // certificates are not checked, as there is no CA for them here.
-    probes::TlsClientOptions insecure;
-    insecure.insecure = true;
-    if (auto tls = probes::make_client_tls(insecure)) peer_tls_ = *tls;
     signals_.add(SIGHUP);
     signals_.add(SIGCHLD);
     supervisor_.set_exit_hook(

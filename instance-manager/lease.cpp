@@ -55,6 +55,14 @@ awaitable<std::vector<PeerView>> Daemon::ask_peers(const std::string& path,
         auto parsed = probes::parse_url(url);
         if (!parsed) continue;
         parsed->path = path;
+        if (parsed->tls && !peer_tls_) {
+            // Made only when a peer speaks https: OpenSSL's set-up costs memory.
+            // Peers are asked only whether they are alive (and their term):
+            // their certificates are not checked, as there is no CA for them here.
+            probes::TlsClientOptions insecure;
+            insecure.insecure = true;
+            if (auto tls = probes::make_client_tls(insecure)) peer_tls_ = *tls;
+        }
         names.push_back(name);
         calls.push_back({"GET", *parsed, ""});
     }
