@@ -243,8 +243,8 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
     else
         return make_error("--restart-policy: 'always' or 'never', got '" + restart_policy + "'", 2);
     if (rewind_failure != "fence" && rewind_failure != "reclone")
-        return make_error(
-            "--on-rewind-failure: 'fence' or 'reclone', got '" + rewind_failure + "'", 2);
+        return make_error("--on-rewind-failure: 'fence' or 'reclone', got '" + rewind_failure + "'",
+                          2);
     cfg.reclone_on_rewind_failure = rewind_failure == "reclone";
     if (!parse_duration(smart, cfg.smart_shutdown_timeout))
         return make_error("--smart-shutdown-timeout: expected a duration like 10s", 2);

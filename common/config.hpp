@@ -37,8 +37,8 @@ struct Config {
     std::string tls_client_ca;
 
     // Replication: where a new replica clones from and streams from.
-    std::string primary_conninfo;            // without password: it comes from the passfile
-    std::string replication_ca_file;         // verify-full against this CA; else sslmode=require
+    std::string primary_conninfo;     // without password: it comes from the passfile
+    std::string replication_ca_file;  // verify-full against this CA; else sslmode=require
     // A failed pg_rewind: stay fenced (false) or replace the data directory
     // with a fresh base backup (true, --on-rewind-failure reclone).
     bool reclone_on_rewind_failure = false;

@@ -153,9 +153,7 @@ const std::map<std::string, Route>& routes() {
            {"ttl_ms", {FieldType::millis, true}},
            {"members", {FieldType::member_urls, true}}}}},
         {"/v1/replication",
-         {Kind::command,
-          post,
-          {{"term", term}, {"synchronous", {FieldType::synchronous, true}}}}},
+         {Kind::command, post, {{"term", term}, {"synchronous", {FieldType::synchronous, true}}}}},
     };
     return r;
 }

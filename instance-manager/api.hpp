@@ -42,7 +42,17 @@ HttpResponse json_response(http::status status, const nlohmann::json& body, unsi
 HttpResponse error_response(http::status status, const std::string& message, unsigned version = 11);
 
 // The fields a command accepts, with their types.
-enum class FieldType { term, lsn, seconds, conninfo, name, names, synchronous, millis, member_urls };
+enum class FieldType {
+    term,
+    lsn,
+    seconds,
+    conninfo,
+    name,
+    names,
+    synchronous,
+    millis,
+    member_urls
+};
 struct FieldSpec {
     FieldType type;
     bool required = false;
@@ -70,8 +80,7 @@ class Api {
 
   private:
     HttpResponse probe(const std::string& name, const HttpRequest& req);
-    awaitable<HttpResponse> command(const std::string& path, const HttpRequest& req,
-                                    PeerInfo peer);
+    awaitable<HttpResponse> command(const std::string& path, const HttpRequest& req, PeerInfo peer);
     std::optional<HttpResponse> authorize(const HttpRequest& req, PeerInfo peer) const;
 
     const Config& cfg_;

@@ -99,7 +99,6 @@ Status restore_state_dir(const Config& cfg, const std::string& stash) {
     return fs::fsync_dir(cfg.pgdata);
 }
 
-
 awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
                                              std::function<void(int)> on_progress) {
     Prepared out;
@@ -118,8 +117,8 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
                 "a new replica needs --replication-password-file with the primary's password");
         auto password = fs::read_secret(cfg.replication_password_file);
         if (!password) co_return password.error();
-        if (auto st = co_await clone_replica(cfg, reaper, cfg.primary_conninfo, *password,
-                                             on_progress);
+        if (auto st =
+                co_await clone_replica(cfg, reaper, cfg.primary_conninfo, *password, on_progress);
             !st)
             co_return st.error();
         out.cloned = true;

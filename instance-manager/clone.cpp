@@ -7,9 +7,9 @@
 #include "event.hpp"
 #include "fd.hpp"
 #include "fs_util.hpp"
-#include "replication_config.hpp"
 #include "log.hpp"
 #include "pg_session.hpp"
+#include "replication_config.hpp"
 
 namespace im {
 
@@ -108,7 +108,8 @@ awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::st
     if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
         co_return make_error("cannot write the temporary passfile");
 
-    auto conninfo = replication_conninfo(upstream, cfg.name, {tmp_passfile, cfg.replication_ca_file});
+    auto conninfo =
+        replication_conninfo(upstream, cfg.name, {tmp_passfile, cfg.replication_ca_file});
     if (!conninfo) co_return conninfo.error();
     std::string slot = slot_name_for(cfg.name);
     if (auto st = co_await ensure_upstream_slot(*conninfo, slot); !st) co_return st;

@@ -30,7 +30,8 @@ MemberView member_view(const std::string& name, const std::string& url,
     m.term = status.value("term", uint64_t{0});
     const auto& pg = status.value("postgres", nlohmann::json::object());
     m.running = pg.value("running", false);
-    m.timeline = pg.value("timeline", nlohmann::json()).is_number() ? pg["timeline"].get<uint32_t>() : 0;
+    m.timeline =
+        pg.value("timeline", nlohmann::json()).is_number() ? pg["timeline"].get<uint32_t>() : 0;
     m.system_identifier = str(pg, "system_identifier");
     m.pg_port = pg.value("port", 0);
     m.current_lsn = parse_lsn(str(pg, "current_lsn"));

@@ -170,8 +170,9 @@ awaitable<void> Controller::poll() {
         decide("take-over", "", "learned the term back from the members");
     } else if (highest > term_ && !superseded_) {
         superseded_ = true;
-        decide("stand-by", "", "a member accepted term " + std::to_string(highest) +
-                                   ": a newer controller is in charge");
+        decide("stand-by", "",
+               "a member accepted term " + std::to_string(highest) +
+                   ": a newer controller is in charge");
     }
 }
 
@@ -257,14 +258,14 @@ awaitable<void> Controller::converge() {
                                   "a second primary (term " + std::to_string(m.term) + ", " +
                                       primary.name + " has " + std::to_string(primary.term) + ")");
         else if (m.role == "replica" && m.running && !follows(m, primary))
-            co_await command_once(m, "follow", rejoin, "the replica does not stream from " +
-                                                           primary.name);
+            co_await command_once(m, "follow", rejoin,
+                                  "the replica does not stream from " + primary.name);
         else if (m.role == "fenced" && m.standby)
             co_await command_once(m, "follow", rejoin, "a fenced replica rejoins " + primary.name);
         else if (m.role == "fenced" && !m.standby)
-            co_await command_once(m, "demote", rejoin,
-                                  "a fenced former primary rejoins as a replica of " +
-                                      primary.name);
+            co_await command_once(
+                m, "demote", rejoin,
+                "a fenced former primary rejoins as a replica of " + primary.name);
     }
     if (cfg_.synchronous > 0) {
         auto spec = synchronous_spec(views_, primary, cfg_.synchronous, cfg_.priority);
@@ -341,7 +342,8 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
 }
 
 awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) {
-    if (superseded_) co_return make_error("this controller stands by: a newer one is in charge", 409);
+    if (superseded_)
+        co_return make_error("this controller stands by: a newer one is in charge", 409);
     if (busy_) co_return make_error("busy: a failover or switchover is under way", 409);
     auto p = find_primary(views_);
     if (!p) co_return make_error("there is no ready primary to switch over from", 409);
@@ -350,8 +352,7 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
     if (t == views_.end()) co_return make_error("no member named " + to, 404);
     if (t->name == views_[*p].name) co_return make_error(to + " is already the primary", 409);
     if (t->role != "replica" || !t->ready || !t->streaming)
-        co_return make_error(to + " is not a ready, streaming replica (role " + t->role + ")",
-                             409);
+        co_return make_error(to + " is not a ready, streaming replica (role " + t->role + ")", 409);
     busy_ = true;
     struct Clear {
         bool& b;
@@ -384,8 +385,7 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
     }
     if (!promoted) {
         decide("switchover-failed", target.name, "promote: " + promoted.error().message);
-        co_return make_error("promote of " + target.name + " failed: " +
-                                 promoted.error().message +
+        co_return make_error("promote of " + target.name + " failed: " + promoted.error().message +
                                  "; the old primary stays stopped, a failover follows",
                              502);
     }
@@ -395,8 +395,10 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
     if (co_await command(target, "lease", lease_body(), cfg_.request_timeout))
         leased_.insert(target.name);
     nlohmann::json follow = {{"term", term_}, {"primary_conninfo", conninfo_of(target)}};
-    for (const auto& m : views_)
-        if (m.name != target.name && m.reachable) (void)co_await command(m, "follow", follow, kCommandTimeout);
+    const auto members = views_;  // polls go on while we wait
+    for (const auto& m : members)
+        if (m.name != target.name && m.reachable)
+            (void)co_await command(m, "follow", follow, kCommandTimeout);
     nlohmann::json out = {{"switched", true},
                           {"from", primary.name},
                           {"to", target.name},
@@ -418,8 +420,8 @@ nlohmann::json Controller::cluster() const {
             {"primary", primary_.empty() ? nlohmann::json() : nlohmann::json(primary_)},
             {"busy", busy_},
             {"standing_by", superseded_},
-            {"primary_lost_ms",
-             primary_lost_since_ ? nlohmann::json(ms_since(*primary_lost_since_)) : nlohmann::json()},
+            {"primary_lost_ms", primary_lost_since_ ? nlohmann::json(ms_since(*primary_lost_since_))
+                                                    : nlohmann::json()},
             {"settings",
              {{"interval_ms", cfg_.interval.count()},
               {"lease_ttl_ms", cfg_.lease_ttl.count()},

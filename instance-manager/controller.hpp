@@ -62,7 +62,8 @@ class Controller {
     bool superseded_ = false;  // a newer controller's term was seen: stand by
     std::string primary_;      // the member the controller holds as primary
     std::set<std::string> sync_standbys_;
-    std::set<std::string> leased_;  // members seen (or made) primary under a lease  // the primary's synchronous standbys, last seen
+    std::set<std::string> leased_;  // members seen (or made) primary under a lease  // the
+                                    // primary's synchronous standbys, last seen
     std::optional<std::chrono::steady_clock::time_point> primary_lost_since_;
     bool busy_ = false;  // a failover or switchover is under way
     std::map<std::string, std::chrono::steady_clock::time_point> cooldown_;

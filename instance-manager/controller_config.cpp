@@ -54,8 +54,7 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
     CLI::App app{"instance-manager controller: keeps one primary, fails over, switches over",
                  "instance-manager controller"};
     std::vector<std::string> members, priorities;
-    std::string listen = "127.0.0.1:8010", interval = "250ms", timeout = "500ms", ttl = "1s",
-                delay;
+    std::string listen = "127.0.0.1:8010", interval = "250ms", timeout = "500ms", ttl = "1s", delay;
     app.add_option("--member", members, "NAME=URL of a member's manager API (repeat)")
         ->envname("IM_MEMBERS")
         ->delimiter(',');
@@ -106,9 +105,10 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
         if (!delay.empty() && !parse_duration(delay, cfg.failover_delay))
             return make_error("--failover-delay: expected a duration like 2s", 2);
         if (cfg.failover_delay < cfg.lease_ttl + kFailoverMargin)
-            return make_error("--failover-delay must exceed --lease-ttl by at least 500ms, so an "
-                              "isolated primary has fenced itself first",
-                              2);
+            return make_error(
+                "--failover-delay must exceed --lease-ttl by at least 500ms, so an "
+                "isolated primary has fenced itself first",
+                2);
         if (cfg.synchronous >= cfg.members.size() && cfg.synchronous > 0)
             return make_error("--synchronous: at most the number of members minus one", 2);
         log::Level lvl;
@@ -143,9 +143,9 @@ Result<ClientArgs> parse_client_args(const std::string& command,
         out.members = *m;
         if (auto st = check_members(out.members); !st) return st;
         if (out.controller.empty() == out.members.empty())
-            return make_error(command == "status" ? "give --controller or --member"
-                                                  : "--controller is required",
-                              2);
+            return make_error(
+                command == "status" ? "give --controller or --member" : "--controller is required",
+                2);
         if (!out.controller.empty() && !probes::parse_url(out.controller))
             return make_error("--controller: expected http[s]://HOST:PORT", 2);
         if (command == "switchover" &&

@@ -37,9 +37,9 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
 
 // `status` and `switchover`: where to ask, and how.
 struct ClientArgs {
-    std::string controller;  // URL of the controller's API
+    std::string controller;                                    // URL of the controller's API
     std::vector<std::pair<std::string, std::string>> members;  // or the members directly
-    std::string to;                                             // switchover target
+    std::string to;                                            // switchover target
     std::string api_token_file;
     bool json = false;
     std::chrono::milliseconds timeout{60'000};

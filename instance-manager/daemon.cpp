@@ -18,10 +18,11 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
       supervisor_(io.get_executor(), cfg_, reaper_, state_),
       monitor_(io.get_executor(), cfg_, state_),
       api_(cfg_, state_, metrics_, *this, std::move(api_token)),
-      http_(io.get_executor(),
-            HttpLimits{cfg_.http_timeout, cfg_.http_max_connections, cfg_.http_max_body, 8 * 1024},
-            [this](HttpRequest req, PeerInfo peer) { return api_.handle(std::move(req), peer); },
-            std::move(api_tls)) {
+      http_(
+          io.get_executor(),
+          HttpLimits{cfg_.http_timeout, cfg_.http_max_connections, cfg_.http_max_body, 8 * 1024},
+          [this](HttpRequest req, PeerInfo peer) { return api_.handle(std::move(req), peer); },
+          std::move(api_tls)) {
     api_.require_client_cert(!cfg_.tls_client_ca.empty());
     signals_.add(SIGHUP);
     signals_.add(SIGCHLD);

@@ -120,11 +120,10 @@ awaitable<void> Daemon::lease_watchdog() {
             continue;
         }
         if (command_running_ || state_.role.current() != Role::primary) continue;
-        std::string reason =
-            other_primary.empty()
-                ? "the lease lapsed and only " + std::to_string(reachable) + " of " +
-                      std::to_string(members) + " members answer: fencing"
-                : "the lease lapsed and " + other_primary + " is primary: fencing";
+        std::string reason = other_primary.empty()
+                                 ? "the lease lapsed and only " + std::to_string(reachable) +
+                                       " of " + std::to_string(members) + " members answer: fencing"
+                                 : "the lease lapsed and " + other_primary + " is primary: fencing";
         log::warn("lease", reason);
         command_running_ = true;
         auto fenced = co_await do_fence();
@@ -158,7 +157,8 @@ awaitable<bool> Daemon::primary_may_start() {
         if (verdict == StartVerdict::stand_down) {
             nlohmann::json seen = nlohmann::json::array();
             for (const auto& p : peers)
-                if (p.reachable) seen.push_back({{"name", p.name}, {"role", p.role}, {"term", p.term}});
+                if (p.reachable)
+                    seen.push_back({{"name", p.name}, {"role", p.role}, {"term", p.term}});
             log::warn("lease",
                       "another member is primary or has a newer term: staying fenced until the "
                       "controller demotes this instance",

@@ -1,11 +1,11 @@
 #include "replication_config.hpp"
 
+#include <cstdio>
+#include <sstream>
+
 #include "pg_files.hpp"
 #include "pg_session.hpp"
 #include "status_report.hpp"
-
-#include <cstdio>
-#include <sstream>
 
 namespace im {
 
@@ -50,7 +50,6 @@ Result<std::string> replication_conninfo(const std::string& upstream,
     if (!m.count("connect_timeout")) m["connect_timeout"] = "5";
     return build_conninfo(m);
 }
-
 
 std::string render_standby_settings(const std::string& conninfo, const std::string& slot) {
     return "# Standby settings (this instance is a replica)\n"
@@ -103,8 +102,8 @@ Result<std::optional<SyncSpec>> parse_sync_spec(const nlohmann::json& j) {
     if (s.standbys.empty()) return make_error("synchronous.standbys is required");
     if (s.number > s.standbys.size())
         return make_error("synchronous.number (" + std::to_string(s.number) +
-                          ") exceeds the number of standbys (" +
-                          std::to_string(s.standbys.size()) + ")");
+                          ") exceeds the number of standbys (" + std::to_string(s.standbys.size()) +
+                          ")");
     return std::optional<SyncSpec>(std::move(s));
 }
 
@@ -114,7 +113,8 @@ nlohmann::json to_json(const std::optional<SyncSpec>& spec) {
 }
 
 std::string synchronous_standby_names(const SyncSpec& spec) {
-    std::string out = (spec.method == "first" ? "FIRST " : "ANY ") + std::to_string(spec.number) + " (";
+    std::string out =
+        (spec.method == "first" ? "FIRST " : "ANY ") + std::to_string(spec.number) + " (";
     for (size_t i = 0; i < spec.standbys.size(); ++i) {
         if (i) out += ", ";
         out += "\"" + spec.standbys[i] + "\"";

@@ -251,8 +251,8 @@ awaitable<CommandResult_> Daemon::do_replication(const nlohmann::json& body) {
     monitor_.poke();
     nlohmann::json names = nullptr;
     if (*spec) names = synchronous_standby_names(**spec);
-    co_return changed(state_, {{"synchronous", to_json(*spec)},
-                               {"synchronous_standby_names", names}});
+    co_return changed(state_,
+                      {{"synchronous", to_json(*spec)}, {"synchronous_standby_names", names}});
 }
 
 awaitable<std::string> Daemon::control_field(const std::string& label) {
@@ -308,9 +308,8 @@ awaitable<Status> Daemon::rewind_from(const std::string& upstream) {
     co_return Ok{};
 }
 
-awaitable<CommandResult_> Daemon::after_failed_rewind(const Error& why,
-                                                     const std::string& upstream,
-                                                     nlohmann::json out) {
+awaitable<CommandResult_> Daemon::after_failed_rewind(const Error& why, const std::string& upstream,
+                                                      nlohmann::json out) {
     // Fenced first, persisted: whatever happens next, this instance does not
     // come back as a writable primary on its own.
     prepared_->persistent.fenced = true;
@@ -441,8 +440,9 @@ awaitable<CommandResult_> Daemon::do_follow(const nlohmann::json& body) {
         if (co_await follow_by_reload(upstream))
             co_return changed(state_,
                               {{"following", public_upstream(upstream)}, {"method", "reload"}});
-        log::warn("commands", "the WAL receiver did not stream from the new upstream after "
-                              "a reload; restarting with a rewind");
+        log::warn("commands",
+                  "the WAL receiver did not stream from the new upstream after "
+                  "a reload; restarting with a rewind");
     }
     if (supervisor_.running()) {
         (void)state_.role.transition(Role::stopping, "follow requested");
@@ -505,7 +505,7 @@ awaitable<bool> Daemon::can_follow_by_reload(const std::string& upstream) {
                {"their_timeline", their_tli},
                {"our_lsn", our_lsn},
                {"switchpoint", switchpoint ? nlohmann::json(*switchpoint) : nlohmann::json()}});
-    co_return switchpoint && *switchpoint >= our_lsn;
+    co_return switchpoint&&* switchpoint >= our_lsn;
 }
 
 awaitable<bool> Daemon::follow_by_reload(const std::string& upstream) {

@@ -19,8 +19,8 @@ struct PersistentState {
     uint64_t term = 0;
     std::string last_command;  // command_key() of the last accepted command
     bool fenced = false;
-    std::string primary_conninfo;      // empty: not a replica (or upstream unknown)
-    std::vector<std::string> members;  // cluster members (slots on a primary)
+    std::string primary_conninfo;         // empty: not a replica (or upstream unknown)
+    std::vector<std::string> members;     // cluster members (slots on a primary)
     std::optional<SyncSpec> synchronous;  // a primary's synchronous replication
     // name -> manager API URL of every member, from the controller's lease.
     // Non-empty: the cluster runs under leases (see lease.cpp).

@@ -135,10 +135,10 @@ awaitable<Result<HttpReply>> async_http_request(std::string method, Url url, std
 }
 
 awaitable<std::vector<Result<HttpReply>>> async_http_all(std::vector<HttpCall> calls,
-                                                          std::string bearer_token,
-                                                          std::chrono::milliseconds timeout,
-                                                          std::shared_ptr<asio::ssl::context> tls,
-                                                          bool verify_host) {
+                                                         std::string bearer_token,
+                                                         std::chrono::milliseconds timeout,
+                                                         std::shared_ptr<asio::ssl::context> tls,
+                                                         bool verify_host) {
     auto ex = co_await asio::this_coro::executor;
     // Shared with the requests: one that outlives this wait finds it still alive.
     struct Pending {

@@ -58,7 +58,8 @@ std::string manager_binary() {
         std::string dir = ::mkdtemp(tmpl);
         ::chmod(dir.c_str(), 0755);
         std::string copy = dir + "/instance-manager";
-        std::filesystem::copy_file(IM_BINARY, copy, std::filesystem::copy_options::overwrite_existing);
+        std::filesystem::copy_file(IM_BINARY, copy,
+                                   std::filesystem::copy_options::overwrite_existing);
         ::chmod(copy.c_str(), 0755);
         static std::string to_remove = dir;
         std::atexit([] { std::filesystem::remove_all(to_remove); });
@@ -147,7 +148,8 @@ void Instance::start(bool as_pid1) {
     pid1_ = as_pid1;
     std::vector<std::string> argv;
     if (!netns.empty()) argv = {"ip", "netns", "exec", netns};
-    if (as_pid1) argv.insert(argv.end(), {"unshare", "--pid", "--fork", "--kill-child", "--mount-proc"});
+    if (as_pid1)
+        argv.insert(argv.end(), {"unshare", "--pid", "--fork", "--kill-child", "--mount-proc"});
     if (running_as_root())
         argv.insert(argv.end(), {"setpriv", "--reuid=" + run_user(), "--regid=" + run_user(),
                                  "--init-groups", "--reset-env", "--"});
@@ -232,8 +234,8 @@ bool Instance::wait_ready(std::chrono::milliseconds timeout) {
 
 im::Result<im::probes::HttpReply> Instance::get(const std::string& path,
                                                 const std::string& method) {
-    return im::probes::http_request(method, {api_tls, address, std::to_string(http_port), path},
-                                    "", "", 5s, tls_client);
+    return im::probes::http_request(method, {api_tls, address, std::to_string(http_port), path}, "",
+                                    "", 5s, tls_client);
 }
 
 std::string Instance::token() const {
@@ -245,9 +247,8 @@ std::string Instance::token() const {
 
 im::Result<im::probes::HttpReply> Instance::post(const std::string& path, const std::string& body,
                                                  std::optional<std::string> tok) {
-    return im::probes::http_request("POST",
-                                    {api_tls, address, std::to_string(http_port), path}, body,
-                                    tok ? *tok : token(), 60s, tls_client);
+    return im::probes::http_request("POST", {api_tls, address, std::to_string(http_port), path},
+                                    body, tok ? *tok : token(), 60s, tls_client);
 }
 
 nlohmann::json Instance::status() {
@@ -387,8 +388,9 @@ std::string NetLab::ns(int i) const { return tag_ + "m" + std::to_string(i); }
 std::string NetLab::address(int i) const { return subnet_ + std::to_string(10 + i); }
 
 void NetLab::link(int i, bool up) {
-    REQUIRE(sh("ip -n " + tag_ + "br link set v" + std::to_string(i) + (up ? " up" : " down"))
-                .code == 0);
+    REQUIRE(
+        sh("ip -n " + tag_ + "br link set v" + std::to_string(i) + (up ? " up" : " down")).code ==
+        0);
 }
 
 void NetLab::place(Instance& inst, int i) const {
@@ -398,8 +400,7 @@ void NetLab::place(Instance& inst, int i) const {
     inst.http_port = 8000;
 }
 
-void start_replicas(const Instance& primary, const std::vector<Instance*>& replicas,
-                    bool as_pid1) {
+void start_replicas(const Instance& primary, const std::vector<Instance*>& replicas, bool as_pid1) {
     for (auto* r : replicas) {
         r->replica_of(primary);
         r->start(as_pid1);
@@ -431,8 +432,7 @@ bool converged(Instance& ctl, const std::string& primary) {
 
 std::string primary_of(Instance& ctl) {
     auto c = cluster_of(ctl);
-    return c.contains("primary") && c["primary"].is_string() ? c["primary"].get<std::string>()
-                                                             : "";
+    return c.contains("primary") && c["primary"].is_string() ? c["primary"].get<std::string>() : "";
 }
 
 }  // namespace harness

@@ -21,7 +21,7 @@ bool running_as_root();
 std::string run_user();  // the unprivileged user tests run postgres as
 int free_port();
 std::string manager_binary();  // the instance-manager binary the tests run
-std::string pg_bin();  // directory of the PostgreSQL server binaries
+std::string pg_bin();          // directory of the PostgreSQL server binaries
 
 // Runs a shell command (as the unprivileged user when `as_user`), returns
 // exit code and combined output.
@@ -38,10 +38,10 @@ class Instance {
     Instance(const Instance&) = delete;
     Instance& operator=(const Instance&) = delete;
 
-    std::string root;    // test directory (owned by the run user)
+    std::string root;                   // test directory (owned by the run user)
     std::string address = "127.0.0.1";  // where its postgres and API listen
     std::string netns;                  // when set, the manager runs in this network namespace
-    std::string pgdata;  // root + "/data" unless changed
+    std::string pgdata;                 // root + "/data" unless changed
     std::string token_file;
     std::string name;
     int pg_port;

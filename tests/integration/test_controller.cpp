@@ -35,8 +35,8 @@ TEST_CASE("controller: adopt, switchover, failover, rejoin", "[controller]") {
     CHECK(table.code == 0);
     CHECK(table.out.find("MEMBER") != std::string::npos);
     CHECK(table.out.find("c-one") != std::string::npos);
-    auto direct = sh(bin + " status --json --member c-one=" + api_url(p) + " --member c-two=" +
-                     api_url(a));
+    auto direct =
+        sh(bin + " status --json --member c-one=" + api_url(p) + " --member c-two=" + api_url(a));
     REQUIRE(direct.code == 0);
     CHECK(nlohmann::json::parse(direct.out)["primary"] == "c-one");
 
@@ -73,8 +73,8 @@ TEST_CASE("controller: adopt, switchover, failover, rejoin", "[controller]") {
         },
         30s));
     Instance& np = next == "c-one" ? p : b;
-    REQUIRE(np.wait_until([&] { return np.psql("INSERT INTO t VALUES ('after-failover')").code == 0; },
-                          30s));
+    REQUIRE(np.wait_until(
+        [&] { return np.psql("INSERT INTO t VALUES ('after-failover')").code == 0; }, 30s));
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - killed);
     WARN("failover to " << next << ": first committed write after " << took.count() << " ms");

@@ -51,9 +51,10 @@ int missing(Instance& i, const std::vector<std::string>& ids) {
 }
 }  // namespace
 
-TEST_CASE("end to end: controller lost, partition, lagging replica, synchronous failover, "
-          "switchover under load",
-          "[e2e]") {
+TEST_CASE(
+    "end to end: controller lost, partition, lagging replica, synchronous failover, "
+    "switchover under load",
+    "[e2e]") {
     if (!running_as_root()) {
         WARN("skipped: network and PID namespaces need root");
         return;
@@ -123,8 +124,8 @@ TEST_CASE("end to end: controller lost, partition, lagging replica, synchronous 
             },
             30s));
         Instance& np = by_name(primary_of(*ctl));
-        REQUIRE(np.wait_until([&] { return np.psql("INSERT INTO bench_log (id) VALUES (2)").code == 0; },
-                              30s));
+        REQUIRE(np.wait_until(
+            [&] { return np.psql("INSERT INTO bench_log (id) VALUES (2)").code == 0; }, 30s));
         // The link is back: the old primary rewinds and follows.
         lab.link(0, true);
         REQUIRE(ctl->wait_until([&] { return converged(*ctl, np.name); }, 90s));
@@ -157,10 +158,13 @@ TEST_CASE("end to end: controller lost, partition, lagging replica, synchronous 
                 .code;
         };
         REQUIRE(in_pod("STOP") == 0);
-        REQUIRE(primary.psql("INSERT INTO bench_log (id) SELECT g FROM generate_series(100, 5099) g")
-                    .code == 0);
+        REQUIRE(
+            primary.psql("INSERT INTO bench_log (id) SELECT g FROM generate_series(100, 5099) g")
+                .code == 0);
         REQUIRE(ahead.wait_until(
-            [&] { return ahead.psql("SELECT count(*) FROM bench_log WHERE id >= 100").out == "5000\n"; },
+            [&] {
+                return ahead.psql("SELECT count(*) FROM bench_log WHERE id >= 100").out == "5000\n";
+            },
             30s));
         REQUIRE(ctl->wait_until(
             [&] {
@@ -199,7 +203,8 @@ TEST_CASE("end to end: controller lost, partition, lagging replica, synchronous 
                 auto c = cluster_of(*ctl);
                 if (!converged(*ctl)) return false;
                 for (const auto& m : c["members"])
-                    if (m["role"] == "primary") return m["sync"].get<std::string>().find("FIRST 1") == 0;
+                    if (m["role"] == "primary")
+                        return m["sync"].get<std::string>().find("FIRST 1") == 0;
                 return false;
             },
             60s));

@@ -125,14 +125,15 @@ TEST_CASE("the API over TLS, with client certificates for mutating calls", "[htt
     Instance pg("tls1");
     std::string helper = manager_binary() + " helper make-cert ";
     auto cert = [&](const std::string& stem, const std::string& cn) {
-        REQUIRE(sh(helper + pg.root + "/" + stem + ".crt " + pg.root + "/" + stem + ".key " + cn,
-                   true)
-                    .code == 0);
+        REQUIRE(
+            sh(helper + pg.root + "/" + stem + ".crt " + pg.root + "/" + stem + ".key " + cn, true)
+                .code == 0);
     };
     cert("server", "localhost");
     cert("controller", "controller");
     cert("stranger", "stranger");
-    pg.extra_args = {"--tls-cert", pg.root + "/server.crt", "--tls-key", pg.root + "/server.key",
+    pg.extra_args = {"--tls-cert",      pg.root + "/server.crt",
+                     "--tls-key",       pg.root + "/server.key",
                      "--tls-client-ca", pg.root + "/controller.crt"};
     pg.api_tls = true;
     pg.tls_client.ca_file = pg.root + "/server.crt";
@@ -146,11 +147,11 @@ TEST_CASE("the API over TLS, with client certificates for mutating calls", "[htt
              std::to_string(pg.http_port) + " --ca-file " + pg.root + "/server.crt readyz")
               .code == 0);
     // Without the server's CA the probe refuses to trust it; --insecure skips the check.
-    CHECK(sh(std::string(IM_PROBE_BINARY) + " --url https://127.0.0.1:" +
-             std::to_string(pg.http_port) + " readyz")
+    CHECK(sh(std::string(IM_PROBE_BINARY) +
+             " --url https://127.0.0.1:" + std::to_string(pg.http_port) + " readyz")
               .code == 1);
-    CHECK(sh(std::string(IM_PROBE_BINARY) + " --url https://127.0.0.1:" +
-             std::to_string(pg.http_port) + " --insecure readyz")
+    CHECK(sh(std::string(IM_PROBE_BINARY) +
+             " --url https://127.0.0.1:" + std::to_string(pg.http_port) + " --insecure readyz")
               .code == 0);
 
     // A mutating call with the token but no client certificate: 403, nothing done.

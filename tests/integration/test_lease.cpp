@@ -18,7 +18,8 @@ TEST_CASE("lease: self-fencing without a majority, no second primary on return",
     Instance a("l-two");
     Instance b("l-three");
     start_replicas(p, {&a, &b});
-    const nlohmann::json members = {{"l-one", api_url(p)}, {"l-two", api_url(a)}, {"l-three", api_url(b)}};
+    const nlohmann::json members = {
+        {"l-one", api_url(p)}, {"l-two", api_url(a)}, {"l-three", api_url(b)}};
     const nlohmann::json names = {"l-one", "l-two", "l-three"};
 
     // Bad leases change nothing; a lease is for a primary only.
@@ -28,7 +29,8 @@ TEST_CASE("lease: self-fencing without a majority, no second primary on return",
 
     // A lapsed lease with the replicas answering: the primary serves on
     // (a dead controller alone never stops writes).
-    auto leased = post_json(p, "/v1/lease", {{"term", 1}, {"ttl_ms", 400}, {"members", members}}, 200);
+    auto leased =
+        post_json(p, "/v1/lease", {{"term", 1}, {"ttl_ms", 400}, {"members", members}}, 200);
     CHECK(leased["expires_in_ms"] == 400);
     CHECK(p.status()["lease"]["ttl_ms"] == 400);
     std::this_thread::sleep_for(1500ms);
@@ -58,7 +60,8 @@ TEST_CASE("lease: self-fencing without a majority, no second primary on return",
     CHECK(p.status()["role"] == "fenced");
 
     // It rejoins through demote: rewind, then a replica of the new primary.
-    auto demoted = post_json(p, "/v1/demote", {{"term", 3}, {"primary_conninfo", a.upstream()}}, 200);
+    auto demoted =
+        post_json(p, "/v1/demote", {{"term", 3}, {"primary_conninfo", a.upstream()}}, 200);
     CHECK(demoted["rewound"] == true);
     REQUIRE(p.wait_ready(60s));
     CHECK(p.status()["role"] == "replica");

@@ -8,7 +8,6 @@
 
 using namespace harness;
 
-
 TEST_CASE("replica clone, promote, demote with rewind, fence and terms", "[replication]") {
     Instance p("r-one");
     p.start();
@@ -61,8 +60,8 @@ TEST_CASE("replica clone, promote, demote with rewind, fence and terms", "[repli
     CHECK(r.get("/primary")->status == 200);
     REQUIRE(r.psql("INSERT INTO t VALUES ('after-promote')").code == 0);
     // The same command and term again: no change.
-    CHECK(post_json(r, "/v1/promote", {{"term", 2}, {"members", {"r-one", "r-two"}}}, 200)["changed"] ==
-          false);
+    CHECK(post_json(r, "/v1/promote", {{"term", 2}, {"members", {"r-one", "r-two"}}},
+                    200)["changed"] == false);
     // The new primary keeps a slot for the other member.
     CHECK(r.wait_until(
         [&] { return r.psql_local("SELECT slot_name FROM pg_replication_slots").out == "r_one\n"; },
@@ -168,7 +167,8 @@ TEST_CASE("a failed rewind fences; --on-rewind-failure reclone replaces the data
                 .code == 0);
 
     // Default: the instance stays fenced, its data directory untouched.
-    auto failed = post_json(p, "/v1/follow", {{"term", 3}, {"primary_conninfo", r.upstream()}}, 500);
+    auto failed =
+        post_json(p, "/v1/follow", {{"term", 3}, {"primary_conninfo", r.upstream()}}, 500);
     CHECK(failed["error"].get<std::string>().find("stays fenced") != std::string::npos);
     CHECK(p.status()["role"] == "fenced");
     CHECK(p.status()["last_error"].is_string());

@@ -32,10 +32,11 @@ TEST_CASE("three instances: synchronous commit, switchover, follow by reload", "
     // Synchronous replication is a primary's business.
     post_json(a, "/v1/replication",
               {{"term", 1}, {"synchronous", {{"number", 1}, {"standbys", {"s-one"}}}}}, 409);
-    auto sync = post_json(
-        p, "/v1/replication",
-        {{"term", 1}, {"synchronous", {{"method", "first"}, {"number", 1}, {"standbys", {"s-two"}}}}},
-        200);
+    auto sync =
+        post_json(p, "/v1/replication",
+                  {{"term", 1},
+                   {"synchronous", {{"method", "first"}, {"number", 1}, {"standbys", {"s-two"}}}}},
+                  200);
     CHECK(sync["synchronous_standby_names"] == "FIRST 1 (\"s-two\")");
     // A standby counts as synchronous once it reported a flush position: the
     // first commit waits for that.
@@ -56,11 +57,13 @@ TEST_CASE("three instances: synchronous commit, switchover, follow by reload", "
     std::filesystem::remove(done);
     std::string conn = "host=127.0.0.1 port=" + std::to_string(p.pg_port) +
                        " user=app dbname=app connect_timeout=5";
-    sh("(PGPASSWORD='" + p.app_password() + "' psql -X -q -c \"INSERT INTO t VALUES ('waited')\" '" +
-       conn + "'; echo $? > " + done + ") >/dev/null 2>&1 &");
+    sh("(PGPASSWORD='" + p.app_password() +
+       "' psql -X -q -c \"INSERT INTO t VALUES ('waited')\" '" + conn + "'; echo $? > " + done +
+       ") >/dev/null 2>&1 &");
     CHECK(p.wait_until(
         [&] {
-            return p.psql_local("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
+            return p.psql_local(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
                        .out == "1\n";
         },
         10s));
@@ -78,19 +81,21 @@ TEST_CASE("three instances: synchronous commit, switchover, follow by reload", "
     auto demoted = post_json(p, "/v1/demote", {{"term", 4}}, 200);
     std::string checkpoint = demoted["shutdown_checkpoint_lsn"];
     CHECK(p.status()["role"] == "fenced");
-    auto promoted = post_json(
-        a, "/v1/promote", {{"term", 5}, {"min_lsn", checkpoint}, {"members", members}}, 200);
+    auto promoted = post_json(a, "/v1/promote",
+                              {{"term", 5}, {"min_lsn", checkpoint}, {"members", members}}, 200);
     CHECK(promoted["timeline"] == 2);
     REQUIRE(a.psql("INSERT INTO t VALUES ('on-new-primary')").code == 0);
 
     // b streams on timeline 1 up to the fork: the new primary continues it, a reload is enough.
-    auto followed = post_json(b, "/v1/follow", {{"term", 6}, {"primary_conninfo", a.upstream()}}, 200);
+    auto followed =
+        post_json(b, "/v1/follow", {{"term", 6}, {"primary_conninfo", a.upstream()}}, 200);
     CHECK(followed["method"] == "reload");
     CHECK(b.wait_until([&] { return b.psql("SELECT count(*) FROM t").out == "3\n"; }, 30s));
     CHECK(b.status()["replication"]["upstream"]["port"] == std::to_string(a.pg_port));
 
     // The old primary, a fenced replica, follows with a restart.
-    auto rejoined = post_json(p, "/v1/follow", {{"term", 7}, {"primary_conninfo", a.upstream()}}, 200);
+    auto rejoined =
+        post_json(p, "/v1/follow", {{"term", 7}, {"primary_conninfo", a.upstream()}}, 200);
     CHECK(rejoined["method"] == "restart");
     REQUIRE(p.wait_ready(60s));
     CHECK(p.wait_until(
@@ -102,8 +107,9 @@ TEST_CASE("three instances: synchronous commit, switchover, follow by reload", "
     // Every member but the primary has its slot there, in use.
     CHECK(a.wait_until(
         [&] {
-            return a.psql_local("SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM "
-                                "pg_replication_slots WHERE active")
+            return a.psql_local(
+                        "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM "
+                        "pg_replication_slots WHERE active")
                        .out == "s_one,s_three\n";
         },
         30s));

@@ -88,10 +88,10 @@ TEST_CASE("controller arguments: every bad input is exit code 2", "[cluster]") {
         CHECK(out.exit_code == 2);
     }
     ParseOutcome out;
-    auto ok = parse_controller_args({"--member", "n1=http://a:1", "--member", "n2=http://b:1",
-                                     "--api-token-file", "/etc/hostname", "--synchronous", "1",
-                                     "--lease-ttl", "2s"},
-                                    &out);
+    auto ok = parse_controller_args(
+        {"--member", "n1=http://a:1", "--member", "n2=http://b:1", "--api-token-file",
+         "/etc/hostname", "--synchronous", "1", "--lease-ttl", "2s"},
+        &out);
     REQUIRE(ok.ok());
     CHECK(ok->members.size() == 2);
     CHECK(ok->failover_delay.count() == 2750);

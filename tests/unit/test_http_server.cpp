@@ -16,11 +16,12 @@ struct Server {
     int handled = 0;
 
     explicit Server(HttpLimits limits)
-        : server(io.get_executor(), limits, [this](HttpRequest req, PeerInfo) -> awaitable<HttpResponse> {
-              ++handled;
-              co_return json_response(http::status::ok, {{"path", std::string(req.target())},
-                                                         {"bytes", req.body().size()}});
-          }) {
+        : server(io.get_executor(), limits,
+                 [this](HttpRequest req, PeerInfo) -> awaitable<HttpResponse> {
+                     ++handled;
+                     co_return json_response(http::status::ok, {{"path", std::string(req.target())},
+                                                                {"bytes", req.body().size()}});
+                 }) {
         REQUIRE(server.listen("127.0.0.1", 0).ok());
         thread = std::thread([this] { io.run(); });
     }
@@ -112,8 +113,9 @@ TEST_CASE("connections over the cap get 503", "[http]") {
     held.clear();
     for (int i = 0; i < 100 && srv.server.open_connections() > 0; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    auto ok = probes::http_request("GET", {false, "127.0.0.1", std::to_string(srv.server.port()), "/x"},
-                                   "", "", std::chrono::seconds(2));
+    auto ok =
+        probes::http_request("GET", {false, "127.0.0.1", std::to_string(srv.server.port()), "/x"},
+                             "", "", std::chrono::seconds(2));
     REQUIRE(ok.ok());
     CHECK(ok->status == 200);
 }
