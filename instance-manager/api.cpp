@@ -19,6 +19,13 @@ HttpResponse json_response(http::status status, const nlohmann::json& body, unsi
     return res;
 }
 
+bool bearer_matches(const HttpRequest& req, const std::string& token) {
+    auto header = req[http::field::authorization];
+    constexpr std::string_view prefix = "Bearer ";
+    return header.size() > prefix.size() && header.substr(0, prefix.size()) == prefix &&
+           secrets_equal(header.substr(prefix.size()), token);
+}
+
 HttpResponse error_response(http::status status, const std::string& message, unsigned version) {
     return json_response(status, {{"error", message}}, version);
 }
@@ -210,12 +217,7 @@ std::optional<HttpResponse> Api::authorize(const HttpRequest& req, PeerInfo peer
         return error_response(http::status::forbidden,
                               "mutating calls are disabled: no --api-token-file configured",
                               req.version());
-    auto header = req[http::field::authorization];
-    constexpr std::string_view prefix = "Bearer ";
-    if (header.size() <= prefix.size() || header.substr(0, prefix.size()) != prefix ||
-        !secrets_equal(
-            std::string_view(header.data() + prefix.size(), header.size() - prefix.size()),
-            *token_)) {
+    if (!bearer_matches(req, *token_)) {
         auto res = error_response(http::status::unauthorized, "missing or wrong bearer token",
                                   req.version());
         res.set(http::field::www_authenticate, "Bearer");
@@ -233,11 +235,7 @@ awaitable<HttpResponse> Api::command(const std::string& path, const HttpRequest&
     if (busy_)
         co_return error_response(http::status::conflict, "busy: another command is running",
                                  req.version());
-    busy_ = true;
-    struct Clear {
-        bool& b;
-        ~Clear() { b = false; }
-    } clear{busy_};
+    ScopedFlag running{busy_};
     log::info("api", "command", {{"path", path}});
     // Plain statements around co_await: GCC 12 miscompiles co_await inside ?:.
     std::optional<CommandResult_> r;

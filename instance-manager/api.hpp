@@ -38,6 +38,18 @@ class ApiActions {
                                           const nlohmann::json& body) = 0;
 };
 
+// Whether the request carries "Authorization: Bearer <token>" (constant-time compare).
+bool bearer_matches(const HttpRequest& req, const std::string& token);
+
+// Clears a flag when the scope ends (one command at a time, in several places).
+struct ScopedFlag {
+    explicit ScopedFlag(bool& f) : flag(f) { flag = true; }
+    ~ScopedFlag() { flag = false; }
+    ScopedFlag(const ScopedFlag&) = delete;
+    ScopedFlag& operator=(const ScopedFlag&) = delete;
+    bool& flag;
+};
+
 HttpResponse json_response(http::status status, const nlohmann::json& body, unsigned version = 11);
 HttpResponse error_response(http::status status, const std::string& message, unsigned version = 11);
 

@@ -278,11 +278,7 @@ awaitable<void> Controller::converge() {
 }
 
 awaitable<void> Controller::failover(std::optional<size_t> old_index) {
-    busy_ = true;
-    struct Clear {
-        bool& b;
-        ~Clear() { b = false; }
-    } clear{busy_};
+    ScopedFlag running{busy_};
     std::optional<std::set<std::string>> only;
     if (cfg_.synchronous > 0) only = sync_standbys_;
     auto idx = pick_candidate(views_, cluster_system_identifier(views_), cfg_.priority, only);
@@ -353,11 +349,7 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
     if (t->name == views_[*p].name) co_return make_error(to + " is already the primary", 409);
     if (t->role != "replica" || !t->ready || !t->streaming)
         co_return make_error(to + " is not a ready, streaming replica (role " + t->role + ")", 409);
-    busy_ = true;
-    struct Clear {
-        bool& b;
-        ~Clear() { b = false; }
-    } clear{busy_};
+    ScopedFlag running{busy_};
     const MemberView primary = views_[*p];
     const MemberView target = *t;
     auto start = Clock::now();
@@ -440,10 +432,7 @@ awaitable<HttpResponse> Controller::handle(HttpRequest req, PeerInfo) {
     if (path == "/v1/cluster" && get)
         co_return json_response(http::status::ok, cluster(), req.version());
     if (path == "/v1/switchover" && req.method() == http::verb::post) {
-        auto header = req[http::field::authorization];
-        constexpr std::string_view prefix = "Bearer ";
-        if (header.size() <= prefix.size() || header.substr(0, prefix.size()) != prefix ||
-            !secrets_equal(header.substr(prefix.size()), token_))
+        if (!bearer_matches(req, token_))
             co_return error_response(http::status::unauthorized, "missing or wrong bearer token",
                                      req.version());
         auto body = parse_command_body(req.body(), {{"to", {FieldType::name, true}}});

@@ -62,6 +62,8 @@ class Daemon : public ApiActions {
     size_t lease_member_count() const;
     // Before a primary under leases starts postgres: false when it must stay fenced.
     awaitable<bool> primary_may_start();
+    // The members' answers and the verdict on serving as primary (lease_rules.hpp).
+    awaitable<StartVerdict> start_gate(std::vector<PeerView>& peers);
     void arm_lease();
     // Checks that `upstream` answers replication with our system identifier.
     awaitable<Status> check_upstream(const std::string& upstream);

@@ -125,12 +125,19 @@ awaitable<void> Daemon::lease_watchdog() {
                                        " of " + std::to_string(members) + " members answer: fencing"
                                  : "the lease lapsed and " + other_primary + " is primary: fencing";
         log::warn("lease", reason);
-        command_running_ = true;
-        auto fenced = co_await do_fence();
-        command_running_ = false;
-        state_.last_error = fenced ? reason : fenced.error().message;
+        std::optional<CommandResult_> fenced;
+        {
+            ScopedFlag running{command_running_};
+            fenced.emplace(co_await do_fence());
+        }
+        state_.last_error = *fenced ? reason : fenced->error().message;
         state_.lease_expires.reset();
     }
+}
+
+awaitable<StartVerdict> Daemon::start_gate(std::vector<PeerView>& peers) {
+    peers = co_await ask_peers("/v1/status", std::chrono::milliseconds(1000));
+    co_return primary_start_verdict(prepared_->persistent.term, peers, lease_member_count());
 }
 
 void Daemon::arm_lease() {
@@ -147,9 +154,8 @@ awaitable<bool> Daemon::primary_may_start() {
     asio::steady_timer timer(io_);
     bool logged = false;
     while (!shutting_down_) {
-        auto peers = co_await ask_peers("/v1/status", std::chrono::milliseconds(1000));
-        auto verdict =
-            primary_start_verdict(prepared_->persistent.term, peers, lease_member_count());
+        std::vector<PeerView> peers;
+        auto verdict = co_await start_gate(peers);
         if (verdict == StartVerdict::start) {
             arm_lease();
             co_return true;

@@ -38,11 +38,7 @@ awaitable<CommandResult_> Daemon::run(const std::string& command, const nlohmann
     if (shutting_down_) co_return conflict("the manager is shutting down");
     if (!prepared_ || !store_) co_return conflict("the instance is still bootstrapping");
     if (command_running_) co_return conflict("busy: another command is running");
-    command_running_ = true;
-    struct Clear {
-        bool& b;
-        ~Clear() { b = false; }
-    } clear{command_running_};
+    ScopedFlag running{command_running_};
     std::optional<uint64_t> term;
     if (command == "lease" && body.contains("term")) {
         // A lease renews with the same term every round: only stale terms are refused,
@@ -215,9 +211,8 @@ awaitable<CommandResult_> Daemon::do_unfence() {
         co_return conflict("a fenced replica without an upstream needs follow, not unfence");
     if (!prepared_->replica && !prepared_->persistent.lease_members.empty()) {
         // The same gate as at start-up: never a second writable primary.
-        auto peers = co_await ask_peers("/v1/status", std::chrono::milliseconds(1000));
-        auto verdict =
-            primary_start_verdict(prepared_->persistent.term, peers, lease_member_count());
+        std::vector<PeerView> peers;
+        auto verdict = co_await start_gate(peers);
         if (verdict == StartVerdict::stand_down)
             co_return conflict(
                 "another member is primary or has a newer term; demote this instance instead");
