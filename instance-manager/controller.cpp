@@ -6,6 +6,7 @@
 #include "fs_util.hpp"
 #include "log.hpp"
 #include "replication_config.hpp"
+#include "role_labels.hpp"
 #include "secrets.hpp"
 #include "status_report.hpp"
 
@@ -30,10 +31,14 @@ Controller::Controller(asio::io_context& io, ControllerConfig cfg, std::string t
       http_(io.get_executor(), HttpLimits{},
             [this](HttpRequest req, PeerInfo peer) { return handle(std::move(req), peer); }) {
     for (const auto& [name, url] : cfg_.members) views_.push_back(member_view(name, url, nullptr));
+    bool https = cfg_.kube.enabled && cfg_.kube.member_scheme == "https";
     for (const auto& [name, url] : cfg_.members)
-        if (auto u = probes::parse_url(url); u && u->tls && !tls_)
-            if (auto ctx = probes::make_client_tls(cfg_.tls)) tls_ = *ctx;
+        if (auto u = probes::parse_url(url); u && u->tls) https = true;
+    if (https)
+        if (auto ctx = probes::make_client_tls(cfg_.tls)) tls_ = *ctx;
 }
+
+Controller::~Controller() = default;
 
 int Controller::run() {
     if (auto st = http_.listen(cfg_.listen_host, cfg_.listen_port); !st) {
@@ -47,8 +52,17 @@ int Controller::run() {
         http_.stop();
         io_.stop();
     });
+    if (cfg_.kube.enabled) {
+        auto api = KubeApi::make(cfg_.kube);
+        if (!api) {
+            log::error("controller", "Kubernetes API: " + api.error().message);
+            return 1;
+        }
+        kube_ = std::move(*api);
+    }
     log::info("controller", "starting",
-              {{"members", member_urls()},
+              {{"members",
+                cfg_.kube.enabled ? nlohmann::json("pods " + cfg_.kube.selector) : member_urls()},
                {"interval_ms", cfg_.interval.count()},
                {"lease_ttl_ms", cfg_.lease_ttl.count()},
                {"failover_delay_ms", cfg_.failover_delay.count()},
@@ -67,6 +81,10 @@ int Controller::run() {
     };
     asio::co_spawn(io_, control_loop(), on_exit("the control loop"));
     asio::co_spawn(io_, lease_loop(), on_exit("the lease loop"));
+    if (kube_) {
+        asio::co_spawn(io_, pod_watch_loop(), on_exit("the pod watch"));
+        asio::co_spawn(io_, label_loop(), on_exit("the label loop"));
+    }
     io_.run();
     return 0;
 }
@@ -139,26 +157,35 @@ awaitable<bool> Controller::command_once(const MemberView& m, const std::string&
 }
 
 awaitable<void> Controller::poll() {
+    // A copy: in Kubernetes mode pods come and go while the polls run.
+    const auto members = cfg_.members;
     std::vector<probes::HttpCall> calls;
-    for (const auto& [name, url] : cfg_.members) {
+    std::vector<size_t> asked;  // calls[k] asks members[asked[k]]
+    for (size_t i = 0; i < members.size(); ++i) {
+        auto url = probes::parse_url(members[i].second);
+        if (!url) continue;  // a pod without an address yet
         probes::HttpCall c;
-        c.url = *probes::parse_url(url);
+        c.url = *url;
         c.url.path = "/v1/status";
         calls.push_back(c);
+        asked.push_back(i);
     }
     auto answers = co_await probes::async_http_all(calls, "", cfg_.request_timeout, tls_,
                                                    !cfg_.tls.ca_file.empty());
+    std::vector<nlohmann::json> statuses(members.size());
+    for (size_t k = 0; k < answers.size(); ++k) {
+        if (!answers[k] || answers[k]->status != 200) continue;
+        auto status = nlohmann::json::parse(answers[k]->body, nullptr, false);
+        if (!status.is_discarded()) statuses[asked[k]] = std::move(status);
+    }
     uint64_t highest = 0;
     bool any = false;
-    for (size_t i = 0; i < answers.size(); ++i) {
-        nlohmann::json status;
-        if (answers[i] && answers[i]->status == 200)
-            status = nlohmann::json::parse(answers[i]->body, nullptr, false);
-        if (status.is_discarded()) status = nullptr;
-        views_[i] = member_view(cfg_.members[i].first, cfg_.members[i].second, status);
-        if (views_[i].reachable) {
+    views_.clear();
+    for (size_t i = 0; i < members.size(); ++i) {
+        views_.push_back(member_view(members[i].first, members[i].second, statuses[i]));
+        if (views_.back().reachable) {
             any = true;
-            highest = std::max(highest, views_[i].term);
+            highest = std::max(highest, views_.back().term);
         }
     }
     if (!any) co_return;
@@ -305,19 +332,21 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
         co_return;
     }
     uint64_t next = term_ + 1;
+    std::optional<MemberView> old;
+    if (old_index) old = views_[*old_index];
     // A primary whose manager still answers (postgres down or not ready) is
     // fenced first, so it cannot come back writable beside the new one.
-    if (old_index && views_[*old_index].reachable) {
+    if (old && old->reachable) {
         nlohmann::json fence = {{"term", next}};
-        auto fenced = co_await command(views_[*old_index], "fence", fence, kCommandTimeout);
+        auto fenced = co_await command(*old, "fence", fence, kCommandTimeout);
         if (!fenced) {
-            decide("failover-aborted", views_[*old_index].name,
+            decide("failover-aborted", old->name,
                    "cannot fence the old primary: " + fenced.error().message);
             co_return;
         }
     }
     term_ = next;
-    std::string old_name = old_index ? views_[*old_index].name : "";
+    std::string old_name = old ? old->name : "";
     decide("failover", candidate.name,
            "primary " + (old_name.empty() ? std::string("(none)") : old_name) + " lost for " +
                std::to_string(ms_since(*primary_lost_since_)) +
@@ -403,24 +432,145 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
     co_return out;
 }
 
+void Controller::pods_changed() {
+    std::vector<std::pair<std::string, std::string>> members;
+    for (const auto& [name, pod] : pods_) {
+        std::string url;
+        if (!pod.ip.empty()) {
+            std::string host = pod.ip.find(':') != std::string::npos ? "[" + pod.ip + "]" : pod.ip;
+            url = cfg_.kube.member_scheme + "://" + host + ":" +
+                  std::to_string(cfg_.kube.member_port);
+        }
+        members.emplace_back(name, url);
+    }
+    if (members == cfg_.members) return;
+    nlohmann::json urls = nlohmann::json::object();
+    for (const auto& [name, url] : members) urls[name] = url;
+    decide("members", "", "the selected pods changed", {{"members", urls}});
+    cfg_.members = std::move(members);  // the next poll asks these
+}
+
+awaitable<void> Controller::pause(std::chrono::milliseconds d) {
+    asio::steady_timer timer(io_, d);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+}
+
+awaitable<void> Controller::pod_watch_loop() {
+    while (!stopping_) {
+        auto list = co_await kube_->list_pods();
+        if (!list) {
+            log::warn("controller", "cannot list the pods", {{"error", list.error().message}});
+            co_await pause(std::chrono::seconds(1));
+            continue;
+        }
+        pods_.clear();
+        for (auto& pod : list->pods) pods_[pod.name] = pod;
+        pods_changed();
+        std::string version = list->resource_version;
+        while (!stopping_) {
+            auto on_event = [&](const std::string& type, const Pod& pod) {
+                if (!pod.resource_version.empty()) version = pod.resource_version;
+                if (type == "BOOKMARK" || pod.name.empty()) return;
+                if (type == "DELETED")
+                    pods_.erase(pod.name);
+                else
+                    pods_[pod.name] = pod;
+                pods_changed();
+            };
+            auto st = co_await kube_->watch_pods(version, on_event);
+            if (!st && st.error().code == 410) {
+                log::info("controller", "the watch is too old: listing the pods again");
+                break;
+            }
+            if (!st) {
+                log::warn("controller", "pod watch failed", {{"error", st.error().message}});
+                co_await pause(std::chrono::seconds(1));
+            }
+        }
+    }
+}
+
+awaitable<void> Controller::label_loop() {
+    while (!stopping_) {
+        co_await pause(cfg_.interval);
+        // A standing-by controller leaves the labels to the one in charge.
+        if (!term_learned_ || superseded_) continue;
+        std::map<std::string, std::string> current;
+        for (const auto& [name, pod] : pods_) current[name] = pod.role;
+        for (const auto& change : plan_role_labels(views_, primary_, current)) {
+            if (change.role == "primary") {
+                // -rw must never select two pods: only once no other has it.
+                bool taken = std::any_of(pods_.begin(), pods_.end(), [&](const auto& p) {
+                    return p.first != change.pod && p.second.role == "primary";
+                });
+                if (taken) break;
+            }
+            if (!co_await set_role_label(change)) break;  // removals must land first
+        }
+    }
+}
+
+awaitable<bool> Controller::set_role_label(const LabelChange& change) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        auto it = pods_.find(change.pod);
+        if (it == pods_.end()) co_return true;  // deleted: no label left to change
+        Pod pod = it->second;
+        auto r = co_await kube_->patch_role(pod, change.role);
+        if (r) {
+            // The answer is the pod as stored; a watch event may already be newer.
+            if (auto now = pods_.find(change.pod); now != pods_.end()) now->second.role = r->role;
+            decide("label", change.pod, change.reason,
+                   {{"role", change.role ? nlohmann::json(*change.role) : nlohmann::json()}});
+            co_return true;
+        }
+        if (r.error().code == 404) {
+            pods_.erase(change.pod);
+            co_return true;
+        }
+        if (r.error().code != 409) {
+            log::warn("controller", "cannot change a role label",
+                      {{"pod", change.pod}, {"error", r.error().message}});
+            co_return false;
+        }
+        // The pod changed since we read it: read it again, then decide again.
+        auto fresh = co_await kube_->get_pod(change.pod);
+        if (!fresh) co_return false;
+        if (auto now = pods_.find(change.pod); now != pods_.end()) now->second = *fresh;
+        if (fresh->role == change.role.value_or("")) co_return true;
+    }
+    co_return false;
+}
+
 nlohmann::json Controller::cluster() const {
     nlohmann::json members = nlohmann::json::array();
     for (const auto& m : views_) members.push_back(member_summary(m, views_));
     nlohmann::json decisions = nlohmann::json::array();
     for (const auto& d : decisions_) decisions.push_back(d);
-    return {{"term", term_},
-            {"primary", primary_.empty() ? nlohmann::json() : nlohmann::json(primary_)},
-            {"busy", busy_},
-            {"standing_by", superseded_},
-            {"primary_lost_ms", primary_lost_since_ ? nlohmann::json(ms_since(*primary_lost_since_))
-                                                    : nlohmann::json()},
-            {"settings",
-             {{"interval_ms", cfg_.interval.count()},
-              {"lease_ttl_ms", cfg_.lease_ttl.count()},
-              {"failover_delay_ms", cfg_.failover_delay.count()},
-              {"synchronous", cfg_.synchronous}}},
-            {"members", members},
-            {"decisions", decisions}};
+    nlohmann::json out = {
+        {"term", term_},
+        {"primary", primary_.empty() ? nlohmann::json() : nlohmann::json(primary_)},
+        {"busy", busy_},
+        {"standing_by", superseded_},
+        {"primary_lost_ms",
+         primary_lost_since_ ? nlohmann::json(ms_since(*primary_lost_since_)) : nlohmann::json()},
+        {"settings",
+         {{"interval_ms", cfg_.interval.count()},
+          {"lease_ttl_ms", cfg_.lease_ttl.count()},
+          {"failover_delay_ms", cfg_.failover_delay.count()},
+          {"synchronous", cfg_.synchronous}}},
+        {"members", members},
+        {"decisions", decisions}};
+    if (kube_) {
+        nlohmann::json pods = nlohmann::json::object();
+        for (const auto& [name, pod] : pods_)
+            pods[name] = {
+                {"ip", pod.ip},
+                {"role_label", pod.role.empty() ? nlohmann::json() : nlohmann::json(pod.role)}};
+        out["kubernetes"] = {
+            {"selector", cfg_.kube.selector}, {"namespace", cfg_.kube.ns}, {"pods", pods}};
+    }
+    return out;
 }
 
 awaitable<HttpResponse> Controller::handle(HttpRequest req, PeerInfo) {

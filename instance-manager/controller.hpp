@@ -17,12 +17,15 @@
 #include "cluster_rules.hpp"
 #include "controller_config.hpp"
 #include "http_server.hpp"
+#include "kube_api.hpp"
+#include "role_labels.hpp"
 
 namespace im {
 
 class Controller {
   public:
     Controller(asio::io_context& io, ControllerConfig cfg, std::string token);
+    ~Controller();
     int run();
 
   private:
@@ -32,6 +35,14 @@ class Controller {
     awaitable<void> converge();
     awaitable<void> failover(std::optional<size_t> old_primary);
     awaitable<Result<nlohmann::json>> switchover(const std::string& to);
+
+    // Kubernetes mode: the members are the selected pods (listed, then
+    // watched), and each pod's role label follows what its member reports.
+    awaitable<void> pod_watch_loop();
+    awaitable<void> label_loop();
+    awaitable<bool> set_role_label(const LabelChange& change);
+    void pods_changed();
+    awaitable<void> pause(std::chrono::milliseconds d);
 
     // POSTs a command to a member; the answer's JSON, or an error with the
     // HTTP status (0 when unreachable) as code.
@@ -70,6 +81,9 @@ class Controller {
     std::deque<nlohmann::json> decisions_;
     bool stopping_ = false;
     bool lease_failing_ = false;
+
+    std::unique_ptr<KubeApi> kube_;  // Kubernetes mode only
+    std::map<std::string, Pod> pods_;
 };
 
 // The subcommands (controller.cpp, cluster_cli.cpp).

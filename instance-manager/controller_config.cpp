@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <set>
 
 #include "fs_util.hpp"
@@ -33,6 +34,44 @@ Status check_members(const std::vector<std::pair<std::string, std::string>>& mem
             return make_error("--member: names may not hold quotes or spaces: " + name, 2);
         if (auto u = probes::parse_url(url); !u)
             return make_error("--member " + name + ": " + u.error().message, 2);
+    }
+    return Ok{};
+}
+
+// The Kubernetes mode's settings: the in-cluster defaults filled in and
+// checked, so a bad pod spec fails at start, not at the first API call.
+Status finish_kube_settings(KubeSettings& k, bool have_members) {
+    const std::string sa = "/var/run/secrets/kubernetes.io/serviceaccount/";
+    if (have_members) return make_error("--kubernetes and --member exclude each other", 2);
+    if (k.selector.empty() || k.selector.find('=') == std::string::npos)
+        return make_error("--selector: a label selector like app=demo is required", 2);
+    if (k.member_port <= 0 || k.member_port > 65535)
+        return make_error("--member-port: a port number", 2);
+    if (k.member_scheme != "http" && k.member_scheme != "https")
+        return make_error("--member-scheme: http or https", 2);
+    if (k.api_url.empty()) {
+        const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+        const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
+        if (!host || !*host)
+            return make_error(
+                "--kubernetes: KUBERNETES_SERVICE_HOST is not set (not in a pod?); give "
+                "--kube-api-url",
+                2);
+        std::string h = host;
+        if (h.find(':') != std::string::npos) h = "[" + h + "]";  // IPv6
+        k.api_url = "https://" + h + ":" + (port && *port ? port : "443");
+    }
+    if (auto u = probes::parse_url(k.api_url); !u || !u->tls)
+        return make_error("--kube-api-url: an https URL is required", 2);
+    if (k.token_file.empty()) k.token_file = sa + "token";
+    if (k.ca_file.empty()) k.ca_file = sa + "ca.crt";
+    if (!fs::read_secret(k.token_file))
+        return make_error("--kube-token-file: cannot read " + k.token_file, 2);
+    if (!fs::exists(k.ca_file)) return make_error("--kube-ca-file: cannot read " + k.ca_file, 2);
+    if (k.ns.empty()) {
+        auto ns = fs::read_secret(sa + "namespace");
+        if (!ns) return make_error("--namespace: not given and not in " + sa + "namespace", 2);
+        k.ns = *ns;
     }
     return Ok{};
 }
@@ -75,12 +114,33 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
     app.add_option("--cert", cfg.tls.cert_file, "https members: client certificate (mTLS)");
     app.add_option("--key", cfg.tls.key_file, "https members: client key");
     app.add_option("--log-level", cfg.log_level)->envname("IM_LOG_LEVEL");
+    auto& k = cfg.kube;
+    app.add_flag("--kubernetes", k.enabled,
+                 "members are the pods matching --selector (in-cluster credentials)")
+        ->envname("IM_KUBERNETES");
+    app.add_option("--selector", k.selector, "label selector of the cluster's pods, e.g. app=demo")
+        ->envname("IM_SELECTOR");
+    app.add_option("--namespace", k.ns, "the pods' namespace (default: the service account's)")
+        ->envname("IM_NAMESPACE");
+    app.add_option("--member-port", k.member_port, "the managers' API port on each pod")
+        ->envname("IM_MEMBER_PORT");
+    app.add_option("--member-scheme", k.member_scheme, "http | https")->envname("IM_MEMBER_SCHEME");
+    app.add_option("--kube-api-url", k.api_url,
+                   "default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT")
+        ->envname("IM_KUBE_API_URL");
+    app.add_option("--kube-token-file", k.token_file, "service-account token")
+        ->envname("IM_KUBE_TOKEN_FILE");
+    app.add_option("--kube-ca-file", k.ca_file, "CA of the API server")->envname("IM_KUBE_CA_FILE");
 
     auto done = parse_with(app, args, outcome, [&]() -> Status {
         auto m = split_pairs("--member", members);
         if (!m) return m.error();
         cfg.members = *m;
-        if (cfg.members.empty()) return make_error("--member: at least one member is needed", 2);
+        if (k.enabled) {
+            if (auto st = finish_kube_settings(k, !cfg.members.empty()); !st) return st;
+        } else if (cfg.members.empty()) {
+            return make_error("--member: at least one member is needed (or --kubernetes)", 2);
+        }
         if (auto st = check_members(cfg.members); !st) return st;
         auto p = split_pairs("--priority", priorities);
         if (!p) return p.error();

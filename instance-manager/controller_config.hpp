@@ -13,6 +13,19 @@
 
 namespace im {
 
+// `--kubernetes`: the members are the pods matching a label selector, and
+// the controller keeps their `role` label true.
+struct KubeSettings {
+    bool enabled = false;
+    std::string selector;    // e.g. app=demo
+    std::string ns;          // namespace
+    int member_port = 8000;  // the managers' API port on each pod
+    std::string member_scheme = "http";
+    std::string api_url;     // https://host:port of the API server
+    std::string token_file;  // service-account token (re-read: it rotates)
+    std::string ca_file;     // the API server's CA
+};
+
 struct ControllerConfig {
     std::vector<std::pair<std::string, std::string>> members;  // name, manager API URL
     std::string api_token_file;
@@ -26,6 +39,7 @@ struct ControllerConfig {
     std::map<std::string, int> priority;             // failover preference; < 0: never
     probes::TlsClientOptions tls;                    // for https member URLs
     std::string log_level = "info";
+    KubeSettings kube;
 };
 
 // The lease must lapse (and an isolated primary fence itself) before a

@@ -3,8 +3,10 @@
 // request, one response, a deadline for the whole exchange.
 #include <boost/asio/ssl/context.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "asio.hpp"
@@ -46,7 +48,19 @@ awaitable<Result<HttpReply>> async_http_request(std::string method, Url url, std
                                                 std::string bearer_token,
                                                 std::chrono::milliseconds timeout,
                                                 std::shared_ptr<asio::ssl::context> tls = nullptr,
-                                                bool verify_host = true);
+                                                bool verify_host = true,
+                                                std::string content_type = "application/json");
+
+// A GET whose 200 answer is read as it arrives (a Kubernetes watch): each
+// piece of the body goes to `on_data` until it returns false or the server
+// ends the answer; the reply then holds the status (and, for any other
+// status, the whole body). `idle_timeout` bounds the wait for each piece.
+awaitable<Result<HttpReply>> async_http_stream(Url url, std::string bearer_token,
+                                               std::chrono::milliseconds connect_timeout,
+                                               std::chrono::milliseconds idle_timeout,
+                                               std::shared_ptr<asio::ssl::context> tls,
+                                               bool verify_host,
+                                               std::function<bool(std::string_view)> on_data);
 
 // Many requests at once (the controller's polls, a primary's majority
 // check); the answers in the order of the requests.

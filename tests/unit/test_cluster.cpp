@@ -1,9 +1,13 @@
 // The controller's pure rules and its command line.
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 
 #include "cluster_rules.hpp"
 #include "cluster_table.hpp"
 #include "controller_config.hpp"
+#include "kube_api.hpp"
+#include "role_labels.hpp"
 
 using namespace im;
 
@@ -96,4 +100,124 @@ TEST_CASE("controller arguments: every bad input is exit code 2", "[cluster]") {
     CHECK(ok->members.size() == 2);
     CHECK(ok->failover_delay.count() == 2750);
     CHECK(ok->synchronous == 1);
+}
+
+TEST_CASE("role labels: removals first, the primary last", "[cluster]") {
+    std::vector<MemberView> m = {view("n1", "primary", 0, 3), view("n2", "replica", 500),
+                                 view("n3", "replica", 900)};
+    // A fresh cluster: replicas first, the primary last.
+    auto plan = plan_role_labels(m, "n1", {{"n1", ""}, {"n2", ""}, {"n3", "replica"}});
+    REQUIRE(plan.size() == 2);
+    CHECK(plan[0].pod == "n2");
+    CHECK(plan[0].role == "replica");
+    CHECK(plan[1].pod == "n1");
+    CHECK(plan[1].role == "primary");
+    // Nothing to do when the labels are true; pods unknown to Kubernetes are skipped.
+    CHECK(plan_role_labels(m, "n1", {{"n1", "primary"}, {"n2", "replica"}}).empty());
+
+    // After a failover to n3: the old primary (unreachable) loses its label
+    // before n3 gets it; n2 keeps its own.
+    m[0] = member_view("n1", "http://10.0.0.1:8000", nullptr);
+    m[2] = view("n3", "primary", 0, 4);
+    plan = plan_role_labels(m, "n3", {{"n1", "primary"}, {"n2", "replica"}, {"n3", "replica"}});
+    REQUIRE(plan.size() == 2);
+    CHECK(plan[0].pod == "n1");
+    CHECK_FALSE(plan[0].role.has_value());
+    CHECK(plan[1].pod == "n3");
+    CHECK(plan[1].role == "primary");
+
+    // An unreachable replica keeps its label (the Service's readiness covers it),
+    // and so does an unreachable primary still held as primary.
+    CHECK(plan_role_labels(m, "n1", {{"n1", "primary"}}).empty());
+    m[1] = member_view("n2", "http://10.0.0.2:8000", nullptr);
+    CHECK(plan_role_labels(m, "n3", {{"n2", "replica"}}).empty());
+
+    // A switchover: the demoted primary turns replica before the new one is primary.
+    m = {view("n1", "replica", 900, 5), view("n2", "primary", 0, 5)};
+    plan = plan_role_labels(m, "n2", {{"n1", "primary"}, {"n2", "replica"}});
+    REQUIRE(plan.size() == 2);
+    CHECK(plan[0].pod == "n1");
+    CHECK(plan[0].role == "replica");
+    CHECK(plan[1].pod == "n2");
+
+    // Fenced or a stale second primary: no label. Before any primary is
+    // adopted (a controller just started) a primary's label stays.
+    m = {view("n1", "fenced", 0, 5), view("n2", "primary", 0, 5), view("n3", "primary", 0, 2)};
+    plan = plan_role_labels(m, "n2", {{"n1", "replica"}, {"n2", "primary"}, {"n3", "primary"}});
+    REQUIRE(plan.size() == 2);
+    CHECK_FALSE(plan[0].role.has_value());
+    CHECK_FALSE(plan[1].role.has_value());
+    CHECK(plan_role_labels(m, "", {{"n2", "primary"}, {"n3", "primary"}}).empty());
+}
+
+TEST_CASE("Kubernetes API: pods, patches and selectors", "[cluster]") {
+    auto pod = pod_from_json(nlohmann::json::parse(R"({
+        "metadata": {"name": "demo-1", "resourceVersion": "812",
+                     "labels": {"app": "demo", "role": "replica"}},
+        "status": {"podIP": "10.1.2.3", "phase": "Running"}})"));
+    CHECK(pod.name == "demo-1");
+    CHECK(pod.ip == "10.1.2.3");
+    CHECK(pod.role == "replica");
+    CHECK(pod.resource_version == "812");
+    CHECK_FALSE(pod.deleting);
+    auto pending = pod_from_json(nlohmann::json::parse(
+        R"({"metadata": {"name": "demo-2", "deletionTimestamp": "2026-01-01T00:00:00Z"}})"));
+    CHECK(pending.ip.empty());
+    CHECK(pending.role.empty());
+    CHECK(pending.deleting);
+
+    CHECK(role_label_patch(pod, std::string("primary")) ==
+          nlohmann::json::parse(
+              R"({"metadata": {"labels": {"role": "primary"}, "resourceVersion": "812"}})"));
+    CHECK(role_label_patch(pending, std::nullopt) ==
+          nlohmann::json::parse(R"({"metadata": {"labels": {"role": null}}})"));
+    CHECK(percent_encode("app=demo,tier in (a,b)") == "app%3Ddemo%2Ctier%20in%20%28a%2Cb%29");
+}
+
+TEST_CASE("controller command line: Kubernetes mode", "[cluster]") {
+    auto dir = std::filesystem::temp_directory_path() / "im-kube-args";
+    std::filesystem::create_directories(dir);
+    std::string token = (dir / "token").string(), ca = (dir / "ca.crt").string();
+    std::ofstream(token) << "abc\n";
+    std::ofstream(ca) << "not checked here\n";
+    std::vector<std::string> base = {"--api-token-file",
+                                     "/etc/hostname",
+                                     "--kubernetes",
+                                     "--kube-api-url",
+                                     "https://10.0.0.1:6443",
+                                     "--kube-token-file",
+                                     token,
+                                     "--kube-ca-file",
+                                     ca,
+                                     "--namespace",
+                                     "db"};
+    auto with = [&](std::vector<std::string> extra) {
+        auto args = base;
+        args.insert(args.end(), extra.begin(), extra.end());
+        return args;
+    };
+    ParseOutcome out;
+    auto ok =
+        parse_controller_args(with({"--selector", "app=demo", "--member-port", "8000"}), &out);
+    REQUIRE(ok.ok());
+    CHECK(ok->kube.enabled);
+    CHECK(ok->kube.selector == "app=demo");
+    CHECK(ok->kube.ns == "db");
+    CHECK(ok->members.empty());
+    std::vector<std::vector<std::string>> bad = {
+        with({}),                                                       // no selector
+        with({"--selector", "app"}),                                    // not a selector
+        with({"--selector", "app=demo", "--member", "n1=http://a:1"}),  // both ways
+        with({"--selector", "app=demo", "--member-port", "0"}),
+        with({"--selector", "app=demo", "--member-scheme", "ftp"}),
+        with({"--selector", "app=demo", "--kube-api-url", "http://10.0.0.1:6443"}),
+        with({"--selector", "app=demo", "--kube-token-file", (dir / "missing").string()}),
+    };
+    for (const auto& args : bad) {
+        ParseOutcome o;
+        INFO(nlohmann::json(args).dump());
+        REQUIRE_FALSE(parse_controller_args(args, &o).ok());
+        CHECK(o.exit_code == 2);
+    }
+    std::filesystem::remove_all(dir);
 }

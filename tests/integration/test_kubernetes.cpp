@@ -1,0 +1,165 @@
+// The controller's Kubernetes mode against a stand-in API server (HTTPS,
+// token, list/watch/patch as the real one answers) and three real
+// instances at their "pod IPs" on loopback: the role labels follow the
+// members, a new pod joins through the watch, a 409 is read again and
+// retried, a too-old watch is listed again, and on failover the old
+// primary's label goes before the new primary's comes.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include "fake_kube.hpp"
+#include "harness.hpp"
+
+using namespace harness;
+
+namespace {
+size_t count_calls(FakeKube& kube, const std::string& method, const std::string& prefix,
+                   unsigned status = 0) {
+    size_t n = 0;
+    for (const auto& c : kube.calls())
+        if (c.method == method && c.target.rfind(prefix, 0) == 0 && (!status || c.status == status))
+            ++n;
+    return n;
+}
+
+// Index of the first PATCH of `pod` that set `role` (null: removed) and succeeded.
+std::optional<size_t> patch_index(FakeKube& kube, const std::string& pod,
+                                  const nlohmann::json& role) {
+    auto calls = kube.calls();
+    for (size_t i = 0; i < calls.size(); ++i)
+        if (calls[i].method == "PATCH" && calls[i].status == 200 &&
+            calls[i].target == "/api/v1/namespaces/pgtest/pods/" + pod &&
+            calls[i].body["metadata"]["labels"]["role"] == role)
+            return i;
+    return std::nullopt;
+}
+}  // namespace
+
+TEST_CASE("controller: Kubernetes mode keeps the pods' role labels true", "[kubernetes]") {
+    Instance p("kt-0"), a("kt-1"), b("kt-2");
+    int api_port = free_port();
+    p.address = "127.0.0.11";
+    a.address = "127.0.0.12";
+    b.address = "127.0.0.13";
+    for (auto* i : {&p, &a, &b}) i->http_port = api_port;  // one port, one address per pod
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.psql("CREATE TABLE t (v int); INSERT INTO t VALUES (1)").code == 0);
+    start_replicas(p, {&a, &b});
+
+    Instance ctl("kt-ctl");
+    std::string crt = ctl.root + "/kube.crt", key = ctl.root + "/kube.key";
+    std::string token_file = ctl.root + "/kube-token";
+    REQUIRE(
+        sh(manager_binary() + " helper make-cert " + crt + " " + key + " kube-api", true).code ==
+        0);
+    REQUIRE(sh("printf kube-token-123 > " + token_file, true).code == 0);
+    FakeKube kube("pgtest", "app", "kt", "kube-token-123", crt, key);
+    kube.add_pod("kt-0", p.address);
+    kube.add_pod("kt-1", a.address);
+    kube.add_pod("other-0", "127.0.0.14", "other");  // another app's pod: never a member
+
+    ctl.token_file = p.token_file;
+    ctl.command_override = {"controller",
+                            "--api-token-file",
+                            ctl.token_file,
+                            "--listen",
+                            "127.0.0.1:" + std::to_string(ctl.http_port),
+                            "--kubernetes",
+                            "--selector",
+                            "app=kt",
+                            "--namespace",
+                            "pgtest",
+                            "--member-port",
+                            std::to_string(api_port),
+                            "--kube-api-url",
+                            kube.url(),
+                            "--kube-token-file",
+                            token_file,
+                            "--kube-ca-file",
+                            crt};
+    ctl.start();
+    INFO(ctl.log());
+    REQUIRE(ctl.wait_until(
+        [&] { return kube.role_of("kt-0") == "primary" && kube.role_of("kt-1") == "replica"; },
+        30s));
+    CHECK_FALSE(kube.role_of("other-0").has_value());
+
+    // A new pod comes through the watch: first without an address, then with one.
+    kube.add_pod("kt-2", "");
+    REQUIRE(ctl.wait_until([&] { return cluster_of(ctl)["kubernetes"]["pods"].contains("kt-2"); },
+                           10s));
+    CHECK(cluster_of(ctl)["kubernetes"]["pods"]["kt-2"]["ip"] == "");
+    kube.set_pod_ip("kt-2", b.address);
+    REQUIRE(ctl.wait_until([&] { return kube.role_of("kt-2") == "replica"; }, 20s));
+    CHECK(cluster_of(ctl)["members"].size() == 3);
+    CHECK(cluster_of(ctl)["kubernetes"]["pods"]["kt-2"]["role_label"] == "replica");
+
+    // Someone changed the pod between our read and our patch: 409, read
+    // again, patch again.
+    kube.conflict_next_patch();
+    kube.set_label("kt-1", std::nullopt);
+    REQUIRE(ctl.wait_until([&] { return kube.role_of("kt-1") == "replica"; }, 20s));
+    CHECK(count_calls(kube, "PATCH", "/api/v1/namespaces/pgtest/pods/kt-1", 409) == 1);
+    CHECK(count_calls(kube, "GET", "/api/v1/namespaces/pgtest/pods/kt-1", 200) >= 1);
+
+    // The watch is too old for the server (410): the controller lists again.
+    auto lists = [&] {
+        size_t n = 0;
+        for (const auto& c : kube.calls())
+            if (c.method == "GET" && c.target.find("/pods?") != std::string::npos &&
+                c.target.find("watch=") == std::string::npos)
+                ++n;
+        return n;
+    };
+    size_t before = lists();
+    kube.expire_watches();
+    REQUIRE(ctl.wait_until([&] { return lists() > before; }, 20s));
+    kube.set_label("kt-2", std::nullopt);
+    REQUIRE(ctl.wait_until([&] { return kube.role_of("kt-2") == "replica"; }, 20s));
+
+    // Failover: the primary pod's manager dies. Its label goes first, then
+    // the new primary's comes.
+    p.signal(SIGKILL);
+    REQUIRE(p.wait_exit(10s).has_value());
+    std::string next;
+    REQUIRE(ctl.wait_until(
+        [&] {
+            for (const char* n : {"kt-1", "kt-2"})
+                if (kube.role_of(n) == "primary") next = n;
+            return !next.empty();
+        },
+        30s));
+    CHECK_FALSE(kube.role_of("kt-0").has_value());
+    auto removed = patch_index(kube, "kt-0", nullptr);
+    auto promoted = patch_index(kube, next, "primary");
+    REQUIRE(removed.has_value());
+    REQUIRE(promoted.has_value());
+    CHECK(*removed < *promoted);
+    Instance& np = next == "kt-1" ? a : b;
+    CHECK(np.psql("INSERT INTO t VALUES (2)").code == 0);
+
+    // The pod is recreated (a new pod object without the label) on the same
+    // volume: the old primary rejoins as a replica and is labeled so.
+    kube.delete_pod("kt-0");
+    kube.add_pod("kt-0", "");
+    p.start();
+    kube.set_pod_ip("kt-0", p.address);
+    REQUIRE(ctl.wait_until([&] { return kube.role_of("kt-0") == "replica"; }, 60s));
+    CHECK(p.wait_until([&] { return p.psql("SELECT count(*) FROM t").out == "2\n"; }, 30s));
+
+    auto violations = kube.violations();
+    for (const auto& v : violations) WARN(v);
+    CHECK(violations.empty());
+
+    // The stand-in's checks bite: a wrong token and a wrong content type are caught.
+    im::probes::TlsClientOptions tls;
+    tls.ca_file = crt;
+    auto url = *im::probes::parse_url(kube.url() + "/api/v1/namespaces/pgtest/pods/kt-1");
+    CHECK(im::probes::http_request("GET", url, "", "wrong", 5s, tls)->status == 401);
+    CHECK(im::probes::http_request("PATCH", url, R"({"metadata":{"labels":{"role":"primary"}}})",
+                                   "kube-token-123", 5s, tls)
+              ->status == 415);
+    CHECK(kube.violations().size() == 2);
+}
