@@ -219,6 +219,9 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
     app.add_option("--tls-client-ca", cfg.tls_client_ca,
                    "require client certificates signed by this CA for mutating calls")
         ->envname("IM_TLS_CLIENT_CA");
+    app.add_option("--bootstrap-instance", cfg.bootstrap_instance,
+                   "with --primary-conninfo: the instance that may start a new cluster")
+        ->envname("IM_BOOTSTRAP_INSTANCE");
     app.add_option("--primary-conninfo", cfg.primary_conninfo,
                    "clone from and stream from this primary")
         ->envname("IM_PRIMARY_CONNINFO");

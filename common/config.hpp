@@ -39,6 +39,10 @@ struct Config {
     // Replication: where a new replica clones from and streams from.
     std::string primary_conninfo;     // without password: it comes from the passfile
     std::string replication_ca_file;  // verify-full against this CA; else sslmode=require
+    // With --primary-conninfo: the instance that starts a new cluster (initdb)
+    // when its data directory is empty and no primary answers; every other
+    // instance with an empty data directory clones (a StatefulSet's pod 0).
+    std::string bootstrap_instance;
     // A failed pg_rewind: stay fenced (false) or replace the data directory
     // with a fresh base backup (true, --on-rewind-failure reclone).
     bool reclone_on_rewind_failure = false;

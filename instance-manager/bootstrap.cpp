@@ -1,5 +1,7 @@
 #include "bootstrap.hpp"
 
+#include <sys/wait.h>
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -30,6 +32,17 @@ awaitable<Result<int>> binaries_major_version(Reaper& reaper, const Config& cfg)
     if (!r->success() || !std::regex_search(r->output, m, re))
         co_return make_error("cannot tell the version of " + opts.argv[0]);
     co_return std::stoi(m[1].str());
+}
+
+// Whether a postgres answers at the upstream address (pg_isready: 0 accepts
+// connections, 1 is starting up; both mean a cluster is there).
+awaitable<bool> upstream_answers(Reaper& reaper, const Config& cfg) {
+    SpawnOptions opts;
+    opts.argv = {cfg.pg_bin + "/pg_isready", "-q", "-t", "5", "-d",
+                 cfg.primary_conninfo + " dbname=postgres"};
+    auto r = co_await run_command(reaper, opts, "bootstrap");
+    if (!r || !WIFEXITED(r->wait_status)) co_return false;
+    co_return WEXITSTATUS(r->wait_status) <= 1;
 }
 
 awaitable<Status> run_initdb(Reaper& reaper, const Config& cfg) {
@@ -111,7 +124,16 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
 
     auto bin_major = co_await binaries_major_version(reaper, cfg);
     if (!bin_major) co_return bin_major.error();
-    if (*kind == DataDirKind::empty && !cfg.primary_conninfo.empty()) {
+    bool clone = *kind == DataDirKind::empty && !cfg.primary_conninfo.empty();
+    if (clone && !cfg.bootstrap_instance.empty() && cfg.name == cfg.bootstrap_instance) {
+        // The one instance allowed to start a new cluster does so only when
+        // no primary answers: a replacement with an empty volume joins.
+        clone = co_await upstream_answers(reaper, cfg);
+        log::info("bootstrap",
+                  clone ? "a primary answers: joining it" : "no primary answers: a new cluster",
+                  {{"bootstrap_instance", cfg.bootstrap_instance}});
+    }
+    if (clone) {
         if (cfg.replication_password_file.empty() || !fs::exists(cfg.replication_password_file))
             co_return make_error(
                 "a new replica needs --replication-password-file with the primary's password");

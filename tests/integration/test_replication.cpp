@@ -194,3 +194,34 @@ TEST_CASE("a failed rewind fences; --on-rewind-failure reclone replaces the data
         30s));
     CHECK(sh("grep -q 'replacing the data directory' " + p.root + "/manager.log").code == 0);
 }
+
+TEST_CASE("--bootstrap-instance: one instance starts the cluster, the others and its replacement join",
+          "[replication]") {
+    // Every instance gets the same flags, as the pods of a StatefulSet do.
+    Instance first("set-0");
+    first.extra_args = {"--primary-conninfo", "host=127.0.0.1 port=" + std::to_string(free_port()),
+                        "--bootstrap-instance", "set-0"};
+    first.start();
+    REQUIRE(first.wait_ready());
+    CHECK(first.status()["role"] == "primary");  // no primary answered: a new cluster
+    REQUIRE(first.psql("CREATE TABLE t (v int); INSERT INTO t VALUES (7)").code == 0);
+
+    Instance second("set-1");
+    second.replica_of(first);
+    second.extra_args.insert(second.extra_args.end(), {"--bootstrap-instance", "set-0"});
+    second.start();
+    REQUIRE(second.wait_ready());
+    CHECK(second.status()["role"] == "replica");
+
+    // Pod 0 recreated on an empty volume while the cluster lives: it joins
+    // instead of starting a second cluster.
+    Instance again("set-0");
+    again.replica_of(first);
+    again.extra_args.insert(again.extra_args.end(), {"--bootstrap-instance", "set-0"});
+    again.start();
+    REQUIRE(again.wait_ready());
+    CHECK(again.status()["role"] == "replica");
+    CHECK(again.status()["postgres"]["system_identifier"] ==
+          first.status()["postgres"]["system_identifier"]);
+    CHECK(again.wait_until([&] { return again.psql("SELECT v FROM t").out == "7\n"; }, 20s));
+}
