@@ -8,6 +8,14 @@ set -eu
 pg_major=${1:-15}
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# A fixed uid and gid (999, as most PostgreSQL images use) so that Kubernetes
+# manifests can name them in runAsUser and fsGroup; Debian's package takes
+# the user it finds.
+if ! getent passwd postgres >/dev/null; then
+  groupadd --system --gid 999 postgres
+  useradd --system --uid 999 --gid postgres --home-dir /var/lib/postgresql \
+    --shell /bin/bash --comment "PostgreSQL administrator" postgres
+fi
 # Debian's server package would create and start a cluster of its own; the
 # instance manager makes its own: no main cluster.
 apt-get install -y -qq --no-install-recommends postgresql-common >/dev/null

@@ -35,6 +35,9 @@ install -m 755 docker/install-runtime.sh "$root/usr/local/sbin/install-runtime.s
 mount -t proc proc "$root/proc"
 chroot "$root" /usr/local/sbin/install-runtime.sh 15
 umount "$root/proc"
+# The manifests' runAsUser and fsGroup (deploy/kubernetes) count on these.
+uid=$(chroot "$root" id -u postgres) gid=$(chroot "$root" id -g postgres)
+[[ $uid == 999 && $gid == 999 ]] || { echo "postgres is $uid:$gid, not 999:999"; exit 1; }
 install -m 755 "$bin_dir/instance-manager" "$bin_dir/instance-probe" "$root/usr/local/bin/"
 
 echo "== instance-manager run as PID 1 of a new PID namespace, from that root"

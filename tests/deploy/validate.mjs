@@ -1,0 +1,206 @@
+// Validates the Kubernetes manifests of deploy/kubernetes: every object
+// against the Kubernetes schemas that the npm package kubernetes-models
+// ships, and the links between them that no schema sees (Service selectors
+// against the pod labels, Secrets the pods mount, the controller's selector
+// and rights, grace period against the manager's shutdown timeouts).
+//   node validate.mjs MANIFEST_DIR CLUSTER_NAME [SECRETS_YAML]
+// Prints one line per check; exits 1 on the first list of failures.
+import fs from "node:fs";
+import path from "node:path";
+import yaml from "js-yaml";
+
+const [dir, name, secretsFile, kustomizedFile] = process.argv.slice(2);
+const failures = [];
+const check = (ok, what) => {
+  if (!ok) failures.push(what);
+  else console.log("ok   " + what);
+};
+
+// kubernetes-models' class for an apiVersion and kind: core kinds live
+// under v1/, the others under GROUP/VERSION/.
+async function modelOf(obj) {
+  const [group, version] = obj.apiVersion.includes("/")
+    ? obj.apiVersion.split("/")
+    : [null, obj.apiVersion];
+  const module = `kubernetes-models/${group ? group + "/" : ""}${version}/${obj.kind}`;
+  const loaded = await import(module);
+  return loaded[obj.kind];
+}
+
+async function validate(obj, where) {
+  try {
+    const Model = await modelOf(obj);
+    new Model(obj).validate();
+    return null;
+  } catch (err) {
+    return `${where}: ${obj.kind} ${obj.metadata?.name}: ${err.message.split("\n").slice(0, 4).join(" ")}`;
+  }
+}
+
+// The strategic merge that kustomize applies for our patches: maps merge,
+// lists of named items merge by name, anything else is replaced.
+function merge(base, patch) {
+  if (Array.isArray(base) && Array.isArray(patch) && patch.every((p) => p && p.name)) {
+    const out = base.map((b) => ({ ...b }));
+    for (const p of patch) {
+      const i = out.findIndex((b) => b.name === p.name);
+      if (i >= 0) out[i] = merge(out[i], p);
+      else out.push(p);
+    }
+    return out;
+  }
+  if (base && patch && typeof base === "object" && typeof patch === "object" && !Array.isArray(base)) {
+    const out = { ...base };
+    for (const [k, v] of Object.entries(patch)) out[k] = k in base ? merge(base[k], v) : v;
+    return out;
+  }
+  return patch;
+}
+
+// A kustomization's objects: its resources (files or kustomization
+// folders), then its patches, matched by kind and name.
+function build(kdir) {
+  const k = yaml.load(fs.readFileSync(path.join(kdir, "kustomization.yaml"), "utf8"));
+  let objects = [];
+  for (const r of k.resources ?? []) {
+    const p = path.join(kdir, r);
+    if (fs.statSync(p).isDirectory()) objects.push(...build(p));
+    else objects.push(...yaml.loadAll(fs.readFileSync(p, "utf8")).filter(Boolean));
+  }
+  for (const { path: pp } of k.patches ?? []) {
+    const patch = yaml.load(fs.readFileSync(path.join(kdir, pp), "utf8"));
+    const i = objects.findIndex((o) => o.kind === patch.kind && o.metadata.name === patch.metadata.name);
+    if (i < 0) throw new Error(`${pp}: no ${patch.kind} ${patch.metadata.name} to patch`);
+    objects[i] = merge(objects[i], patch);
+  }
+  return objects;
+}
+
+// Deep equality, map keys in any order, and lists of named items (env,
+// volumes, ...) in any order too: kustomize puts patched-in items first.
+const named = (l) => Array.isArray(l) && l.length > 0 && l.every((x) => x && typeof x === "object" && x.name);
+function equal(a, b) {
+  if (named(a) && named(b))
+    return equal(Object.fromEntries(a.map((x) => [x.name, x])), Object.fromEntries(b.map((x) => [x.name, x])));
+  if (Array.isArray(a) || Array.isArray(b))
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => equal(x, b[i]));
+  if (a && b && typeof a === "object" && typeof b === "object") {
+    const ka = Object.keys(a).sort(), kb = Object.keys(b).sort();
+    return equal(ka, kb) && ka.every((k) => equal(a[k], b[k]));
+  }
+  return a === b;
+}
+
+const find = (objs, kind, n) => objs.find((o) => o.kind === kind && o.metadata.name === n);
+const env = (c, n) => (c.env ?? []).find((e) => e.name === n)?.value;
+const duration = (s) => (s.endsWith("ms") ? Number(s.slice(0, -2)) / 1000 : Number(s.slice(0, -1)));
+
+async function checkCluster(objs, label, secrets) {
+  for (const o of objs) {
+    const err = await validate(o, label);
+    check(!err, err ?? `${label}: ${o.kind} ${o.metadata.name} is valid against the schema`);
+  }
+  const sts = find(objs, "StatefulSet", name);
+  check(sts, `${label}: a StatefulSet named ${name}`);
+  if (!sts) return;
+  const pod = sts.spec.template;
+  const podLabels = pod.metadata.labels;
+  const c = pod.spec.containers.find((x) => x.name === "postgres");
+  check(sts.spec.replicas === 3, `${label}: three instances`);
+  check(sts.spec.volumeClaimTemplates?.length === 1, `${label}: a volumeClaimTemplate`);
+  check(sts.spec.persistentVolumeClaimRetentionPolicy?.whenDeleted === "Retain", `${label}: volumes kept when the StatefulSet is deleted`);
+  check(find(objs, "Service", sts.spec.serviceName)?.spec.clusterIP === "None", `${label}: the StatefulSet's headless Service`);
+  check(c.startupProbe?.httpGet?.path === "/startupz" && c.livenessProbe?.httpGet?.path === "/healthz" && c.readinessProbe?.httpGet?.path === "/readyz",
+        `${label}: startup, liveness and readiness probes on the manager's endpoints`);
+  check(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold >= 3600, `${label}: a long WAL replay or clone (an hour at least) does not get the pod killed`);
+  const stop = duration(env(c, "IM_SMART_SHUTDOWN_TIMEOUT")) + duration(env(c, "IM_FAST_SHUTDOWN_TIMEOUT"));
+  check(pod.spec.terminationGracePeriodSeconds > stop, `${label}: terminationGracePeriodSeconds ${pod.spec.terminationGracePeriodSeconds} > smart + fast shutdown ${stop}s`);
+  check(pod.spec.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.[0]?.podAffinityTerm?.topologyKey === "kubernetes.io/hostname",
+        `${label}: anti-affinity across nodes`);
+  check(env(c, "IM_BOOTSTRAP_INSTANCE") === `${name}-0`, `${label}: pod 0 is the bootstrap instance`);
+  check(env(c, "IM_PRIMARY_CONNINFO")?.includes(`host=${name}-rw `), `${label}: new instances clone from ${name}-rw`);
+  check(c.env.find((e) => e.name === "IM_NAME")?.valueFrom?.fieldRef?.fieldPath === "metadata.name", `${label}: the instance is named after its pod`);
+  const pdb = objs.find((o) => o.kind === "PodDisruptionBudget");
+  check(pdb && JSON.stringify(pdb.spec.selector.matchLabels) === JSON.stringify(podLabels), `${label}: a PodDisruptionBudget over the instances`);
+
+  const selects = (svc, extra) => {
+    const want = { ...podLabels, ...extra };
+    const sel = find(objs, "Service", svc)?.spec.selector ?? {};
+    return Object.keys(want).length === Object.keys(sel).length && Object.entries(want).every(([k, v]) => sel[k] === v);
+  };
+  check(selects(`${name}-rw`, { role: "primary" }), `${label}: ${name}-rw selects role=primary`);
+  check(selects(`${name}-ro`, { role: "replica" }), `${label}: ${name}-ro selects role=replica`);
+  check(selects(`${name}-r`, {}), `${label}: ${name}-r selects every instance`);
+
+  // Every Secret a pod mounts is one secrets.sh makes, with the key read.
+  const mounted = [...pod.spec.volumes, ...find(objs, "Deployment", `${name}-controller`).spec.template.spec.volumes]
+    .filter((v) => v.secret).map((v) => v.secret.secretName);
+  for (const s of new Set(mounted)) {
+    const secret = secrets.find((x) => x.metadata.name === s);
+    check(secret, `${label}: Secret ${s} comes from secrets.sh`);
+  }
+  for (const [varName, dirName] of [["IM_APP_PASSWORD_FILE", "app"], ["IM_REPLICATION_PASSWORD_FILE", "replication"], ["IM_API_TOKEN_FILE", "api"]]) {
+    const file = env(c, varName);
+    const mount = c.volumeMounts.find((m) => file?.startsWith(m.mountPath + "/"));
+    const vol = mount && pod.spec.volumes.find((v) => v.name === mount.name);
+    const secret = vol && secrets.find((x) => x.metadata.name === vol.secret?.secretName);
+    const key = file && path.basename(file);
+    check(secret && key in (secret.stringData ?? {}), `${label}: ${varName} is key ${key} of a mounted Secret (${dirName})`);
+  }
+
+  // The controller: its selector is the pods' label, its rights are few.
+  const dep = find(objs, "Deployment", `${name}-controller`);
+  const args = dep.spec.template.spec.containers[0].args;
+  check(dep.spec.replicas === 1 && args.includes("--kubernetes"), `${label}: one controller in Kubernetes mode`);
+  check(args[args.indexOf("--selector") + 1] === `app=${podLabels.app}`, `${label}: the controller selects the instances' pods`);
+  check(args[args.indexOf("--member-port") + 1] === String(c.ports.find((p) => p.name === "api").containerPort), `${label}: the controller knows the API port`);
+  const role = find(objs, "Role", `${name}-controller`);
+  check(role && role.rules.length === 1 && JSON.stringify(role.rules[0].resources) === '["pods"]' &&
+        JSON.stringify([...role.rules[0].verbs].sort()) === '["get","list","patch","watch"]',
+        `${label}: the Role allows get/list/watch/patch on pods, nothing else`);
+  const binding = find(objs, "RoleBinding", `${name}-controller`);
+  check(binding?.subjects?.[0]?.name === dep.spec.template.spec.serviceAccountName && find(objs, "ServiceAccount", binding.subjects[0].name),
+        `${label}: the RoleBinding gives the Role to the controller's ServiceAccount`);
+}
+
+const secrets = secretsFile ? yaml.loadAll(fs.readFileSync(secretsFile, "utf8")).filter(Boolean) : [];
+for (const s of secrets) {
+  const err = await validate(s, "secrets.sh");
+  check(!err, err ?? `secrets.sh: Secret ${s.metadata.name} is valid against the schema`);
+}
+check(secrets.find((s) => s.metadata.name === `${name}-app`)?.type === "kubernetes.io/basic-auth" &&
+      secrets.find((s) => s.metadata.name === `${name}-app`).stringData.username === "app",
+      `secrets.sh: ${name}-app is a basic-auth Secret for user app`);
+
+await checkCluster(build(path.join(dir, "cluster")), "base", secrets);
+const su = build(path.join(dir, "with-superuser"));
+await checkCluster(su, "superuser", secrets);
+const suEnv = find(su, "StatefulSet", name).spec.template.spec.containers[0].env;
+check(suEnv.some((e) => e.name === "IM_SUPERUSER_PASSWORD_FILE"), "superuser: the overlay turns superuser access on");
+check(!find(build(path.join(dir, "cluster")), "StatefulSet", name).spec.template.spec.containers[0].env.some((e) => e.name === "IM_SUPERUSER_PASSWORD_FILE"),
+      "base: no superuser access unless asked for");
+const lb = yaml.load(fs.readFileSync(path.join(dir, "loadbalancer-example.yaml"), "utf8"));
+const lbErr = await validate(lb, "loadbalancer-example");
+check(!lbErr && lb.spec.type === "LoadBalancer" && lb.spec.selector.role === "primary", lbErr ?? "loadbalancer-example: a valid LoadBalancer to the primary");
+
+// kubectl's own kustomize, where it is at hand, must build the same objects.
+if (kustomizedFile) {
+  const key = (o) => `${o.kind}/${o.metadata.name}`;
+  const theirs = yaml.loadAll(fs.readFileSync(kustomizedFile, "utf8")).filter(Boolean);
+  check(equal(su.map(key).sort(), theirs.map(key).sort()), "kubectl kustomize builds the same objects");
+  for (const o of yaml.loadAll(fs.readFileSync(kustomizedFile, "utf8")).filter(Boolean)) {
+    const mine = su.find((x) => key(x) === key(o));
+    check(mine && equal(mine, o), `kubectl kustomize agrees on ${key(o)}`);
+  }
+}
+
+// The schema check itself must be able to fail.
+const broken = structuredClone(find(build(path.join(dir, "cluster")), "StatefulSet", name));
+broken.spec.replicas = "three";
+check(await validate(broken, "broken") !== null, "a StatefulSet with replicas: \"three\" is refused by the schema");
+
+if (failures.length) {
+  for (const f of failures) console.log("FAIL " + f);
+  process.exit(1);
+}
+console.log(`all manifest checks passed (${name})`);
