@@ -1,8 +1,7 @@
 #include "bootstrap.hpp"
 
-#include <sys/wait.h>
-
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <cerrno>
 #include <cstring>
@@ -38,7 +37,11 @@ awaitable<Result<int>> binaries_major_version(Reaper& reaper, const Config& cfg)
 // connections, 1 is starting up; both mean a cluster is there).
 awaitable<bool> upstream_answers(Reaper& reaper, const Config& cfg) {
     SpawnOptions opts;
-    opts.argv = {cfg.pg_bin + "/pg_isready", "-q", "-t", "5", "-d",
+    opts.argv = {cfg.pg_bin + "/pg_isready",
+                 "-q",
+                 "-t",
+                 "5",
+                 "-d",
                  cfg.primary_conninfo + " dbname=postgres"};
     auto r = co_await run_command(reaper, opts, "bootstrap");
     if (!r || !WIFEXITED(r->wait_status)) co_return false;
@@ -139,10 +142,23 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
                 "a new replica needs --replication-password-file with the primary's password");
         auto password = fs::read_secret(cfg.replication_password_file);
         if (!password) co_return password.error();
-        if (auto st =
+        // A primary that does not answer yet (its pod is starting, its
+        // Service has no endpoint yet) is waited for: the data directory is
+        // still empty, and waiting beats a restart loop.
+        auto backoff = std::chrono::milliseconds(1000);
+        for (;;) {
+            auto st =
                 co_await clone_replica(cfg, reaper, cfg.primary_conninfo, *password, on_progress);
-            !st)
-            co_return st.error();
+            if (st) break;
+            auto now = inspect_data_dir(cfg.pgdata);
+            if (st.error().code != kPrimaryUnreachable || !now || *now != DataDirKind::empty)
+                co_return st.error();
+            log::warn("bootstrap", "the primary does not answer yet; trying again",
+                      {{"error", st.error().message}, {"retry_in_ms", backoff.count()}});
+            asio::steady_timer timer(co_await asio::this_coro::executor, backoff);
+            co_await timer.async_wait(use_awaitable);
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
+        }
         out.cloned = true;
     } else if (*kind == DataDirKind::empty) {
         if (auto st = co_await run_initdb(reaper, cfg); !st) co_return st.error();

@@ -33,7 +33,7 @@ awaitable<Status> ensure_upstream_slot(const std::string& replication_conninfo,
                                        std::chrono::seconds(10));
     if (!st)
         co_return make_error("cannot reach the primary for replication: " + st.error().message,
-                             502);
+                             kPrimaryUnreachable);
     auto r = co_await session.query("CREATE_REPLICATION_SLOT \"" + slot + "\" PHYSICAL RESERVE_WAL",
                                     std::chrono::seconds(30));
     if (!r && session.last_sqlstate() != "42710")  // 42710: the slot exists already

@@ -11,6 +11,10 @@
 
 namespace im {
 
+// The error code of a clone whose primary did not answer at all (nothing
+// was written: worth trying again later).
+inline constexpr int kPrimaryUnreachable = 1503;
+
 // Creates the physical slot on the upstream over a replication connection
 // (reserving WAL from now on); an existing slot is fine.
 awaitable<Status> ensure_upstream_slot(const std::string& replication_conninfo,

@@ -195,29 +195,42 @@ TEST_CASE("a failed rewind fences; --on-rewind-failure reclone replaces the data
     CHECK(sh("grep -q 'replacing the data directory' " + p.root + "/manager.log").code == 0);
 }
 
-TEST_CASE("--bootstrap-instance: one instance starts the cluster, the others and its replacement join",
-          "[replication]") {
-    // Every instance gets the same flags, as the pods of a StatefulSet do.
+TEST_CASE(
+    "--bootstrap-instance: one instance starts the cluster, the others and its replacement join",
+    "[replication]") {
+    // Every instance gets the same flags, as the pods of a StatefulSet do,
+    // and the same replication password (a Secret there).
     Instance first("set-0");
-    first.extra_args = {"--primary-conninfo", "host=127.0.0.1 port=" + std::to_string(free_port()),
-                        "--bootstrap-instance", "set-0"};
+    std::string password = first.root + "/replication.password";
+    REQUIRE(sh("echo set-secret > " + password, true).code == 0);
+    first.extra_args = {
+        "--primary-conninfo",          "host=127.0.0.1 port=" + std::to_string(free_port()),
+        "--bootstrap-instance",        "set-0",
+        "--replication-password-file", password};
+
+    // A second instance that starts before any primary exists waits for one.
+    Instance second("set-1");
+    second.token_file = first.token_file;
+    second.extra_args = {"--primary-conninfo",          first.upstream(),
+                         "--bootstrap-instance",        "set-0",
+                         "--replication-password-file", password};
+    second.start();
+    REQUIRE(second.wait_until(
+        [&] { return second.log().find("does not answer yet") != std::string::npos; }, 20s));
+    CHECK(second.alive());
+
     first.start();
     REQUIRE(first.wait_ready());
     CHECK(first.status()["role"] == "primary");  // no primary answered: a new cluster
     REQUIRE(first.psql("CREATE TABLE t (v int); INSERT INTO t VALUES (7)").code == 0);
-
-    Instance second("set-1");
-    second.replica_of(first);
-    second.extra_args.insert(second.extra_args.end(), {"--bootstrap-instance", "set-0"});
-    second.start();
-    REQUIRE(second.wait_ready());
+    REQUIRE(second.wait_ready(90s));
     CHECK(second.status()["role"] == "replica");
 
     // Pod 0 recreated on an empty volume while the cluster lives: it joins
     // instead of starting a second cluster.
     Instance again("set-0");
-    again.replica_of(first);
-    again.extra_args.insert(again.extra_args.end(), {"--bootstrap-instance", "set-0"});
+    again.token_file = first.token_file;
+    again.extra_args = second.extra_args;
     again.start();
     REQUIRE(again.wait_ready());
     CHECK(again.status()["role"] == "replica");
