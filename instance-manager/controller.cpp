@@ -340,8 +340,14 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
         nlohmann::json fence = {{"term", next}};
         auto fenced = co_await command(*old, "fence", fence, kCommandTimeout);
         if (!fenced) {
-            decide("failover-aborted", old->name,
-                   "cannot fence the old primary: " + fenced.error().message);
+            // Typically a primary still shutting down (a deleted pod): it may
+            // serve its sessions until it is gone. Said once every 5 s.
+            std::string key = "/failover-aborted";
+            if (!cooldown_.count(key) || Clock::now() > cooldown_[key]) {
+                decide("failover-aborted", old->name,
+                       "cannot fence the old primary: " + fenced.error().message);
+                cooldown_[key] = Clock::now() + std::chrono::seconds(5);
+            }
             co_return;
         }
     }

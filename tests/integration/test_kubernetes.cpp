@@ -149,6 +149,25 @@ TEST_CASE("controller: Kubernetes mode keeps the pods' role labels true", "[kube
     REQUIRE(ctl.wait_until([&] { return kube.role_of("kt-0") == "replica"; }, 60s));
     CHECK(p.wait_until([&] { return p.psql("SELECT count(*) FROM t").out == "2\n"; }, 30s));
 
+    // A controller that does not trust the API server's certificate talks to it not at all.
+    Instance wary("kt-wary");
+    std::string other = wary.root + "/other.crt";
+    REQUIRE(sh(manager_binary() + " helper make-cert " + other + " " + wary.root +
+                   "/other.key kube-api",
+               true)
+                .code == 0);
+    size_t calls_before = kube.calls().size();
+    wary.token_file = p.token_file;
+    wary.command_override = ctl.command_override;
+    wary.command_override[4] = "127.0.0.1:" + std::to_string(wary.http_port);
+    wary.command_override.back() = other;
+    wary.start();
+    REQUIRE(wary.wait_until(
+        [&] { return wary.log().find("cannot list the pods") != std::string::npos; }, 20s));
+    CHECK(wary.log().find("certificate verify failed") != std::string::npos);
+    CHECK(kube.calls().size() == calls_before);
+    CHECK(cluster_of(wary)["members"].empty());
+
     auto violations = kube.violations();
     for (const auto& v : violations) WARN(v);
     CHECK(violations.empty());
