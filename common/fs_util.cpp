@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "fd.hpp"
 #include "secrets.hpp"
@@ -96,6 +97,17 @@ std::string dirname(const std::string& path) {
 std::string join(const std::string& a, const std::string& b) {
     if (a.empty() || a.back() == '/') return a + b;
     return a + "/" + b;
+}
+
+Status clear_directory(const std::string& dir) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        std::error_code rm;
+        std::filesystem::remove_all(entry.path(), rm);
+        if (rm) return make_error("cannot clear " + entry.path().string() + ": " + rm.message());
+    }
+    if (ec) return make_error("cannot list " + dir + ": " + ec.message());
+    return fsync_dir(dir);
 }
 
 Result<std::string> read_secret(const std::string& path) {

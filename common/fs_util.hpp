@@ -12,6 +12,8 @@ namespace im::fs {
 Result<std::string> read_file(const std::string& path, size_t max_bytes = 1 << 20);
 Status write_file_atomic(const std::string& path, const std::string& content, mode_t mode = 0600);
 Status fsync_dir(const std::string& dir);
+// Removes everything in `dir` but not `dir` itself (often a mount point).
+Status clear_directory(const std::string& dir);
 bool exists(const std::string& path);
 bool is_dir(const std::string& path);
 std::string dirname(const std::string& path);

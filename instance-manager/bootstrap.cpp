@@ -118,6 +118,7 @@ Status restore_state_dir(const Config& cfg, const std::string& stash) {
 awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
                                              std::function<void(int)> on_progress) {
     Prepared out;
+    if (auto st = clear_interrupted_clone(cfg); !st) co_return st.error();
     auto kind = inspect_data_dir(cfg.pgdata);
     if (!kind) co_return kind.error();
     if (*kind == DataDirKind::foreign)

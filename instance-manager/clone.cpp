@@ -1,7 +1,10 @@
 #include "clone.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "event.hpp"
@@ -92,6 +95,23 @@ awaitable<Status> run_basebackup(Reaper& reaper, const Config& cfg,
     co_return Ok{};
 }
 
+std::string clone_marker_path(const std::string& pgdata) {
+    std::string dir = pgdata;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    return dir + ".clone-in-progress";
+}
+
+Status clear_interrupted_clone(const Config& cfg) {
+    std::string marker = clone_marker_path(cfg.pgdata);
+    if (!fs::exists(marker)) return Ok{};
+    if (cfg.primary_conninfo.empty())
+        return make_error("an interrupted clone left " + cfg.pgdata + " incomplete (" + marker +
+                          "); give --primary-conninfo to clone it again");
+    log::warn("bootstrap", "an interrupted clone left the data directory incomplete: cloning again",
+              {{"pgdata", cfg.pgdata}});
+    return fs::clear_directory(cfg.pgdata);
+}
+
 awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::string& upstream,
                                 const std::string& replication_password,
                                 std::function<void(int)> on_progress) {
@@ -113,6 +133,15 @@ awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::st
     if (!conninfo) co_return conninfo.error();
     std::string slot = slot_name_for(cfg.name);
     if (auto st = co_await ensure_upstream_slot(*conninfo, slot); !st) co_return st;
+    // postgres wants 0700 (or 0750); pg_basebackup keeps what an existing
+    // empty directory has, unlike initdb.
+    if (::chmod(cfg.pgdata.c_str(), 0700) != 0)
+        co_return make_error("cannot set the mode of " + cfg.pgdata + ": " + std::strerror(errno));
+    // From here on the data directory fills: a kill leaves this marker.
+    std::string marker = clone_marker_path(cfg.pgdata);
+    if (auto st = fs::write_file_atomic(marker, cfg.name + "\n", 0600); !st)
+        co_return make_error("cannot note the clone beside the data directory: " +
+                             st.error().message);
     if (auto st = co_await run_basebackup(reaper, cfg, *conninfo, slot, on_progress); !st)
         co_return st;
 
@@ -120,7 +149,13 @@ awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::st
     std::error_code ec;
     for (const char* own : {"state.json", "tls", "replication.pgpass"})
         std::filesystem::remove_all(fs::join(cfg.state_dir(), own), ec);
-    co_return fs::write_file_atomic(fs::join(cfg.pgdata, "standby.signal"), "", 0600);
+    if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, "standby.signal"), "", 0600); !st)
+        co_return st;
+    if (auto st = fs::fsync_dir(cfg.pgdata); !st) co_return st;
+    // Complete and a standby: no longer an interrupted clone.
+    if (::unlink(marker.c_str()) != 0)
+        co_return make_error("cannot remove " + marker + ": " + std::strerror(errno));
+    co_return fs::fsync_dir(std::filesystem::path(marker).parent_path().string());
 }
 
 }  // namespace im

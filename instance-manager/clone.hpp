@@ -32,6 +32,16 @@ awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::st
                                 const std::string& replication_password,
                                 std::function<void(int)> on_progress);
 
+// Beside the data directory (which must stay empty for pg_basebackup) while
+// a clone runs, removed once the copy is complete and marked a standby.
+std::string clone_marker_path(const std::string& pgdata);
+
+// A clone that a kill interrupted leaves an unusable copy, maybe without
+// standby.signal yet (started, it would be a second primary). When the
+// marker says so, the copy's contents are removed so that it is cloned
+// again; the marker stays until that clone is complete.
+Status clear_interrupted_clone(const Config& cfg);
+
 // "  12345/67890 kB (18%), 0/1 tablespace" -> 18; -1 when the line has none.
 int parse_basebackup_progress(std::string_view line);
 

@@ -501,7 +501,7 @@ awaitable<void> Controller::label_loop() {
     while (!stopping_) {
         co_await pause(cfg_.interval);
         // A standing-by controller leaves the labels to the one in charge.
-        if (!term_learned_ || superseded_) continue;
+        if (!term_learned_ || superseded_ || Clock::now() < labels_paused_until_) continue;
         std::map<std::string, std::string> current;
         for (const auto& [name, pod] : pods_) current[name] = pod.role;
         for (const auto& change : plan_role_labels(views_, primary_, current)) {
@@ -512,7 +512,12 @@ awaitable<void> Controller::label_loop() {
                 });
                 if (taken) break;
             }
-            if (!co_await set_role_label(change)) break;  // removals must land first
+            if (!co_await set_role_label(change)) {
+                // Removals must land first; and an API server in trouble is
+                // not asked four times a second.
+                labels_paused_until_ = Clock::now() + std::chrono::seconds(2);
+                break;
+            }
         }
     }
 }

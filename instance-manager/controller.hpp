@@ -84,6 +84,7 @@ class Controller {
 
     std::unique_ptr<KubeApi> kube_;  // Kubernetes mode only
     std::map<std::string, Pod> pods_;
+    std::chrono::steady_clock::time_point labels_paused_until_{};
 };
 
 // The subcommands (controller.cpp, cluster_cli.cpp).

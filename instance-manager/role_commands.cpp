@@ -336,13 +336,7 @@ awaitable<Status> Daemon::reclone_from(const std::string& upstream) {
               "--on-rewind-failure reclone: replacing the data directory with a base backup",
               {{"pgdata", cfg_.pgdata}, {"upstream", public_upstream(upstream)}});
     // The contents, not the directory: it is often a mount point.
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(cfg_.pgdata, ec)) {
-        std::error_code rm;
-        std::filesystem::remove_all(entry.path(), rm);
-        if (rm) co_return make_error("cannot clear " + entry.path().string() + ": " + rm.message());
-    }
-    if (ec) co_return make_error("cannot list " + cfg_.pgdata + ": " + ec.message());
+    if (auto st = fs::clear_directory(cfg_.pgdata); !st) co_return st;
     state_.clone_progress = 0;
     auto cloned = co_await clone_replica(cfg_, reaper_, upstream, *password,
                                          [this](int pct) { state_.clone_progress = pct; });

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 
 #include "harness.hpp"
 
@@ -237,4 +238,36 @@ TEST_CASE(
     CHECK(again.status()["postgres"]["system_identifier"] ==
           first.status()["postgres"]["system_identifier"]);
     CHECK(again.wait_until([&] { return again.psql("SELECT v FROM t").out == "7\n"; }, 20s));
+}
+
+TEST_CASE("an interrupted clone is cleared and cloned again; without the marker nothing is touched",
+          "[replication]") {
+    Instance primary("ic-primary");
+    primary.start();
+    REQUIRE(primary.wait_ready());
+    REQUIRE(primary.psql("CREATE TABLE t (v int); INSERT INTO t VALUES (5)").code == 0);
+
+    // What a kill during pg_basebackup leaves: part of a copy, and the marker.
+    Instance replica("ic-replica");
+    replica.replica_of(primary);
+    REQUIRE(sh("mkdir -p " + replica.pgdata + "/global && echo 15 > " + replica.pgdata +
+                   "/PG_VERSION && echo partial > " + replica.pgdata + "/global/pg_control" +
+                   " && echo ic-replica > " + replica.pgdata + ".clone-in-progress",
+               true)
+                .code == 0);
+    replica.start();
+    REQUIRE(replica.wait_ready());
+    CHECK(replica.status()["role"] == "replica");
+    CHECK(replica.log().find("an interrupted clone") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(replica.pgdata + ".clone-in-progress"));
+    CHECK(replica.wait_until([&] { return replica.psql("SELECT v FROM t").out == "5\n"; }, 20s));
+
+    // The same leftovers without the marker are not ours: refused, untouched.
+    Instance stranger("ic-stranger");
+    stranger.replica_of(primary);
+    REQUIRE(sh("mkdir -p " + stranger.pgdata + " && echo mine > " + stranger.pgdata + "/notes.txt",
+               true)
+                .code == 0);
+    CHECK(stranger.run_to_exit() != 0);
+    CHECK(sh("cat " + stranger.pgdata + "/notes.txt").out == "mine\n");
 }
