@@ -3,8 +3,12 @@
 // ships, and the links between them that no schema sees (Service selectors
 // against the pod labels, Secrets the pods mount, the controller's selector
 // and rights, grace period against the manager's shutdown timeouts).
-//   node validate.mjs MANIFEST_DIR CLUSTER_NAME [SECRETS_YAML]
+//   node validate.mjs MANIFEST_DIR CLUSTER_NAME [SECRETS_YAML [KUSTOMIZED_YAML]]
+// With IM_BINARY set, every IM_* variable the pods set and every flag the
+// controller gets must be one the binary knows (its --help): a misspelt
+// variable would be ignored without a word.
 // Prints one line per check; exits 1 on the first list of failures.
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import yaml from "js-yaml";
@@ -146,6 +150,16 @@ async function checkCluster(objs, label, secrets) {
     const secret = vol && secrets.find((x) => x.metadata.name === vol.secret?.secretName);
     const key = file && path.basename(file);
     check(secret && key in (secret.stringData ?? {}), `${label}: ${varName} is key ${key} of a mounted Secret (${dirName})`);
+  }
+
+  if (process.env.IM_BINARY) {
+    const help = (cmd) => execFileSync(process.env.IM_BINARY, [cmd, "--help"], { encoding: "utf8" });
+    const runHelp = help("run"), controllerHelp = help("controller");
+    for (const e of c.env.filter((e) => e.name.startsWith("IM_") || e.name === "PGDATA"))
+      check(runHelp.includes(`(Env:${e.name})`), `${label}: instance-manager run knows ${e.name}`);
+    const ctlArgs = find(objs, "Deployment", `${name}-controller`).spec.template.spec.containers[0].args;
+    for (const a of ctlArgs.filter((a) => a.startsWith("--")))
+      check(new RegExp(`\\s${a}[\\s,]`).test(controllerHelp), `${label}: instance-manager controller knows ${a}`);
   }
 
   // The controller: its selector is the pods' label, its rights are few.
