@@ -1,5 +1,6 @@
 // The controller's pure rules and its command line.
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -219,5 +220,22 @@ TEST_CASE("controller command line: Kubernetes mode", "[cluster]") {
         REQUIRE_FALSE(parse_controller_args(args, &o).ok());
         CHECK(o.exit_code == 2);
     }
+
+    // In a pod: the API server from KUBERNETES_SERVICE_HOST/PORT (IPv6 in brackets).
+    std::vector<std::string> in_pod = {"--api-token-file", "/etc/hostname", "--kubernetes",
+                                       "--selector", "app=demo", "--kube-token-file", token,
+                                       "--kube-ca-file", ca, "--namespace", "db"};
+    ::setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+    ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+    auto pod = parse_controller_args(in_pod, &out);
+    REQUIRE(pod.ok());
+    CHECK(pod->kube.api_url == "https://10.96.0.1:443");
+    ::setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+    pod = parse_controller_args(in_pod, &out);
+    REQUIRE(pod.ok());
+    CHECK(pod->kube.api_url == "https://[fd00::1]:443");
+    ::unsetenv("KUBERNETES_SERVICE_HOST");
+    ::unsetenv("KUBERNETES_SERVICE_PORT");
+    CHECK_FALSE(parse_controller_args(in_pod, &out).ok());  // not in a pod, no --kube-api-url
     std::filesystem::remove_all(dir);
 }
