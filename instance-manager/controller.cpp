@@ -440,15 +440,7 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
 
 void Controller::pods_changed() {
     std::vector<std::pair<std::string, std::string>> members;
-    for (const auto& [name, pod] : pods_) {
-        std::string url;
-        if (!pod.ip.empty()) {
-            std::string host = pod.ip.find(':') != std::string::npos ? "[" + pod.ip + "]" : pod.ip;
-            url = cfg_.kube.member_scheme + "://" + host + ":" +
-                  std::to_string(cfg_.kube.member_port);
-        }
-        members.emplace_back(name, url);
-    }
+    for (const auto& [name, pod] : pods_) members.emplace_back(name, member_url(pod, cfg_.kube));
     if (members == cfg_.members) return;
     nlohmann::json urls = nlohmann::json::object();
     for (const auto& [name, url] : members) urls[name] = url;

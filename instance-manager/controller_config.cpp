@@ -49,6 +49,8 @@ Status finish_kube_settings(KubeSettings& k, bool have_members) {
         return make_error("--member-port: a port number", 2);
     if (k.member_scheme != "http" && k.member_scheme != "https")
         return make_error("--member-scheme: http or https", 2);
+    if (k.member_domain.find_first_of("/:@ ") != std::string::npos)
+        return make_error("--member-domain: a DNS name like demo-headless", 2);
     if (k.api_url.empty()) {
         const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
         const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
@@ -125,6 +127,9 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
     app.add_option("--member-port", k.member_port, "the managers' API port on each pod")
         ->envname("IM_MEMBER_PORT");
     app.add_option("--member-scheme", k.member_scheme, "http | https")->envname("IM_MEMBER_SCHEME");
+    app.add_option("--member-domain", k.member_domain,
+                   "address members as POD.DOMAIN (a headless Service) instead of by pod IP")
+        ->envname("IM_MEMBER_DOMAIN");
     app.add_option("--kube-api-url", k.api_url,
                    "default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT")
         ->envname("IM_KUBE_API_URL");

@@ -21,6 +21,9 @@ struct KubeSettings {
     std::string ns;          // namespace
     int member_port = 8000;  // the managers' API port on each pod
     std::string member_scheme = "http";
+    // When set, members are addressed as POD.DOMAIN (a headless Service's
+    // DNS names, stable across pod re-creation) instead of by pod IP.
+    std::string member_domain;
     std::string api_url;     // https://host:port of the API server
     std::string token_file;  // service-account token (re-read: it rotates)
     std::string ca_file;     // the API server's CA

@@ -47,6 +47,14 @@ nlohmann::json role_label_patch(const Pod& pod, const std::optional<std::string>
     return patch;
 }
 
+std::string member_url(const Pod& pod, const KubeSettings& settings) {
+    if (pod.ip.empty()) return "";
+    std::string host = !settings.member_domain.empty() ? pod.name + "." + settings.member_domain
+                       : pod.ip.find(':') != std::string::npos ? "[" + pod.ip + "]"
+                                                               : pod.ip;
+    return settings.member_scheme + "://" + host + ":" + std::to_string(settings.member_port);
+}
+
 std::string percent_encode(const std::string& text) {
     static const char* hex = "0123456789ABCDEF";
     std::string out;

@@ -33,6 +33,11 @@ Pod pod_from_json(const nlohmann::json& object);
 // 409 instead of a label decided on stale facts.
 nlohmann::json role_label_patch(const Pod& pod, const std::optional<std::string>& role);
 
+// The manager API URL of a pod's member: SCHEME://HOST:PORT with the pod's
+// IP, or POD.DOMAIN with --member-domain; "" while the pod has no IP yet
+// (not scheduled or not started: unreachable either way).
+std::string member_url(const Pod& pod, const KubeSettings& settings);
+
 // "app=demo,tier in (a,b)" -> "app%3Ddemo%2Ctier%20in%20%28a%2Cb%29"
 std::string percent_encode(const std::string& text);
 

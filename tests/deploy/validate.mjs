@@ -167,6 +167,8 @@ async function checkCluster(objs, label, secrets) {
   const args = dep.spec.template.spec.containers[0].args;
   check(dep.spec.replicas === 1 && args.includes("--kubernetes"), `${label}: one controller in Kubernetes mode`);
   check(args[args.indexOf("--selector") + 1] === `app=${podLabels.app}`, `${label}: the controller selects the instances' pods`);
+  check(args[args.indexOf("--member-domain") + 1] === sts.spec.serviceName && find(objs, "Service", sts.spec.serviceName).spec.publishNotReadyAddresses === true,
+        `${label}: members by their DNS names under the headless Service, not-ready pods included`);
   check(args[args.indexOf("--member-port") + 1] === String(c.ports.find((p) => p.name === "api").containerPort), `${label}: the controller knows the API port`);
   const role = find(objs, "Role", `${name}-controller`);
   check(role && role.rules.length === 1 && JSON.stringify(role.rules[0].resources) === '["pods"]' &&

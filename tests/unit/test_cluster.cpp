@@ -173,6 +173,18 @@ TEST_CASE("Kubernetes API: pods, patches and selectors", "[cluster]") {
     CHECK(role_label_patch(pending, std::nullopt) ==
           nlohmann::json::parse(R"({"metadata": {"labels": {"role": null}}})"));
     CHECK(percent_encode("app=demo,tier in (a,b)") == "app%3Ddemo%2Ctier%20in%20%28a%2Cb%29");
+
+    KubeSettings k;
+    k.member_port = 8000;
+    CHECK(member_url(pod, k) == "http://10.1.2.3:8000");
+    CHECK(member_url(pending, k).empty());  // no IP yet: unreachable
+    Pod v6 = pod;
+    v6.ip = "fd00::5";
+    CHECK(member_url(v6, k) == "http://[fd00::5]:8000");
+    k.member_domain = "demo-headless";
+    k.member_scheme = "https";
+    CHECK(member_url(pod, k) == "https://demo-1.demo-headless:8000");
+    CHECK(member_url(pending, k).empty());
 }
 
 TEST_CASE("controller command line: Kubernetes mode", "[cluster]") {
@@ -222,9 +234,17 @@ TEST_CASE("controller command line: Kubernetes mode", "[cluster]") {
     }
 
     // In a pod: the API server from KUBERNETES_SERVICE_HOST/PORT (IPv6 in brackets).
-    std::vector<std::string> in_pod = {"--api-token-file", "/etc/hostname", "--kubernetes",
-                                       "--selector", "app=demo", "--kube-token-file", token,
-                                       "--kube-ca-file", ca, "--namespace", "db"};
+    std::vector<std::string> in_pod = {"--api-token-file",
+                                       "/etc/hostname",
+                                       "--kubernetes",
+                                       "--selector",
+                                       "app=demo",
+                                       "--kube-token-file",
+                                       token,
+                                       "--kube-ca-file",
+                                       ca,
+                                       "--namespace",
+                                       "db"};
     ::setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
     ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
     auto pod = parse_controller_args(in_pod, &out);
