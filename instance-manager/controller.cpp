@@ -17,6 +17,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kCommandTimeout = std::chrono::seconds(120);  // a rewind or a clone may be slow
 constexpr auto kCooldown = std::chrono::seconds(2);
 constexpr size_t kDecisionsKept = 30;
+constexpr auto kFirstFailoverWait = std::chrono::seconds(30);
 
 long long ms_since(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
@@ -87,6 +88,40 @@ int Controller::run() {
     }
     io_.run();
     return 0;
+}
+
+void Controller::decide_now_and_then(const std::string& action, const std::string& member,
+                                     const std::string& reason) {
+    // Said once every 5 s: a condition that holds for a while is not news every round.
+    std::string key = "/" + action + "/" + member + "/" + reason;
+    if (auto it = cooldown_.find(key); it != cooldown_.end() && Clock::now() < it->second) return;
+    decide(action, member, reason);
+    cooldown_[key] = Clock::now() + std::chrono::seconds(5);
+}
+
+std::optional<std::pair<std::string, std::string>> Controller::failover_holdoff() const {
+    // A primary on its way up (postgres starting, or its manager asking the
+    // members before it serves) is worth waiting for, a while: promoting
+    // another instead would rewind it, and with asynchronous replication
+    // lose what only it has.
+    bool patient = primary_lost_since_ &&
+                   Clock::now() - *primary_lost_since_ < cfg_.failover_delay + kFirstFailoverWait;
+    for (const auto& m : views_)
+        if (patient && m.reachable && !m.standby && m.role == "starting")
+            return std::make_pair(m.name, std::string("a primary on its way up: waiting for it"));
+    // A controller that has not seen a primary yet (it just started, or the
+    // whole cluster did) does not know who was primary: it waits for every
+    // member, up to kFirstFailoverWait, before its first failover.
+    if (!adopted_once_ && Clock::now() - started_ < kFirstFailoverWait) {
+        size_t missing = std::count_if(views_.begin(), views_.end(),
+                                       [](const MemberView& m) { return !m.reachable; });
+        if (missing > 0 || views_.empty())
+            return std::make_pair(std::string(),
+                                  "a new controller waits for every member before "
+                                  "its first failover (" +
+                                      std::to_string(missing) + " unreachable)");
+    }
+    return std::nullopt;
 }
 
 void Controller::decide(const std::string& action, const std::string& member,
@@ -251,6 +286,10 @@ awaitable<void> Controller::converge() {
                                     : "the primary is unreachable or not ready");
         }
         if (Clock::now() - *primary_lost_since_ >= cfg_.failover_delay) {
+            if (auto why = failover_holdoff()) {
+                decide_now_and_then("no-failover", why->first, why->second);
+                co_return;
+            }
             std::optional<size_t> old;
             for (size_t i = 0; i < views_.size(); ++i)
                 if (views_[i].name == primary_) old = i;
@@ -263,6 +302,7 @@ awaitable<void> Controller::converge() {
     if (primary_ != primary.name) {
         decide("adopt-primary", primary.name, "the member reports itself a ready primary");
         primary_ = primary.name;
+        adopted_once_ = true;
         // Leased at once: until its first lease a primary cannot know to fence itself.
         if (co_await command(primary, "lease", lease_body(), cfg_.request_timeout))
             leased_.insert(primary.name);
@@ -310,25 +350,17 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
     if (cfg_.synchronous > 0) only = sync_standbys_;
     auto idx = pick_candidate(views_, cluster_system_identifier(views_), cfg_.priority, only);
     if (!idx) {
-        std::string key = "/no-candidate";
-        if (!cooldown_.count(key) || Clock::now() > cooldown_[key]) {
-            decide("no-failover", "",
-                   only ? "no synchronous standby is reachable and running"
-                        : "no reachable, running replica of this cluster");
-            cooldown_[key] = Clock::now() + std::chrono::seconds(5);
-        }
+        decide_now_and_then("no-failover", "",
+                            only ? "no synchronous standby is reachable and running"
+                                 : "no reachable, running replica of this cluster");
         co_return;
     }
     const MemberView candidate = views_[*idx];
     if (!primary_.empty() && !leased_.count(primary_)) {
         // It may be alive behind a partition and would not know to fence itself.
-        std::string key = "/never-leased";
-        if (!cooldown_.count(key) || Clock::now() > cooldown_[key]) {
-            decide("no-failover", primary_,
-                   "the lost primary was never seen under a lease: it could still be serving "
-                   "writes behind a partition");
-            cooldown_[key] = Clock::now() + std::chrono::seconds(5);
-        }
+        decide_now_and_then("no-failover", primary_,
+                            "the lost primary was never seen under a lease: it could still be "
+                            "serving writes behind a partition");
         co_return;
     }
     uint64_t next = term_ + 1;
@@ -341,13 +373,9 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
         auto fenced = co_await command(*old, "fence", fence, kCommandTimeout);
         if (!fenced) {
             // Typically a primary still shutting down (a deleted pod): it may
-            // serve its sessions until it is gone. Said once every 5 s.
-            std::string key = "/failover-aborted";
-            if (!cooldown_.count(key) || Clock::now() > cooldown_[key]) {
-                decide("failover-aborted", old->name,
-                       "cannot fence the old primary: " + fenced.error().message);
-                cooldown_[key] = Clock::now() + std::chrono::seconds(5);
-            }
+            // serve its sessions until it is gone.
+            decide_now_and_then("failover-aborted", old->name,
+                                "cannot fence the old primary: " + fenced.error().message);
             co_return;
         }
     }

@@ -54,6 +54,10 @@ class Controller {
                                  const nlohmann::json& body, const std::string& reason);
     void decide(const std::string& action, const std::string& member, const std::string& reason,
                 nlohmann::json extra = nlohmann::json::object());
+    void decide_now_and_then(const std::string& action, const std::string& member,
+                             const std::string& reason);
+    // Why a failover must wait although no ready primary is seen: (member, reason).
+    std::optional<std::pair<std::string, std::string>> failover_holdoff() const;
     nlohmann::json member_names() const;
     nlohmann::json member_urls() const;
     nlohmann::json lease_body() const;
@@ -81,6 +85,8 @@ class Controller {
     std::deque<nlohmann::json> decisions_;
     bool stopping_ = false;
     bool lease_failing_ = false;
+    bool adopted_once_ = false;  // has seen (or made) a primary since it started
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
     std::unique_ptr<KubeApi> kube_;  // Kubernetes mode only
     std::map<std::string, Pod> pods_;
