@@ -111,6 +111,7 @@ async function checkCluster(objs, label, secrets) {
   const podLabels = pod.metadata.labels;
   const c = pod.spec.containers.find((x) => x.name === "postgres");
   check(sts.spec.replicas === 3, `${label}: three instances`);
+  check(sts.spec.podManagementPolicy === "Parallel", `${label}: pods start together (a re-created cluster comes back whole)`);
   check(sts.spec.volumeClaimTemplates?.length === 1, `${label}: a volumeClaimTemplate`);
   check(sts.spec.persistentVolumeClaimRetentionPolicy?.whenDeleted === "Retain", `${label}: volumes kept when the StatefulSet is deleted`);
   check(find(objs, "Service", sts.spec.serviceName)?.spec.clusterIP === "None", `${label}: the StatefulSet's headless Service`);
