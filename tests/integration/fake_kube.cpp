@@ -66,15 +66,17 @@ nlohmann::json status_object(unsigned code, const std::string& reason, const std
 }  // namespace
 
 FakeKube::FakeKube(std::string ns, std::string selector_key, std::string selector_value,
-                   std::string token, const std::string& cert, const std::string& key)
+                   std::string token, const std::string& cert, const std::string& key,
+                   const std::string& bind, std::string host)
     : ns_(std::move(ns)),
       key_(std::move(selector_key)),
       value_(std::move(selector_value)),
       token_(std::move(token)),
+      host_(std::move(host)),
       impl_(new Impl) {
     impl_->tls.use_certificate_chain_file(cert);
     impl_->tls.use_private_key_file(key, asio::ssl::context::pem);
-    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
+    tcp::endpoint ep(asio::ip::make_address(bind), 0);
     impl_->acceptor.open(ep.protocol());
     impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
     impl_->acceptor.bind(ep);

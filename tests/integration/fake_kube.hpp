@@ -20,15 +20,17 @@ namespace harness {
 
 class FakeKube {
   public:
-    // `cert`/`key`: the server's certificate (for 127.0.0.1).
+    // `cert`/`key`: the server's certificate (for `host`); it listens on
+    // `bind` and names itself https://HOST:PORT.
     FakeKube(std::string ns, std::string selector_key, std::string selector_value,
-             std::string token, const std::string& cert, const std::string& key);
+             std::string token, const std::string& cert, const std::string& key,
+             const std::string& bind = "127.0.0.1", std::string host = "127.0.0.1");
     ~FakeKube();
     FakeKube(const FakeKube&) = delete;
     FakeKube& operator=(const FakeKube&) = delete;
 
     int port() const { return port_; }
-    std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+    std::string url() const { return "https://" + host_ + ":" + std::to_string(port_); }
 
     // Changes as a user or kubelet would make them (each a watch event).
     // `app`: the selector label's value (default: the selected one).
@@ -62,7 +64,7 @@ class FakeKube {
     // Under mu_: a pod changed; bumps versions and appends an event.
     void changed(const std::string& type, nlohmann::json& pod);
 
-    std::string ns_, key_, value_, token_;
+    std::string ns_, key_, value_, token_, host_;
     struct Impl;
     Impl* impl_;
     int port_ = 0;

@@ -387,6 +387,17 @@ NetLab::~NetLab() {
 std::string NetLab::ns(int i) const { return tag_ + "m" + std::to_string(i); }
 std::string NetLab::address(int i) const { return subnet_ + std::to_string(10 + i); }
 
+std::string NetLab::host_address() const { return subnet_ + "254"; }
+
+std::string NetLab::readdress(int i, int octet) {
+    std::string now = subnet_ + std::to_string(octet);
+    auto r = sh("ip -n " + ns(i) + " addr flush dev eth0 && ip -n " + ns(i) + " addr add " + now +
+                "/24 dev eth0");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    return now;
+}
+
 void NetLab::link(int i, bool up) {
     REQUIRE(
         sh("ip -n " + tag_ + "br link set v" + std::to_string(i) + (up ? " up" : " down")).code ==

@@ -111,6 +111,10 @@ class NetLab {
     NetLab& operator=(const NetLab&) = delete;
     std::string ns(int i) const;
     std::string address(int i) const;
+    // The test's own address on the bridge (where a server of the test listens).
+    std::string host_address() const;
+    // Gives member i the address SUBNET.octet instead (a re-created pod's new IP).
+    std::string readdress(int i, int octet);
     void link(int i, bool up);
     // Puts `inst` in member i's namespace: its address, the standard ports.
     void place(Instance& inst, int i) const;
