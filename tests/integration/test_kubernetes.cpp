@@ -6,6 +6,7 @@
 // primary's label goes before the new primary's comes.
 #include <signal.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,46 @@ size_t count_calls(FakeKube& kube, const std::string& method, const std::string&
         if (c.method == method && c.target.rfind(prefix, 0) == 0 && (!status || c.status == status))
             ++n;
     return n;
+}
+
+// The stand-in API server's certificate and the service-account token, in
+// the controller's directory (readable by the user it runs as).
+struct KubeCredentials {
+    std::string crt, key, token_file, token;
+    KubeCredentials(const Instance& ctl, std::string t)
+        : crt(ctl.root + "/kube.crt"),
+          key(ctl.root + "/kube.key"),
+          token_file(ctl.root + "/kube-token"),
+          token(std::move(t)) {
+        REQUIRE(sh(manager_binary() + " helper make-cert " + crt + " " + key + " kube-api", true)
+                    .code == 0);
+        REQUIRE(sh("printf " + token + " > " + token_file, true).code == 0);
+    }
+};
+
+// `ctl` as a --kubernetes controller of the pods labeled app=APP in
+// namespace pgtest, with `member`'s API token.
+void make_kube_controller(Instance& ctl, const Instance& member, const FakeKube& kube,
+                          const KubeCredentials& creds, const std::string& app,
+                          const std::vector<std::string>& extra) {
+    ctl.token_file = member.token_file;
+    ctl.command_override = {"controller",
+                            "--api-token-file",
+                            ctl.token_file,
+                            "--listen",
+                            ctl.address + ":" + std::to_string(ctl.http_port),
+                            "--kubernetes",
+                            "--selector",
+                            "app=" + app,
+                            "--namespace",
+                            "pgtest",
+                            "--kube-api-url",
+                            kube.url(),
+                            "--kube-token-file",
+                            creds.token_file,
+                            "--kube-ca-file",
+                            creds.crt};
+    ctl.command_override.insert(ctl.command_override.end(), extra.begin(), extra.end());
 }
 
 // Index of the first PATCH of `pod` that set `role` (null: removed) and succeeded.
@@ -52,36 +93,12 @@ TEST_CASE("controller: Kubernetes mode keeps the pods' role labels true", "[kube
     start_replicas(p, {&a, &b});
 
     Instance ctl("kt-ctl");
-    std::string crt = ctl.root + "/kube.crt", key = ctl.root + "/kube.key";
-    std::string token_file = ctl.root + "/kube-token";
-    REQUIRE(
-        sh(manager_binary() + " helper make-cert " + crt + " " + key + " kube-api", true).code ==
-        0);
-    REQUIRE(sh("printf kube-token-123 > " + token_file, true).code == 0);
-    FakeKube kube("pgtest", "app", "kt", "kube-token-123", crt, key);
+    KubeCredentials creds(ctl, "kube-token-123");
+    FakeKube kube("pgtest", "app", "kt", creds.token, creds.crt, creds.key);
     kube.add_pod("kt-0", p.address);
     kube.add_pod("kt-1", a.address);
     kube.add_pod("other-0", "127.0.0.14", "other");  // another app's pod: never a member
-
-    ctl.token_file = p.token_file;
-    ctl.command_override = {"controller",
-                            "--api-token-file",
-                            ctl.token_file,
-                            "--listen",
-                            "127.0.0.1:" + std::to_string(ctl.http_port),
-                            "--kubernetes",
-                            "--selector",
-                            "app=kt",
-                            "--namespace",
-                            "pgtest",
-                            "--member-port",
-                            std::to_string(api_port),
-                            "--kube-api-url",
-                            kube.url(),
-                            "--kube-token-file",
-                            token_file,
-                            "--kube-ca-file",
-                            crt};
+    make_kube_controller(ctl, p, kube, creds, "kt", {"--member-port", std::to_string(api_port)});
     ctl.start();
     INFO(ctl.log());
     REQUIRE(ctl.wait_until(
@@ -154,16 +171,9 @@ TEST_CASE("controller: Kubernetes mode keeps the pods' role labels true", "[kube
 
     // A controller that does not trust the API server's certificate talks to it not at all.
     Instance wary("kt-wary");
-    std::string other = wary.root + "/other.crt";
-    REQUIRE(sh(manager_binary() + " helper make-cert " + other + " " + wary.root +
-                   "/other.key kube-api",
-               true)
-                .code == 0);
+    KubeCredentials own(wary, creds.token);  // the right token, but another certificate as CA
     size_t calls_before = kube.calls().size();
-    wary.token_file = p.token_file;
-    wary.command_override = ctl.command_override;
-    wary.command_override[4] = "127.0.0.1:" + std::to_string(wary.http_port);
-    wary.command_override.back() = other;
+    make_kube_controller(wary, p, kube, own, "kt", {"--member-port", std::to_string(api_port)});
     wary.start();
     REQUIRE(wary.wait_until(
         [&] { return wary.log().find("cannot list the pods") != std::string::npos; }, 20s));
@@ -177,7 +187,7 @@ TEST_CASE("controller: Kubernetes mode keeps the pods' role labels true", "[kube
 
     // The stand-in's checks bite: a wrong token and a wrong content type are caught.
     im::probes::TlsClientOptions tls;
-    tls.ca_file = crt;
+    tls.ca_file = creds.crt;
     auto url = *im::probes::parse_url(kube.url() + "/api/v1/namespaces/pgtest/pods/kt-1");
     CHECK(im::probes::http_request("GET", url, "", "wrong", 5s, tls)->status == 401);
     CHECK(im::probes::http_request("PATCH", url, R"({"metadata":{"labels":{"role":"primary"}}})",
@@ -231,38 +241,14 @@ TEST_CASE("Kubernetes mode: members by DNS name survive a re-creation of every p
     start_replicas(p, {&a, &b}, true);
 
     Instance ctl("kd-ctl");
-    std::string crt = ctl.root + "/kube.crt", key = ctl.root + "/kube.key";
-    std::string token_file = ctl.root + "/kube-token";
-    REQUIRE(
-        sh(manager_binary() + " helper make-cert " + crt + " " + key + " kube-api", true).code ==
-        0);
-    REQUIRE(sh("printf kube-token-456 > " + token_file, true).code == 0);
-    FakeKube kube("pgtest", "app", "kd", "kube-token-456", crt, key, lab.host_address(),
+    KubeCredentials creds(ctl, "kube-token-456");
+    FakeKube kube("pgtest", "app", "kd", creds.token, creds.crt, creds.key, lab.host_address(),
                   "kube-api");
     for (int i = 0; i < 3; ++i) kube.add_pod("kd-" + std::to_string(i), ips[i]);
     ctl.netns = lab.ns(3);
     ctl.address = lab.address(3);
-    ctl.token_file = p.token_file;
-    ctl.command_override = {"controller",
-                            "--api-token-file",
-                            ctl.token_file,
-                            "--listen",
-                            ctl.address + ":" + std::to_string(ctl.http_port),
-                            "--kubernetes",
-                            "--selector",
-                            "app=kd",
-                            "--namespace",
-                            "pgtest",
-                            "--member-port",
-                            "8000",
-                            "--member-domain",
-                            "kd-headless",
-                            "--kube-api-url",
-                            kube.url(),
-                            "--kube-token-file",
-                            token_file,
-                            "--kube-ca-file",
-                            crt};
+    make_kube_controller(ctl, p, kube, creds, "kd",
+                         {"--member-port", "8000", "--member-domain", "kd-headless"});
     ctl.start();
     INFO(ctl.log());
     auto labeled = [&] {
