@@ -97,8 +97,12 @@ Status write_managed_files(const Config& cfg, const Prepared& p) {
     return write_pg_files(cfg, p.tls, p.superuser_enabled, standby);
 }
 
+namespace {
+std::string stash_path(const Config& cfg) { return cfg.pgdata + ".instance-manager-stash"; }
+}  // namespace
+
 Result<std::string> stash_state_dir(const Config& cfg) {
-    std::string stash = cfg.pgdata + ".instance-manager-stash";
+    std::string stash = stash_path(cfg);
     std::error_code ec;
     std::filesystem::remove_all(stash, ec);
     std::filesystem::copy(cfg.state_dir(), stash, std::filesystem::copy_options::recursive, ec);
@@ -161,6 +165,13 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
             backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
         }
         out.cloned = true;
+        // A re-clone (--on-rewind-failure reclone) that a kill interrupted
+        // left this instance's own state (term, passwords) beside the data
+        // directory: it is this instance's again.
+        if (fs::is_dir(stash_path(cfg))) {
+            if (auto st = restore_state_dir(cfg, stash_path(cfg)); !st) co_return st.error();
+            log::info("bootstrap", "restored the state an interrupted re-clone had set aside");
+        }
     } else if (*kind == DataDirKind::empty) {
         if (auto st = co_await run_initdb(reaper, cfg); !st) co_return st.error();
         out.initialized = true;

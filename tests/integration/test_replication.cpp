@@ -252,7 +252,10 @@ TEST_CASE("an interrupted clone is cleared and cloned again; without the marker 
     replica.replica_of(primary);
     REQUIRE(sh("mkdir -p " + replica.pgdata + "/global && echo 15 > " + replica.pgdata +
                    "/PG_VERSION && echo partial > " + replica.pgdata + "/global/pg_control" +
-                   " && echo ic-replica > " + replica.pgdata + ".clone-in-progress",
+                   " && echo ic-replica > " + replica.pgdata + ".clone-in-progress" +
+                   // an interrupted re-clone also left the instance's own state aside
+                   " && mkdir -p " + replica.pgdata + ".instance-manager-stash && echo " +
+                   "'{\"term\": 7}' > " + replica.pgdata + ".instance-manager-stash/state.json",
                true)
                 .code == 0);
     replica.start();
@@ -260,7 +263,11 @@ TEST_CASE("an interrupted clone is cleared and cloned again; without the marker 
     CHECK(replica.status()["role"] == "replica");
     CHECK(replica.log().find("an interrupted clone") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(replica.pgdata + ".clone-in-progress"));
-    CHECK(replica.wait_until([&] { return replica.psql("SELECT v FROM t").out == "5\n"; }, 20s));
+    CHECK_FALSE(std::filesystem::exists(replica.pgdata + ".instance-manager-stash"));
+    CHECK(replica.status()["term"] == 7);
+    // (The set-aside state here holds a term only, no passwords: ask over the local socket.)
+    CHECK(replica.wait_until(
+        [&] { return replica.psql_local("SELECT v FROM t", "app").out == "5\n"; }, 20s));
 
     // The same leftovers without the marker are not ours: refused, untouched.
     Instance stranger("ic-stranger");
