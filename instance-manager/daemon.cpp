@@ -113,6 +113,14 @@ awaitable<void> Daemon::finish_shutdown() {
         if (exit_code_ == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) exit_code_ = 1;
     }
     (void)state_.role.transition(Role::stopped, "shutdown complete");
+    // An answer in flight (a fence taken during the shutdown) reaches its caller.
+    asio::steady_timer t(io_);
+    for (int i = 0; i < 100 && command_running_; ++i) {
+        t.expires_after(std::chrono::milliseconds(20));
+        co_await t.async_wait(asio::redirect_error(use_awaitable, ignored_ec_));
+    }
+    t.expires_after(std::chrono::milliseconds(50));
+    co_await t.async_wait(asio::redirect_error(use_awaitable, ignored_ec_));
     http_.stop();
     io_.stop();
 }

@@ -35,7 +35,10 @@ Status Daemon::save_persistent() {
 }
 
 awaitable<CommandResult_> Daemon::run(const std::string& command, const nlohmann::json& body) {
-    if (shutting_down_) co_return conflict("the manager is shutting down");
+    // A fence is taken while the manager stops (a deleted pod): it turns a
+    // smart shutdown that idle sessions would hold up into a fast one, so a
+    // failover need not wait for the old primary's smart shutdown timeout.
+    if (shutting_down_ && command != "fence") co_return conflict("the manager is shutting down");
     if (!prepared_ || !store_) co_return conflict("the instance is still bootstrapping");
     if (command_running_) co_return conflict("busy: another command is running");
     ScopedFlag running{command_running_};

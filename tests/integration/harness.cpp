@@ -133,7 +133,7 @@ std::vector<std::string> Instance::command_line() const {
                                     "--fast-shutdown-timeout",
                                     "10s",
                                     "--smart-shutdown-timeout",
-                                    "3s"};
+                                    smart_shutdown};
     if (with_token) {
         cmd.push_back("--api-token-file");
         cmd.push_back(token_file);

@@ -48,7 +48,8 @@ class Instance {
     int http_port;
     std::vector<std::string> extra_args;
     bool with_token = true;
-    bool api_tls = false;  // speak https to the manager's API
+    std::string smart_shutdown = "3s";  // --smart-shutdown-timeout
+    bool api_tls = false;               // speak https to the manager's API
     // When set, the manager binary runs with these arguments instead of
     // `run ...` (a controller, for instance); get/post still use http_port.
     std::vector<std::string> command_override;

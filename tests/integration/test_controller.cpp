@@ -89,3 +89,55 @@ TEST_CASE("controller: adopt, switchover, failover, rejoin", "[controller]") {
         30s));
     CHECK(a.get("/primary")->status == 503);
 }
+
+TEST_CASE("a primary stopping with a session open is fenced fast, and comes back as a replica",
+          "[controller]") {
+    // A deleted primary pod: SIGTERM, and an open session would hold a smart
+    // shutdown for its whole timeout (here a minute).
+    Instance p("st-one");
+    p.smart_shutdown = "60s";
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.psql("CREATE TABLE t (v int); INSERT INTO t VALUES (1)").code == 0);
+    Instance a("st-two"), b("st-three");
+    start_replicas(p, {&a, &b});
+    Instance ctl("st-ctl");
+    make_controller(ctl, {&p, &a, &b});
+    ctl.start();
+    REQUIRE(ctl.wait_until([&] { return converged(ctl, "st-one"); }, 30s));
+    REQUIRE(p.psql("INSERT INTO t VALUES (2)").code == 0);
+    std::string conn =
+        "host=" + p.root + " port=" + std::to_string(p.pg_port) + " user=postgres dbname=postgres";
+    sh("psql -X '" + conn + "' -c 'SELECT pg_sleep(300)' >/dev/null 2>&1 &", true);
+    REQUIRE(p.wait_until(
+        [&] {
+            return p.psql_local(
+                        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                        "'SELECT pg_sleep(300)%'")
+                       .out == "1\n";
+        },
+        10s));
+
+    p.signal(SIGTERM);
+    // Not a minute: the controller's fence turns the smart shutdown fast.
+    std::string next;
+    REQUIRE(ctl.wait_until(
+        [&] {
+            auto c = cluster_of(ctl);
+            if (!c["primary"].is_string() || c["primary"] == "st-one") return false;
+            next = c["primary"];
+            return true;
+        },
+        30s));
+    auto code = p.wait_exit(30s);
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+    CHECK(p.log().find("fast shutdown") != std::string::npos);
+    Instance& np = next == "st-two" ? a : b;
+    CHECK(np.psql("SELECT count(*) FROM t").out == "2\n");
+
+    // The pod comes back on its volume: fenced, then demoted to a replica.
+    p.start();
+    REQUIRE(ctl.wait_until([&] { return converged(ctl, next); }, 60s));
+    CHECK(p.status()["role"] == "replica");
+}
