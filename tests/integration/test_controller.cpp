@@ -119,6 +119,7 @@ TEST_CASE("a primary stopping with a session open is fenced fast, and comes back
         10s));
 
     p.signal(SIGTERM);
+    auto stopped = std::chrono::steady_clock::now();
     // Not a minute: the controller's fence turns the smart shutdown fast.
     std::string next;
     REQUIRE(ctl.wait_until(
@@ -129,6 +130,12 @@ TEST_CASE("a primary stopping with a session open is fenced fast, and comes back
             return true;
         },
         30s));
+    WARN("primary stopped with a session open: new primary "
+         << next << " after "
+         << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  stopped)
+                .count()
+         << " ms");
     auto code = p.wait_exit(30s);
     REQUIRE(code.has_value());
     CHECK(*code == 0);
