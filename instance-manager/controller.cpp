@@ -504,7 +504,11 @@ awaitable<void> Controller::pod_watch_loop() {
                     pods_[pod.name] = pod;
                 pods_changed();
             };
+            auto began = Clock::now();
             auto st = co_await kube_->watch_pods(version, on_event);
+            // A watch the server (or a proxy) ends at once is not asked again at once.
+            if (st && Clock::now() - began < std::chrono::seconds(1))
+                co_await pause(std::chrono::seconds(1));
             if (!st && st.error().code == 410) {
                 log::info("controller", "the watch is too old: listing the pods again");
                 break;
