@@ -98,7 +98,9 @@ Status write_managed_files(const Config& cfg, const Prepared& p) {
 }
 
 namespace {
-std::string stash_path(const Config& cfg) { return cfg.pgdata + ".instance-manager-stash"; }
+std::string stash_path(const Config& cfg) {
+    return beside_data_dir(cfg.pgdata, ".instance-manager-stash");
+}
 }  // namespace
 
 Result<std::string> stash_state_dir(const Config& cfg) {
@@ -155,9 +157,8 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
             auto st =
                 co_await clone_replica(cfg, reaper, cfg.primary_conninfo, *password, on_progress);
             if (st) break;
-            auto now = inspect_data_dir(cfg.pgdata);
-            if (st.error().code != kPrimaryUnreachable || !now || *now != DataDirKind::empty)
-                co_return st.error();
+            // Unreachable is found before anything is written: still empty.
+            if (st.error().code != kPrimaryUnreachable) co_return st.error();
             log::warn("bootstrap", "the primary does not answer yet; trying again",
                       {{"error", st.error().message}, {"retry_in_ms", backoff.count()}});
             asio::steady_timer timer(co_await asio::this_coro::executor, backoff);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "data_dir.hpp"
 #include "event.hpp"
 #include "fd.hpp"
 #include "fs_util.hpp"
@@ -96,9 +97,7 @@ awaitable<Status> run_basebackup(Reaper& reaper, const Config& cfg,
 }
 
 std::string clone_marker_path(const std::string& pgdata) {
-    std::string dir = pgdata;
-    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-    return dir + ".clone-in-progress";
+    return beside_data_dir(pgdata, ".clone-in-progress");
 }
 
 Status clear_interrupted_clone(const Config& cfg) {

@@ -92,8 +92,9 @@ int Controller::run() {
 
 void Controller::decide_now_and_then(const std::string& action, const std::string& member,
                                      const std::string& reason) {
-    // Said once every 5 s: a condition that holds for a while is not news every round.
-    std::string key = "/" + action + "/" + member + "/" + reason;
+    // Said once every 5 s: a condition that holds for a while is not news
+    // every round (keyed without the reason, whose details vary).
+    std::string key = "/" + action + "/" + member;
     if (auto it = cooldown_.find(key); it != cooldown_.end() && Clock::now() < it->second) return;
     decide(action, member, reason);
     cooldown_[key] = Clock::now() + std::chrono::seconds(5);
@@ -104,11 +105,11 @@ std::optional<std::pair<std::string, std::string>> Controller::failover_holdoff(
     // members before it serves) is worth waiting for, a while: promoting
     // another instead would rewind it, and with asynchronous replication
     // lose what only it has.
-    bool patient = primary_lost_since_ &&
-                   Clock::now() - *primary_lost_since_ < cfg_.failover_delay + kFirstFailoverWait;
-    for (const auto& m : views_)
-        if (patient && m.reachable && !m.standby && m.role == "starting")
-            return std::make_pair(m.name, std::string("a primary on its way up: waiting for it"));
+    if (primary_lost_since_ &&
+        Clock::now() - *primary_lost_since_ < cfg_.failover_delay + kFirstFailoverWait)
+        for (const auto& m : views_)
+            if (m.reachable && !m.standby && m.role == "starting")
+                return std::make_pair(m.name, std::string("a primary on its way up: waiting"));
     // A controller that has not seen a primary yet (it just started, or the
     // whole cluster did) does not know who was primary: it waits for every
     // member, up to kFirstFailoverWait, before its first failover.
@@ -568,7 +569,8 @@ awaitable<bool> Controller::set_role_label(const LabelChange& change) {
                       {{"pod", change.pod}, {"error", r.error().message}});
             co_return false;
         }
-        // The pod changed since we read it: read it again, then decide again.
+        // The pod changed since we read it: read it again and patch with its
+        // new resourceVersion, unless it carries the wanted label by now.
         auto fresh = co_await kube_->get_pod(change.pod);
         if (!fresh) co_return false;
         if (auto now = pods_.find(change.pod); now != pods_.end()) now->second = *fresh;

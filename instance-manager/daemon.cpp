@@ -114,14 +114,7 @@ awaitable<void> Daemon::finish_shutdown() {
     }
     (void)state_.role.transition(Role::stopped, "shutdown complete");
     // An answer in flight (a fence taken during the shutdown) reaches its caller.
-    asio::steady_timer t(io_);
-    for (int i = 0; i < 100 && command_running_; ++i) {
-        t.expires_after(std::chrono::milliseconds(20));
-        co_await t.async_wait(asio::redirect_error(use_awaitable, ignored_ec_));
-    }
-    t.expires_after(std::chrono::milliseconds(50));
-    co_await t.async_wait(asio::redirect_error(use_awaitable, ignored_ec_));
-    http_.stop();
+    co_await http_.drain(std::chrono::seconds(2));
     io_.stop();
 }
 

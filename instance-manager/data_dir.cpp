@@ -49,6 +49,12 @@ Result<DataDirKind> inspect_data_dir(const std::string& pgdata) {
     return DataDirKind::foreign;
 }
 
+std::string beside_data_dir(const std::string& pgdata, const std::string& suffix) {
+    std::string dir = pgdata;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    return dir + suffix;
+}
+
 Result<int> cluster_major_version(const std::string& pgdata) {
     auto text = fs::read_file(fs::join(pgdata, "PG_VERSION"), 64);
     if (!text) return text.error();

@@ -15,6 +15,10 @@ enum class DataDirKind { empty, cluster, foreign };
 // not empty is foreign and must be left alone.
 Result<DataDirKind> inspect_data_dir(const std::string& pgdata);
 
+// PGDATA + suffix, beside the data directory: for what may not be inside it
+// (pg_basebackup wants it empty; a re-clone clears it).
+std::string beside_data_dir(const std::string& pgdata, const std::string& suffix);
+
 // The major version in PG_VERSION ("15").
 Result<int> cluster_major_version(const std::string& pgdata);
 

@@ -61,6 +61,13 @@ void HttpServer::stop() {
     acceptor_.close(ec);
 }
 
+awaitable<void> HttpServer::drain(std::chrono::milliseconds timeout) {
+    stop();
+    if (answering_ == 0) co_return;
+    drained_ = std::make_unique<Event>(ex_);
+    co_await drained_->wait(timeout);
+}
+
 awaitable<void> HttpServer::accept_loop() {
     while (acceptor_.is_open()) {
         boost::system::error_code ec;
@@ -160,6 +167,14 @@ awaitable<void> HttpServer::serve(Stream& stream, PeerInfo peer) {
             break;
         }
         HttpRequest req = parser.release();
+        // Counted until its answer is written (or the session fails): drain() waits.
+        struct Answering {
+            HttpServer& server;
+            explicit Answering(HttpServer& s) : server(s) { ++server.answering_; }
+            ~Answering() {
+                if (--server.answering_ == 0 && server.drained_) server.drained_->set();
+            }
+        } answering{*this};
         bool head = req.method() == http::verb::head;
         bool keep_alive = req.keep_alive();
         HttpResponse res = co_await handler_(std::move(req), peer);

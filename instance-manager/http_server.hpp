@@ -11,6 +11,7 @@
 
 #include "api.hpp"
 #include "asio.hpp"
+#include "event.hpp"
 #include "result.hpp"
 
 namespace im {
@@ -40,6 +41,10 @@ class HttpServer {
     Status listen(const std::string& host, int port);
     unsigned short port() const { return port_; }
     void stop();
+    // Stops accepting and waits (at most `timeout`) until every request
+    // already being handled has had its answer written: a command that a
+    // shutdown let finish (a fence) reaches its caller.
+    awaitable<void> drain(std::chrono::milliseconds timeout);
     size_t open_connections() const { return *open_; }
 
   private:
@@ -55,6 +60,8 @@ class HttpServer {
     asio::ip::tcp::acceptor acceptor_;
     unsigned short port_ = 0;
     std::shared_ptr<size_t> open_ = std::make_shared<size_t>(0);
+    size_t answering_ = 0;            // requests read whose answer is not written yet
+    std::unique_ptr<Event> drained_;  // set by the last of them once drain() waits
 };
 
 }  // namespace im

@@ -12,6 +12,7 @@ constexpr auto kCallTimeout = std::chrono::seconds(5);
 // (no event, no bookmark) means a dead connection.
 constexpr int kWatchSeconds = 240;
 constexpr auto kWatchIdle = std::chrono::seconds(kWatchSeconds + 60);
+constexpr size_t kMaxEventBytes = 4 << 20;  // one pod as a JSON line is far smaller
 
 std::string str(const nlohmann::json& j, const char* key) {
     auto it = j.find(key);
@@ -86,6 +87,14 @@ probes::Url KubeApi::url(const std::string& path_and_query) const {
     return u;
 }
 
+std::string KubeApi::pods_path(const std::string& name) const {
+    return "/api/v1/namespaces/" + settings_.ns + "/pods" + (name.empty() ? "" : "/" + name);
+}
+
+std::string KubeApi::selector_query() const {
+    return "labelSelector=" + percent_encode(settings_.selector);
+}
+
 Result<std::string> KubeApi::token() const { return fs::read_secret(settings_.token_file); }
 
 awaitable<Result<nlohmann::json>> KubeApi::call(const std::string& method, const std::string& path,
@@ -102,10 +111,7 @@ awaitable<Result<nlohmann::json>> KubeApi::call(const std::string& method, const
 }
 
 awaitable<Result<KubeApi::PodList>> KubeApi::list_pods() {
-    auto j = co_await call("GET",
-                           "/api/v1/namespaces/" + settings_.ns +
-                               "/pods?labelSelector=" + percent_encode(settings_.selector),
-                           "", "");
+    auto j = co_await call("GET", pods_path("") + "?" + selector_query(), "", "");
     if (!j) co_return j.error();
     PodList out;
     out.resource_version = str(j->value("metadata", nlohmann::json::object()), "resourceVersion");
@@ -115,14 +121,14 @@ awaitable<Result<KubeApi::PodList>> KubeApi::list_pods() {
 }
 
 awaitable<Result<Pod>> KubeApi::get_pod(const std::string& name) {
-    auto j = co_await call("GET", "/api/v1/namespaces/" + settings_.ns + "/pods/" + name, "", "");
+    auto j = co_await call("GET", pods_path(name), "", "");
     if (!j) co_return j.error();
     co_return pod_from_json(*j);
 }
 
 awaitable<Result<Pod>> KubeApi::patch_role(const Pod& pod, const std::optional<std::string>& role) {
-    auto j = co_await call("PATCH", "/api/v1/namespaces/" + settings_.ns + "/pods/" + pod.name,
-                           role_label_patch(pod, role).dump(), "application/merge-patch+json");
+    auto j = co_await call("PATCH", pods_path(pod.name), role_label_patch(pod, role).dump(),
+                           "application/merge-patch+json");
     if (!j) co_return j.error();
     co_return pod_from_json(*j);
 }
@@ -133,14 +139,17 @@ awaitable<Status> KubeApi::watch_pods(
     auto bearer = token();
     if (!bearer) co_return bearer.error();
     std::string path =
-        "/api/v1/namespaces/" + settings_.ns +
-        "/pods?labelSelector=" + percent_encode(settings_.selector) +
+        pods_path("") + "?" + selector_query() +
         "&watch=true&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(kWatchSeconds) +
         "&resourceVersion=" + percent_encode(resource_version);
     std::string pending;  // an event split across reads
     std::optional<Error> failure;
     auto on_data = [&](std::string_view data) {
         pending.append(data);
+        if (pending.size() > kMaxEventBytes) {
+            failure = make_error("Kubernetes API: a watch event over 4 MiB");
+            return false;
+        }
         for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
             std::string line = pending.substr(0, nl);
             pending.erase(0, nl + 1);

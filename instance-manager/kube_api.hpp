@@ -66,6 +66,8 @@ class KubeApi {
     KubeApi(KubeSettings settings, probes::Url base, std::shared_ptr<asio::ssl::context> tls)
         : settings_(std::move(settings)), base_(std::move(base)), tls_(std::move(tls)) {}
     probes::Url url(const std::string& path_and_query) const;
+    std::string pods_path(const std::string& name) const;  // the collection when name is ""
+    std::string selector_query() const;
     Result<std::string> token() const;
     awaitable<Result<nlohmann::json>> call(const std::string& method, const std::string& path,
                                            std::string body, const std::string& content_type);

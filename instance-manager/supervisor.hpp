@@ -31,6 +31,8 @@ class Supervisor {
 
     // Stops postgres and waits until it is gone, escalating after the
     // configured timeouts. A planned stop is not a crash and is not restarted.
+    // A second stop while one runs (a fence during a smart shutdown) sends its
+    // own, harsher signal at once; both return when postgres is gone.
     awaitable<int> stop(StopMode first = StopMode::smart);
     // Asks a running stop to move on to the next, harsher mode now.
     void escalate();

@@ -10,10 +10,6 @@ packages=(
   postgresql postgresql-client util-linux procps iproute2 curl
 )
 packages+=("$@")
-# Node.js and npm for the manifest check (tests/deploy). Some Node.js builds
-# bring their own npm and conflict with Debian's npm package.
-command -v node >/dev/null || packages+=(nodejs)
-command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

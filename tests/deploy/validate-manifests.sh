@@ -9,6 +9,10 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 work=${1:?usage: validate-manifests.sh WORK_DIR}
+# Node.js and npm from Debian when missing (some Node.js builds bring their
+# own npm, which Debian's npm package would conflict with).
+command -v node >/dev/null || "$src/scripts/install-deps.sh" nodejs
+command -v npm >/dev/null || "$src/scripts/install-deps.sh" npm
 check="$work/manifest-check"
 mkdir -p "$check"
 cp "$src/tests/deploy/package.json" "$src/tests/deploy/package-lock.json" "$src/tests/deploy/validate.mjs" "$check/"
