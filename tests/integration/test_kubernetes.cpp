@@ -278,6 +278,11 @@ TEST_CASE("Kubernetes mode: members by DNS name survive a re-creation of every p
         pods[i]->address = ips[i];
     }
     write_hosts();
+    // The controller is re-created with the rest (kubectl delete -k takes it
+    // too): a new controller, which has not seen a primary yet.
+    ctl.signal(SIGTERM);
+    REQUIRE(ctl.wait_exit(30s).has_value());
+    ctl.start();
     // The old primary first: alone, it waits for a majority of its peers
     // (found by name) before it serves; the controller has lost it for
     // longer than the failover delay when the replicas come.
