@@ -228,7 +228,7 @@ bool Instance::wait_ready(std::chrono::milliseconds timeout) {
             return r.ok() && r->status == 200;
         },
         timeout);
-    if (!ok) UNSCOPED_INFO("manager log:\n" << log());
+    if (!ok) UNSCOPED_INFO("manager log:\n" << log_tail());
     return ok;
 }
 
@@ -289,7 +289,11 @@ std::string Instance::log() const {
     std::ifstream in(root + "/manager.log");
     std::stringstream ss;
     ss << in.rdbuf();
-    std::string all = ss.str();
+    return ss.str();
+}
+
+std::string Instance::log_tail() const {
+    std::string all = log();
     return all.size() > 6000 ? all.substr(all.size() - 6000) : all;
 }
 

@@ -84,7 +84,10 @@ class Instance {
     // psql over the local socket as the superuser (peer authentication).
     Shell psql_local(const std::string& sql, const std::string& db = "postgres");
     std::string app_password() const;
+    // The whole log, to search: a busy instance can write a lot after the
+    // line a test looks for.
     std::string log() const;
+    std::string log_tail() const;  // its last lines, to print when a test fails
     std::string control_state();  // pg_controldata's "Database cluster state"
 
     // Makes this (not yet started) instance a replica cloned from `primary`:

@@ -100,7 +100,7 @@ TEST_CASE("controller: Kubernetes mode keeps the pods' role labels true", "[kube
     kube.add_pod("other-0", "127.0.0.14", "other");  // another app's pod: never a member
     make_kube_controller(ctl, p, kube, creds, "kt", {"--member-port", std::to_string(api_port)});
     ctl.start();
-    INFO(ctl.log());
+    INFO(ctl.log_tail());
     REQUIRE(ctl.wait_until(
         [&] { return kube.role_of("kt-0") == "primary" && kube.role_of("kt-1") == "replica"; },
         30s));
@@ -250,7 +250,7 @@ TEST_CASE("Kubernetes mode: members by DNS name survive a re-creation of every p
     make_kube_controller(ctl, p, kube, creds, "kd",
                          {"--member-port", "8000", "--member-domain", "kd-headless"});
     ctl.start();
-    INFO(ctl.log());
+    INFO(ctl.log_tail());
     auto labeled = [&] {
         return kube.role_of("kd-0") == "primary" && kube.role_of("kd-1") == "replica" &&
                kube.role_of("kd-2") == "replica";
