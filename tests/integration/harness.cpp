@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,8 +14,10 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "asio.hpp"
+#include "fd.hpp"
 
 namespace harness {
 
@@ -26,9 +29,36 @@ std::string run_user() {
 }
 
 int free_port() {
-    im::asio::io_context io;
-    im::asio::ip::tcp::acceptor a(io, {im::asio::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
+    // CTest runs several test programs at once. A port the kernel hands out
+    // and we close again can be handed to another program before our
+    // instance binds it (a postgres listening on '*' then loses 127.0.0.1 to
+    // another test's HTTP server). So ports come from below the kernel's
+    // ephemeral range, each claimed by a lock file held until this program
+    // ends: the kernel releases the lock even when the program crashes. The
+    // empty files stay: removing one races with a program claiming it.
+    constexpr int first = 20000, last = 32000;
+    static int next = first + static_cast<int>(::getpid() % (last - first));
+    static std::vector<im::UniqueFd> held;
+    std::filesystem::create_directories("/tmp/im-test-ports");
+    ::chmod("/tmp/im-test-ports", 01777);
+    for (int tries = 0; tries < last - first; ++tries) {
+        int port = next;
+        next = next + 1 >= last ? first : next + 1;
+        std::string lock = "/tmp/im-test-ports/" + std::to_string(port);
+        im::UniqueFd fd(::open(lock.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0666));
+        if (!fd || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;
+        // Claimed among the tests; also free of anything else on the machine?
+        boost::system::error_code ec;
+        im::asio::io_context io;
+        im::asio::ip::tcp::acceptor a(io);
+        a.open(im::asio::ip::tcp::v4(), ec);
+        if (!ec) a.bind({im::asio::ip::address_v4::any(), static_cast<unsigned short>(port)}, ec);
+        if (ec) continue;
+        held.push_back(std::move(fd));
+        return port;
+    }
+    FAIL("no free port left for a test instance");
+    return -1;
 }
 
 namespace {
