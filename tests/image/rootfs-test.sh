@@ -14,8 +14,22 @@ if [[ ${IM_SKIP_IMAGE_TEST:-0} == 1 ]]; then echo "skipped: IM_SKIP_IMAGE_TEST=1
 if [[ $(id -u) -ne 0 ]]; then echo "skipped: needs root (debootstrap, chroot, namespaces)"; exit 0; fi
 bin_dir=$(cd "$1" && pwd)
 mirror=${IM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-http_port=$(( 20000 + RANDOM % 10000 ))
-pg_port=$(( http_port + 1 ))
+# Ports as the integration tests claim theirs (tests/integration/harness.cpp,
+# free_port): below the kernel's ephemeral range, each held by a lock file
+# while this script runs, so tests CTest runs beside it never take them.
+claim_port() {
+  mkdir -p /tmp/im-test-ports && chmod 1777 /tmp/im-test-ports
+  local p fd
+  for _ in $(seq 1 200); do
+    p=$(( 20000 + RANDOM % 12000 ))
+    exec {fd}<>"/tmp/im-test-ports/$p"
+    if flock -n "$fd" && [[ -z $(ss -Hltn "sport = :$p") ]]; then claimed=$p; return 0; fi
+    exec {fd}<&-
+  done
+  echo "no free port"; exit 1
+}
+claim_port; http_port=$claimed
+claim_port; pg_port=$claimed
 
 root=$(mktemp -d /tmp/im-rootfs-XXXXXX)
 chmod 755 "$root"   # it becomes /: everyone must be able to enter it
