@@ -8,6 +8,7 @@
 #include "probe_logic.hpp"
 #include "replication_config.hpp"
 #include "secrets.hpp"
+#include "url_query.hpp"
 
 namespace im {
 
@@ -96,23 +97,6 @@ Result<nlohmann::json> parse_command_body(const std::string& body, const Command
         if (f.required && !j.contains(name))
             return make_error("field '" + name + "' is required", 400);
     return j;
-}
-
-std::optional<std::string> query_param(const std::string& target, const std::string& key) {
-    auto q = target.find('?');
-    if (q == std::string::npos) return std::nullopt;
-    std::string rest = target.substr(q + 1);
-    size_t pos = 0;
-    while (pos <= rest.size()) {
-        size_t amp = rest.find('&', pos);
-        std::string pair =
-            rest.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
-        auto eq = pair.find('=');
-        if (pair.substr(0, eq) == key) return eq == std::string::npos ? "" : pair.substr(eq + 1);
-        if (amp == std::string::npos) break;
-        pos = amp + 1;
-    }
-    return std::nullopt;
 }
 
 namespace {

@@ -76,9 +76,6 @@ using CommandSpec = std::map<std::string, FieldSpec>;
 // message names the offending part.
 Result<nlohmann::json> parse_command_body(const std::string& body, const CommandSpec& spec);
 
-// The value of one query parameter ("lag" in "/readyz?lag=16MB").
-std::optional<std::string> query_param(const std::string& target, const std::string& key);
-
 class Api {
   public:
     Api(const Config& cfg, InstanceState& state, Metrics& metrics, ApiActions& actions,

@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "fs_util.hpp"
+#include "url_query.hpp"
 
 namespace im {
 
@@ -54,21 +55,6 @@ std::string member_url(const Pod& pod, const KubeSettings& settings) {
                        : pod.ip.find(':') != std::string::npos ? "[" + pod.ip + "]"
                                                                : pod.ip;
     return settings.member_scheme + "://" + host + ":" + std::to_string(settings.member_port);
-}
-
-std::string percent_encode(const std::string& text) {
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : text) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
 }
 
 Result<std::unique_ptr<KubeApi>> KubeApi::make(const KubeSettings& settings) {

@@ -38,9 +38,6 @@ nlohmann::json role_label_patch(const Pod& pod, const std::optional<std::string>
 // (not scheduled or not started: unreachable either way).
 std::string member_url(const Pod& pod, const KubeSettings& settings);
 
-// "app=demo,tier in (a,b)" -> "app%3Ddemo%2Ctier%20in%20%28a%2Cb%29"
-std::string percent_encode(const std::string& text);
-
 class KubeApi {
   public:
     static Result<std::unique_ptr<KubeApi>> make(const KubeSettings& settings);

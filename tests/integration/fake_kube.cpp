@@ -9,6 +9,8 @@
 #include <chrono>
 #include <map>
 
+#include "url_query.hpp"
+
 namespace harness {
 
 namespace asio = boost::asio;
@@ -23,39 +25,6 @@ struct FakeKube::Impl {
 };
 
 namespace {
-
-std::string decode(const std::string& s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size()) {
-            out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-            i += 2;
-        } else {
-            out += s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    return out;
-}
-
-std::map<std::string, std::string> query_of(const std::string& target) {
-    std::map<std::string, std::string> q;
-    auto mark = target.find('?');
-    if (mark == std::string::npos) return q;
-    std::string rest = target.substr(mark + 1);
-    size_t pos = 0;
-    while (pos <= rest.size()) {
-        auto amp = rest.find('&', pos);
-        std::string item =
-            rest.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
-        auto eq = item.find('=');
-        if (!item.empty())
-            q[decode(item.substr(0, eq))] =
-                eq == std::string::npos ? "" : decode(item.substr(eq + 1));
-        if (amp == std::string::npos) break;
-        pos = amp + 1;
-    }
-    return q;
-}
 
 nlohmann::json status_object(unsigned code, const std::string& reason, const std::string& message) {
     return {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", nlohmann::json::object()},
@@ -212,7 +181,7 @@ void FakeKube::handle_connection(int fd) {
         if (ec) return;
         std::string target(req.target());
         std::string path = target.substr(0, target.find('?'));
-        auto query = query_of(target);
+        auto query = [&](const char* key) { return im::query_param(target, key); };
         Call call{std::string(req.method_string()), target, 0, nullptr};
         auto reply = [&](unsigned status, const nlohmann::json& body) {
             call.status = status;
@@ -243,11 +212,11 @@ void FakeKube::handle_connection(int fd) {
         }
 
         if (collection && req.method() == http::verb::get) {
-            if (query["labelSelector"] != key_ + "=" + value_) {
+            if (query("labelSelector") != key_ + "=" + value_) {
                 refuse(400, "BadRequest", "labelSelector is not " + key_ + "=" + value_);
                 continue;
             }
-            if (query["watch"] != "true" && query["watch"] != "1") {
+            if (query("watch") != "true" && query("watch") != "1") {
                 nlohmann::json list = {{"kind", "PodList"}, {"apiVersion", "v1"}};
                 {
                     std::lock_guard lock(mu_);
@@ -260,12 +229,12 @@ void FakeKube::handle_connection(int fd) {
                 continue;
             }
             // A watch: a chunked stream of JSON lines from the version asked.
-            if (!query.count("resourceVersion")) {
+            if (!query("resourceVersion")) {
                 refuse(400, "BadRequest", "a watch without resourceVersion");
                 continue;
             }
-            uint64_t from =
-                std::stoull(query["resourceVersion"].empty() ? "0" : query["resourceVersion"]);
+            std::string version = *query("resourceVersion");
+            uint64_t from = std::stoull(version.empty() ? "0" : version);
             call.status = 200;
             record(call);
             http::response<http::empty_body> res{http::status::ok, 11};
@@ -295,8 +264,7 @@ void FakeKube::handle_connection(int fd) {
                 uint64_t sent = from;
                 auto deadline =
                     std::chrono::steady_clock::now() +
-                    std::chrono::seconds(
-                        std::stoi(query.count("timeoutSeconds") ? query["timeoutSeconds"] : "300"));
+                    std::chrono::seconds(std::stoi(query("timeoutSeconds").value_or("300")));
                 while (!stop_ && std::chrono::steady_clock::now() < deadline) {
                     std::vector<nlohmann::json> out;
                     {

@@ -66,10 +66,8 @@ TEST_CASE("controller: adopt, switchover, failover, rejoin", "[controller]") {
     std::string next;
     REQUIRE(ctl.wait_until(
         [&] {
-            auto c = cluster_of(ctl);
-            if (!c["primary"].is_string() || c["primary"] == "c-two") return false;
-            next = c["primary"];
-            return true;
+            next = primary_of(ctl);
+            return !next.empty() && next != "c-two";
         },
         30s));
     Instance& np = next == "c-one" ? p : b;
@@ -124,10 +122,8 @@ TEST_CASE("a primary stopping with a session open is fenced fast, and comes back
     std::string next;
     REQUIRE(ctl.wait_until(
         [&] {
-            auto c = cluster_of(ctl);
-            if (!c["primary"].is_string() || c["primary"] == "st-one") return false;
-            next = c["primary"];
-            return true;
+            next = primary_of(ctl);
+            return !next.empty() && next != "st-one";
         },
         30s));
     WARN("primary stopped with a session open: new primary "

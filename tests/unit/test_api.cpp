@@ -2,6 +2,7 @@
 
 #include "api.hpp"
 #include "event.hpp"
+#include "url_query.hpp"
 
 using namespace im;
 
@@ -242,4 +243,16 @@ TEST_CASE("role probes and lag limits", "[api]") {
     CHECK(f.call(http::verb::head, "/replica?lag=lots").result_int() == 400);
     CHECK(query_param("/readyz?a=1&lag=5", "lag") == std::optional<std::string>("5"));
     CHECK_FALSE(query_param("/readyz?lagx=5", "lag").has_value());
+}
+
+TEST_CASE("query strings: encoded, decoded, looked up") {
+    CHECK(percent_encode("app=demo,tier in (a,b)") == "app%3Ddemo%2Ctier%20in%20%28a%2Cb%29");
+    CHECK(percent_decode("app%3Ddemo%2Ctier+in") == "app=demo,tier in");
+    CHECK(percent_decode("100%") == "100%");  // a malformed escape stays
+    CHECK(percent_decode("%zz1") == "%zz1");
+    std::string target = "/pods?labelSelector=" + percent_encode("app=demo") + "&watch=1&x";
+    CHECK(query_param(target, "labelSelector") == std::optional<std::string>("app=demo"));
+    CHECK(query_param(target, "watch") == std::optional<std::string>("1"));
+    CHECK(query_param(target, "x") == std::optional<std::string>(""));
+    CHECK_FALSE(query_param("/pods", "watch").has_value());
 }

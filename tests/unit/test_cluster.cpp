@@ -172,7 +172,6 @@ TEST_CASE("Kubernetes API: pods, patches and selectors", "[cluster]") {
               R"({"metadata": {"labels": {"role": "primary"}, "resourceVersion": "812"}})"));
     CHECK(role_label_patch(pending, std::nullopt) ==
           nlohmann::json::parse(R"({"metadata": {"labels": {"role": null}}})"));
-    CHECK(percent_encode("app=demo,tier in (a,b)") == "app%3Ddemo%2Ctier%20in%20%28a%2Cb%29");
 
     KubeSettings k;
     k.member_port = 8000;
