@@ -1,7 +1,6 @@
 #include "bootstrap.hpp"
 
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <cerrno>
 #include <cstring>
@@ -44,8 +43,7 @@ awaitable<bool> upstream_answers(Reaper& reaper, const Config& cfg) {
                  "-d",
                  cfg.primary_conninfo + " dbname=postgres"};
     auto r = co_await run_command(reaper, opts, "bootstrap");
-    if (!r || !WIFEXITED(r->wait_status)) co_return false;
-    co_return WEXITSTATUS(r->wait_status) <= 1;
+    co_return r && exit_code_of(r->wait_status) <= 1;
 }
 
 awaitable<Status> run_initdb(Reaper& reaper, const Config& cfg) {

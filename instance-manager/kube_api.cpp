@@ -1,7 +1,5 @@
 #include "kube_api.hpp"
 
-#include <cctype>
-
 #include "fs_util.hpp"
 #include "url_query.hpp"
 
