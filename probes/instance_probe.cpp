@@ -5,14 +5,14 @@
 #include <nlohmann/json.hpp>
 
 #include "config.hpp"
-#include "http_get.hpp"
+#include "http_client.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{"instance-probe: exit 0 when the instance manager's probe answers 200"};
     std::string url = "http://127.0.0.1:8000", probe, timeout = "5s";
     app.add_option("--url", url, "the manager's HTTP API")->envname("IM_PROBE_URL");
     app.add_option("--timeout", timeout, "how long to wait, e.g. 5s or 500ms");
-    im::probes::TlsClientOptions tls;
+    im::http_client::TlsClientOptions tls;
     app.add_option("--ca-file", tls.ca_file, "https: verify the manager against this CA")
         ->envname("IM_PROBE_CA_FILE");
     app.add_flag("--insecure", tls.insecure,
@@ -32,13 +32,13 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "instance-probe: --timeout: expected a duration like 5s\n");
         return 2;
     }
-    auto base = im::probes::parse_url(url);
+    auto base = im::http_client::parse_url(url);
     if (!base) {
         std::fprintf(stderr, "instance-probe: %s\n", base.error().message.c_str());
         return 2;
     }
     base->path = "/" + probe;
-    auto reply = im::probes::http_request("GET", *base, "", "", deadline, tls);
+    auto reply = im::http_client::http_request("GET", *base, "", "", deadline, tls);
     if (!reply) {
         std::fprintf(stderr, "instance-probe: %s: %s\n", probe.c_str(),
                      reply.error().message.c_str());

@@ -262,9 +262,9 @@ bool Instance::wait_ready(std::chrono::milliseconds timeout) {
     return ok;
 }
 
-im::Result<im::probes::HttpReply> Instance::get(const std::string& path,
+im::Result<im::http_client::HttpReply> Instance::get(const std::string& path,
                                                 const std::string& method) {
-    return im::probes::http_request(method, {api_tls, address, std::to_string(http_port), path}, "",
+    return im::http_client::http_request(method, {api_tls, address, std::to_string(http_port), path}, "",
                                     "", 5s, tls_client);
 }
 
@@ -275,9 +275,9 @@ std::string Instance::token() const {
     return t;
 }
 
-im::Result<im::probes::HttpReply> Instance::post(const std::string& path, const std::string& body,
+im::Result<im::http_client::HttpReply> Instance::post(const std::string& path, const std::string& body,
                                                  std::optional<std::string> tok) {
-    return im::probes::http_request("POST", {api_tls, address, std::to_string(http_port), path},
+    return im::http_client::http_request("POST", {api_tls, address, std::to_string(http_port), path},
                                     body, tok ? *tok : token(), 60s, tls_client);
 }
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "http_get.hpp"
+#include "http_client.hpp"
 
 namespace harness {
 
@@ -53,7 +53,7 @@ class Instance {
     // When set, the manager binary runs with these arguments instead of
     // `run ...` (a controller, for instance); get/post still use http_port.
     std::vector<std::string> command_override;
-    im::probes::TlsClientOptions tls_client;
+    im::http_client::TlsClientOptions tls_client;
 
     // Starts the manager in the background; as_pid1 runs it as PID 1 of a new
     // PID namespace (root only).
@@ -70,9 +70,9 @@ class Instance {
     bool alive() const;
     pid_t manager_pid() const;  // the manager's PID as seen from here
 
-    im::Result<im::probes::HttpReply> get(const std::string& path,
+    im::Result<im::http_client::HttpReply> get(const std::string& path,
                                           const std::string& method = "GET");
-    im::Result<im::probes::HttpReply> post(const std::string& path, const std::string& body,
+    im::Result<im::http_client::HttpReply> post(const std::string& path, const std::string& body,
                                            std::optional<std::string> token = std::nullopt);
     std::string token() const;
     nlohmann::json status();

@@ -186,11 +186,11 @@ TEST_CASE("controller: Kubernetes mode keeps the pods' role labels true", "[kube
     CHECK(violations.empty());
 
     // The stand-in's checks bite: a wrong token and a wrong content type are caught.
-    im::probes::TlsClientOptions tls;
+    im::http_client::TlsClientOptions tls;
     tls.ca_file = creds.crt;
-    auto url = *im::probes::parse_url(kube.url() + "/api/v1/namespaces/pgtest/pods/kt-1");
-    CHECK(im::probes::http_request("GET", url, "", "wrong", 5s, tls)->status == 401);
-    CHECK(im::probes::http_request("PATCH", url, R"({"metadata":{"labels":{"role":"primary"}}})",
+    auto url = *im::http_client::parse_url(kube.url() + "/api/v1/namespaces/pgtest/pods/kt-1");
+    CHECK(im::http_client::http_request("GET", url, "", "wrong", 5s, tls)->status == 401);
+    CHECK(im::http_client::http_request("PATCH", url, R"({"metadata":{"labels":{"role":"primary"}}})",
                                    "kube-token-123", 5s, tls)
               ->status == 415);
     CHECK(kube.violations().size() == 2);

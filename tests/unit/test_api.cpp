@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "api.hpp"
+#include "api/api.hpp"
 #include "event.hpp"
 #include "url_query.hpp"
 

@@ -4,11 +4,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "cluster_rules.hpp"
-#include "cluster_table.hpp"
-#include "controller_config.hpp"
-#include "kube_api.hpp"
-#include "role_labels.hpp"
+#include "controller/cluster_rules.hpp"
+#include "cli/cluster_table.hpp"
+#include "controller/controller_config.hpp"
+#include "controller/kubernetes/kube_api.hpp"
+#include "controller/role_labels.hpp"
 
 using namespace im;
 

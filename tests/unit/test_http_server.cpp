@@ -2,8 +2,8 @@
 #include <catch2/catch.hpp>
 #include <thread>
 
-#include "http_get.hpp"
-#include "http_server.hpp"
+#include "http_client.hpp"
+#include "api/http_server.hpp"
 
 using namespace im;
 
@@ -114,28 +114,28 @@ TEST_CASE("connections over the cap get 503", "[http]") {
     for (int i = 0; i < 100 && srv.server.open_connections() > 0; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     auto ok =
-        probes::http_request("GET", {false, "127.0.0.1", std::to_string(srv.server.port()), "/x"},
+        http_client::http_request("GET", {false, "127.0.0.1", std::to_string(srv.server.port()), "/x"},
                              "", "", std::chrono::seconds(2));
     REQUIRE(ok.ok());
     CHECK(ok->status == 200);
 }
 
 TEST_CASE("the probe client parses URLs", "[http]") {
-    auto u = probes::parse_url("http://10.0.0.1:8000/readyz");
+    auto u = http_client::parse_url("http://10.0.0.1:8000/readyz");
     REQUIRE(u.ok());
     CHECK(u->host == "10.0.0.1");
     CHECK(u->port == "8000");
     CHECK(u->path == "/readyz");
-    auto v6 = probes::parse_url("http://[::1]:9");
+    auto v6 = http_client::parse_url("http://[::1]:9");
     REQUIRE(v6.ok());
     CHECK(v6->host == "::1");
     CHECK(v6->path == "/");
-    auto tls = probes::parse_url("https://x/readyz");
+    auto tls = http_client::parse_url("https://x/readyz");
     REQUIRE(tls.ok());
     CHECK(tls->tls);
     CHECK(tls->port == "443");
-    CHECK_FALSE(probes::parse_url("ftp://x").ok());
-    CHECK_FALSE(probes::parse_url("http://:80").ok());
+    CHECK_FALSE(http_client::parse_url("ftp://x").ok());
+    CHECK_FALSE(http_client::parse_url("http://:80").ok());
 }
 
 TEST_CASE("API TLS: unusable certificate files are an error, not a plain-HTTP fallback", "[http]") {

@@ -4,11 +4,11 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "data_dir.hpp"
+#include "bootstrap/data_dir.hpp"
 #include "fs_util.hpp"
 #include "log.hpp"
 #include "secrets.hpp"
-#include "status_report.hpp"
+#include "api/status_report.hpp"
 
 using namespace im;
 
@@ -106,8 +106,8 @@ TEST_CASE("stale postmaster.pid of a dead process is removed", "[data_dir]") {
     CHECK_FALSE(fs::exists(pidfile));
 }
 
-#include "replication_config.hpp"
-#include "state_store.hpp"
+#include "bootstrap/replication_config.hpp"
+#include "daemon/state_store.hpp"
 
 TEST_CASE("terms: stale refused, same command and term is a repeat", "[state]") {
     PersistentState s;
@@ -212,7 +212,7 @@ TEST_CASE("timeline history: where our timeline ends", "[replication]") {
     CHECK(wal_segment_suffix(parse_lsn("1/A0000010"), mb16) == "00000001000000A0");
 }
 
-#include "lease_rules.hpp"
+#include "lease/lease_rules.hpp"
 
 TEST_CASE("lease rules: majority and the primary's start gate", "[lease]") {
     CHECK(majority_of(1) == 1);

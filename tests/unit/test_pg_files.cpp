@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "fs_util.hpp"
-#include "pg_files.hpp"
+#include "bootstrap/pg_files.hpp"
 
 using namespace im;
 

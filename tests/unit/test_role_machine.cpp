@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "role_machine.hpp"
+#include "daemon/role_machine.hpp"
 
 using namespace im;
 

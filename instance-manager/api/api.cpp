@@ -1,0 +1,272 @@
+#include "api/api.hpp"
+
+#include <map>
+
+#include "conninfo.hpp"
+#include "http_client.hpp"
+#include "log.hpp"
+#include "probe_logic.hpp"
+#include "bootstrap/replication_config.hpp"
+#include "secrets.hpp"
+#include "url_query.hpp"
+
+namespace im {
+
+HttpResponse json_response(http::status status, const nlohmann::json& body, unsigned version) {
+    HttpResponse res{status, version};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::cache_control, "no-store");
+    res.body() = body.dump() + "\n";
+    return res;
+}
+
+bool bearer_matches(const HttpRequest& req, const std::string& token) {
+    auto header = req[http::field::authorization];
+    constexpr std::string_view prefix = "Bearer ";
+    return header.size() > prefix.size() && header.substr(0, prefix.size()) == prefix &&
+           secrets_equal(header.substr(prefix.size()), token);
+}
+
+HttpResponse error_response(http::status status, const std::string& message, unsigned version) {
+    return json_response(status, {{"error", message}}, version);
+}
+
+namespace {
+std::optional<std::string> check_field(const nlohmann::json& v, FieldType type) {
+    switch (type) {
+        case FieldType::term:
+            if (!v.is_number_unsigned()) return "an unsigned integer";
+            break;
+        case FieldType::lsn:
+            if (!v.is_string() || parse_lsn(v.get<std::string>()) == 0)
+                return "an LSN like \"0/3000060\"";
+            break;
+        case FieldType::seconds:
+            if (!v.is_number() || v.get<double>() <= 0 || v.get<double>() > 3600)
+                return "a number of seconds (0, 3600]";
+            break;
+        case FieldType::conninfo:
+            if (!v.is_string() || !parse_conninfo(v.get<std::string>()))
+                return "a libpq connection string";
+            break;
+        case FieldType::name:
+            if (!v.is_string() || v.get<std::string>().empty()) return "a member name";
+            break;
+        case FieldType::names:
+            if (!v.is_array()) return "an array of instance names";
+            for (const auto& n : v)
+                if (!n.is_string() || n.get<std::string>().empty())
+                    return "an array of instance names";
+            break;
+        case FieldType::millis:
+            if (!v.is_number_integer() || v.get<int64_t>() < 100 || v.get<int64_t>() > 600000)
+                return "a number of milliseconds [100, 600000]";
+            break;
+        case FieldType::member_urls:
+            if (!v.is_object() || v.empty()) return "an object of member name -> API URL";
+            for (auto m = v.begin(); m != v.end(); ++m)
+                if (m.key().empty() || !m.value().is_string() ||
+                    !http_client::parse_url(m.value().get<std::string>()))
+                    return "an object of member name -> API URL";
+            break;
+        case FieldType::synchronous:
+            if (auto s = parse_sync_spec(v); !s) return s.error().message;
+            break;
+    }
+    return std::nullopt;
+}
+}  // namespace
+
+Result<nlohmann::json> parse_command_body(const std::string& body, const CommandSpec& spec) {
+    nlohmann::json j = nlohmann::json::object();
+    if (body.find_first_not_of(" \t\r\n") != std::string::npos) {
+        j = nlohmann::json::parse(body, nullptr, false);
+        if (j.is_discarded()) return make_error("malformed JSON body", 400);
+        if (!j.is_object()) return make_error("the body must be a JSON object", 400);
+    }
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        auto field = spec.find(it.key());
+        if (field == spec.end()) return make_error("unknown field '" + it.key() + "'", 400);
+        if (auto want = check_field(it.value(), field->second.type))
+            return make_error(field->second.type == FieldType::synchronous
+                                  ? *want
+                                  : "field '" + it.key() + "' must be " + *want,
+                              400);
+    }
+    for (const auto& [name, f] : spec)
+        if (f.required && !j.contains(name))
+            return make_error("field '" + name + "' is required", 400);
+    return j;
+}
+
+namespace {
+
+enum class Kind { probe, status, metrics, command };
+struct Route {
+    Kind kind;
+    std::set<http::verb> methods;
+    CommandSpec fields;  // accepted body fields, for commands
+};
+
+const std::map<std::string, Route>& routes() {
+    const std::set<http::verb> get = {http::verb::get, http::verb::head};
+    const std::set<http::verb> post = {http::verb::post};
+    const FieldSpec term{FieldType::term, true};
+    static const std::map<std::string, Route> r = {
+        {"/healthz", {Kind::probe, get, {}}},
+        {"/readyz", {Kind::probe, get, {}}},
+        {"/startupz", {Kind::probe, get, {}}},
+        {"/primary", {Kind::probe, get, {}}},
+        {"/replica", {Kind::probe, get, {}}},
+        {"/v1/status", {Kind::status, get, {}}},
+        {"/metrics", {Kind::metrics, get, {}}},
+        {"/v1/restart", {Kind::command, post, {{"term", {FieldType::term}}}}},
+        {"/v1/reload", {Kind::command, post, {{"term", {FieldType::term}}}}},
+        {"/v1/promote",
+         {Kind::command,
+          post,
+          {{"term", term},
+           {"min_lsn", {FieldType::lsn}},
+           {"timeout_s", {FieldType::seconds}},
+           {"members", {FieldType::names}}}}},
+        {"/v1/demote",
+         {Kind::command, post, {{"term", term}, {"primary_conninfo", {FieldType::conninfo}}}}},
+        {"/v1/follow",
+         {Kind::command,
+          post,
+          {{"term", term}, {"primary_conninfo", {FieldType::conninfo, true}}}}},
+        {"/v1/fence", {Kind::command, post, {{"term", term}}}},
+        {"/v1/unfence", {Kind::command, post, {{"term", term}}}},
+        {"/v1/lease",
+         {Kind::command,
+          post,
+          {{"term", term},
+           {"ttl_ms", {FieldType::millis, true}},
+           {"members", {FieldType::member_urls, true}}}}},
+        {"/v1/replication",
+         {Kind::command, post, {{"term", term}, {"synchronous", {FieldType::synchronous, true}}}}},
+    };
+    return r;
+}
+
+std::string allow_header(const std::set<http::verb>& methods) {
+    std::string out;
+    for (auto m : methods) {
+        if (!out.empty()) out += ", ";
+        out += std::string(http::to_string(m));
+    }
+    return out;
+}
+
+}  // namespace
+
+Api::Api(const Config& cfg, InstanceState& state, Metrics& metrics, ApiActions& actions,
+         std::optional<std::string> token)
+    : cfg_(cfg), state_(state), metrics_(metrics), actions_(actions), token_(std::move(token)) {}
+
+HttpResponse Api::probe(const std::string& name, const HttpRequest& req) {
+    auto in = probe_input(state_);
+    std::optional<unsigned long long> max_lag;
+    if (auto lag = query_param(std::string(req.target()), "lag")) {
+        max_lag = probes::parse_size(*lag);
+        if (!max_lag)
+            return error_response(http::status::bad_request,
+                                  "lag: expected bytes like 1048576 or 16MB", req.version());
+    }
+    probes::ProbeAnswer a;
+    if (name == "/healthz")
+        a = probes::liveness(in);
+    else if (name == "/readyz")
+        a = probes::readiness(in, max_lag);
+    else if (name == "/startupz")
+        a = probes::startup(in);
+    else if (name == "/primary")
+        a = probes::primary(in);
+    else
+        a = probes::replica(in, max_lag);
+    metrics_.count_probe(name.substr(1), a.ok);
+    nlohmann::json body = {{"status", a.ok ? "ok" : "fail"},
+                           {"reason", a.reason},
+                           {"role", to_string(state_.role.current())}};
+    return json_response(a.ok ? http::status::ok : http::status::service_unavailable, body,
+                         req.version());
+}
+
+std::optional<HttpResponse> Api::authorize(const HttpRequest& req, PeerInfo peer) const {
+    if (client_cert_required_ && !peer.client_cert)
+        return error_response(http::status::forbidden,
+                              "mutating calls need a client certificate signed by the client CA",
+                              req.version());
+    if (!token_)
+        return error_response(http::status::forbidden,
+                              "mutating calls are disabled: no --api-token-file configured",
+                              req.version());
+    if (!bearer_matches(req, *token_)) {
+        auto res = error_response(http::status::unauthorized, "missing or wrong bearer token",
+                                  req.version());
+        res.set(http::field::www_authenticate, "Bearer");
+        return res;
+    }
+    return std::nullopt;
+}
+
+awaitable<HttpResponse> Api::command(const std::string& path, const HttpRequest& req,
+                                     PeerInfo peer) {
+    if (auto denied = authorize(req, peer)) co_return std::move(*denied);
+    auto body = parse_command_body(req.body(), routes().at(path).fields);
+    if (!body)
+        co_return error_response(http::status::bad_request, body.error().message, req.version());
+    if (busy_)
+        co_return error_response(http::status::conflict, "busy: another command is running",
+                                 req.version());
+    ScopedFlag running{busy_};
+    log::info("api", "command", {{"path", path}});
+    // Plain statements around co_await: GCC 12 miscompiles co_await inside ?:.
+    std::optional<CommandResult_> r;
+    r.emplace(co_await actions_.run(path.substr(4), *body));
+    if (!*r) {
+        const Error& e = r->error();
+        int code = e.code >= 400 && e.code < 600 ? e.code : 500;
+        nlohmann::json body = {{"error", e.message}};
+        for (const auto& [k, v] : e.fields) body[k] = v;
+        co_return json_response(static_cast<http::status>(code), body, req.version());
+    }
+    co_return json_response(http::status::ok, r->value(), req.version());
+}
+
+awaitable<HttpResponse> Api::handle(HttpRequest req, PeerInfo peer) {
+    std::string target(req.target());
+    std::string path = target.substr(0, target.find('?'));
+    HttpResponse res;
+    auto it = routes().find(path);
+    if (it == routes().end()) {
+        res = error_response(http::status::not_found, "no such path: " + path, req.version());
+    } else if (!it->second.methods.count(req.method())) {
+        res =
+            error_response(http::status::method_not_allowed,
+                           "method " + std::string(req.method_string()) + " not allowed on " + path,
+                           req.version());
+        res.set(http::field::allow, allow_header(it->second.methods));
+    } else {
+        switch (it->second.kind) {
+            case Kind::probe:
+                res = probe(path, req);
+                break;
+            case Kind::status:
+                res = json_response(http::status::ok, build_status(state_, cfg_), req.version());
+                break;
+            case Kind::metrics:
+                res = HttpResponse{http::status::ok, req.version()};
+                res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+                res.body() = metrics_.render(state_);
+                break;
+            case Kind::command:
+                res = co_await command(path, req, peer);
+                break;
+        }
+    }
+    metrics_.count_request(it == routes().end() ? "other" : path, res.result_int());
+    co_return res;
+}
+
+}  // namespace im

@@ -1,0 +1,212 @@
+#include "api/status_report.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+#include "bootstrap/replication_config.hpp"
+
+namespace im {
+
+probes::ProbeInput probe_input(const InstanceState& s) {
+    probes::ProbeInput in;
+    in.in_control = s.in_control;
+    in.postmaster_running = s.process.running;
+    in.accepting = s.pg.accepting;
+    in.starting_up = s.pg.starting_up;
+    in.ever_ready = s.ever_ready;
+    // Replicas never run the bootstrap SQL: it is the primary's, replicated.
+    in.setup_done = s.setup_done || s.pg.in_recovery;
+    Role r = s.role.current();
+    in.fenced = r == Role::fenced || r == Role::fencing;
+    in.stopping = r == Role::stopping;
+    in.in_recovery = s.pg.in_recovery;
+    in.streaming = s.pg.streaming;
+    in.lag_bytes = s.pg.lag_bytes;
+    return in;
+}
+
+uint64_t parse_lsn(const std::string& lsn) {
+    auto slash = lsn.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 >= lsn.size()) return 0;
+    try {
+        uint64_t hi = std::stoull(lsn.substr(0, slash), nullptr, 16);
+        uint64_t lo = std::stoull(lsn.substr(slash + 1), nullptr, 16);
+        return (hi << 32) | lo;
+    } catch (...) {
+        return 0;
+    }
+}
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+    std::time_t tt = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+namespace {
+nlohmann::json or_null(const std::string& v) {
+    return v.empty() ? nlohmann::json() : nlohmann::json(v);
+}
+}  // namespace
+
+nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
+    using nlohmann::json;
+    auto in = probe_input(s);
+    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+        std::chrono::steady_clock::now() - s.manager_started_mono);
+    const auto& pg = s.pg;
+    json postgres = {
+        {"running", s.process.running},
+        {"pid", s.process.running ? json(s.process.pid) : json()},
+        {"accepting_connections", pg.accepting},
+        {"starting_up", pg.starting_up},
+        {"version", or_null(pg.version)},
+        {"version_num", pg.version_num ? json(pg.version_num) : json()},
+        {"system_identifier", or_null(pg.system_identifier)},
+        {"timeline", pg.timeline ? json(pg.timeline) : json()},
+        {"in_recovery", pg.in_recovery},
+        {"current_lsn", or_null(pg.current_lsn)},
+        {"receive_lsn", or_null(pg.receive_lsn)},
+        {"replay_lsn", or_null(pg.replay_lsn)},
+        {"pending_restart", pg.pending_restart},
+        {"start_time", or_null(pg.pg_start_time)},
+        {"restarts", s.process.restarts},
+        {"crashes", s.process.crashes},
+        {"last_exit", or_null(s.process.last_exit)},
+        {"port", cfg.pg_port},
+    };
+    json replication = pg.replication;
+    if (pg.in_recovery || !s.upstream.empty()) {
+        json upstream = json::object();
+        for (const auto& [k, v] : public_upstream(s.upstream)) upstream[k] = v;
+        upstream["application_name"] = cfg.name;
+        replication["upstream"] = upstream;
+        replication["streaming"] = pg.streaming;
+        replication["received_lsn"] = or_null(pg.receive_lsn);
+        replication["replayed_lsn"] = or_null(pg.replay_lsn);
+    }
+    json lease = nullptr;
+    if (s.lease_expires)
+        lease = {{"ttl_ms", s.lease_ttl.count()},
+                 {"expires_in_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       *s.lease_expires - std::chrono::steady_clock::now())
+                                       .count()}};
+    json changes = json::array();
+    for (const auto& c : s.role.history())
+        changes.push_back(
+            {{"from", to_string(c.from)}, {"to", to_string(c.to)}, {"reason", c.reason}});
+    std::string last_error =
+        !s.last_error.empty() ? s.last_error : (s.process.running ? pg.last_error : "");
+    return {
+        {"name", cfg.name},
+        {"role", to_string(s.role.current())},
+        {"ready", probes::readiness(in).ok},
+        {"postgres", postgres},
+        {"manager",
+         {{"version", kManagerVersion},
+          {"started_at", iso8601(s.manager_started)},
+          {"uptime_s", uptime.count()},
+          {"pid", ::getpid()}}},
+        {"restart_count", s.process.restarts},
+        {"term", s.term},
+        {"standby", s.standby},
+        {"lease", lease},
+        {"replication", replication},
+        {"clone_progress", s.clone_progress ? json(*s.clone_progress) : json()},
+        {"last_error", or_null(last_error)},
+        {"role_changes", changes},
+        {"checked_at", s.pg.checks ? json(iso8601(s.pg.checked_at)) : json()},
+    };
+}
+
+namespace {
+prometheus::Family<prometheus::Counter>& counter(prometheus::Registry& r, const char* name,
+                                                 const char* help) {
+    return prometheus::BuildCounter().Name(name).Help(help).Register(r);
+}
+prometheus::Family<prometheus::Gauge>& gauge(prometheus::Registry& r, const char* name,
+                                             const char* help) {
+    return prometheus::BuildGauge().Name(name).Help(help).Register(r);
+}
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_(counter(*registry_, "instance_manager_http_requests_total",
+                        "HTTP requests served, by route and status code")),
+      probes_(counter(*registry_, "instance_manager_probes_total",
+                      "Probe answers, by probe and result")),
+      up_(gauge(*registry_, "pg_up", "1 when postgres accepts connections")),
+      role_(gauge(*registry_, "instance_manager_role", "1 for the instance's current role")),
+      restarts_(gauge(*registry_, "instance_manager_postgres_restarts",
+                      "Restarts of postgres after it exited unexpectedly")),
+      ready_(gauge(*registry_, "instance_manager_ready", "1 when the readiness probe passes")),
+      in_recovery_(
+          gauge(*registry_, "pg_in_recovery", "1 when postgres is in recovery (a replica)")),
+      timeline_(gauge(*registry_, "pg_timeline", "Current timeline")),
+      lsn_(gauge(*registry_, "pg_wal_lsn_bytes",
+                 "WAL positions in bytes, by kind (current, receive, replay)")),
+      pending_restart_(
+          gauge(*registry_, "pg_pending_restart", "1 when a changed setting needs a restart")),
+      uptime_(gauge(*registry_, "instance_manager_uptime_seconds",
+                    "Seconds since the manager started")),
+      checks_(
+          gauge(*registry_, "instance_manager_checks", "Checks of postgres made by the manager")),
+      check_failures_(
+          gauge(*registry_, "instance_manager_check_failures", "Checks of postgres that failed")),
+      lag_bytes_(gauge(*registry_, "pg_replication_lag_bytes",
+                       "Replica: bytes between the primary's end of WAL and replay")),
+      replay_lag_(gauge(*registry_, "pg_replication_replay_lag_seconds",
+                        "Replica: seconds since the last replayed transaction, 0 when caught up")),
+      streaming_(gauge(*registry_, "pg_replication_streaming",
+                       "Replica: 1 when the WAL receiver streams")),
+      replica_lag_(gauge(*registry_, "pg_stat_replication_lag_bytes",
+                         "Primary: replay lag of each replica in bytes")),
+      term_(gauge(*registry_, "instance_manager_term", "Highest accepted command term")) {}
+
+void Metrics::count_request(const std::string& route, unsigned status) {
+    requests_.Add({{"route", route}, {"code", std::to_string(status)}}).Increment();
+}
+
+void Metrics::count_probe(const std::string& probe, bool ok) {
+    probes_.Add({{"probe", probe}, {"result", ok ? "ok" : "fail"}}).Increment();
+}
+
+std::string Metrics::render(const InstanceState& s) {
+    const auto& pg = s.pg;
+    up_.Add({}).Set(pg.accepting ? 1 : 0);
+    for (Role r : {Role::starting, Role::primary, Role::replica, Role::stopping, Role::stopped,
+                   Role::promoting, Role::demoting, Role::fencing, Role::fenced})
+        role_.Add({{"role", std::string(to_string(r))}}).Set(s.role.current() == r ? 1 : 0);
+    restarts_.Add({}).Set(static_cast<double>(s.process.restarts));
+    ready_.Add({}).Set(probes::readiness(probe_input(s)).ok ? 1 : 0);
+    in_recovery_.Add({}).Set(pg.in_recovery ? 1 : 0);
+    timeline_.Add({}).Set(pg.timeline);
+    lsn_.Add({{"kind", "current"}}).Set(static_cast<double>(parse_lsn(pg.current_lsn)));
+    lsn_.Add({{"kind", "receive"}}).Set(static_cast<double>(parse_lsn(pg.receive_lsn)));
+    lsn_.Add({{"kind", "replay"}}).Set(static_cast<double>(parse_lsn(pg.replay_lsn)));
+    pending_restart_.Add({}).Set(pg.pending_restart ? 1 : 0);
+    uptime_.Add({}).Set(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - s.manager_started_mono)
+            .count());
+    checks_.Add({}).Set(static_cast<double>(pg.checks));
+    check_failures_.Add({}).Set(static_cast<double>(pg.check_failures));
+    lag_bytes_.Add({}).Set(static_cast<double>(pg.lag_bytes));
+    replay_lag_.Add({}).Set(pg.in_recovery ? pg.replication.value("replay_lag_s", 0.0) : 0.0);
+    streaming_.Add({}).Set(pg.streaming ? 1 : 0);
+    term_.Add({}).Set(static_cast<double>(s.term));
+    if (auto it = pg.replication.find("replicas"); it != pg.replication.end() && it->is_array())
+        for (const auto& r : *it)
+            if (r.value("name", "") != "" && r["lag_bytes"].is_number())
+                replica_lag_.Add({{"application_name", r["name"].get<std::string>()}})
+                    .Set(r["lag_bytes"].get<double>());
+    std::ostringstream out;
+    prometheus::TextSerializer{}.Serialize(out, registry_->Collect());
+    return out.str();
+}
+
+}  // namespace im

@@ -1,0 +1,81 @@
+// `instance-manager status` and `instance-manager switchover`: small
+// clients of the controller's API (status can also ask the members).
+#include <cstdio>
+#include <iostream>
+
+#include "cli/cluster_table.hpp"
+#include "controller/controller_config.hpp"
+#include "fs_util.hpp"
+
+namespace im {
+
+namespace {
+int fail(const std::string& command, const std::string& msg, int code = 1) {
+    std::fprintf(stderr, "instance-manager %s: %s\n", command.c_str(), msg.c_str());
+    return code;
+}
+}  // namespace
+
+int status_main(const std::vector<std::string>& args) {
+    ParseOutcome outcome;
+    auto a = parse_client_args("status", args, &outcome);
+    if (!a) return outcome.exit_code == 0 ? 0 : fail("status", a.error().message, 2);
+    nlohmann::json cluster;
+    if (!a->controller.empty()) {
+        auto url = *http_client::parse_url(a->controller);
+        url.path = "/v1/cluster";
+        auto r = http_client::http_request("GET", url, "", "", std::chrono::seconds(5), a->tls);
+        if (!r) return fail("status", a->controller + ": " + r.error().message);
+        if (r->status != 200) return fail("status", "HTTP " + std::to_string(r->status));
+        cluster = nlohmann::json::parse(r->body, nullptr, false);
+        if (!cluster.is_object()) return fail("status", "the controller's answer is not JSON");
+    } else {
+        // No controller: ask every member and show the same table.
+        std::vector<MemberView> views;
+        for (const auto& [name, url_text] : a->members) {
+            auto url = *http_client::parse_url(url_text);
+            url.path = "/v1/status";
+            auto r = http_client::http_request("GET", url, "", "", std::chrono::seconds(2), a->tls);
+            nlohmann::json status;
+            if (r && r->status == 200) status = nlohmann::json::parse(r->body, nullptr, false);
+            if (status.is_discarded()) status = nullptr;
+            views.push_back(member_view(name, url_text, status));
+        }
+        nlohmann::json members = nlohmann::json::array();
+        uint64_t term = 0;
+        nlohmann::json primary = nullptr;
+        for (const auto& v : views) {
+            members.push_back(member_summary(v, views));
+            term = std::max(term, v.term);
+        }
+        if (auto p = find_primary(views)) primary = views[*p].name;
+        cluster = {{"term", term}, {"primary", primary}, {"members", members}};
+    }
+    if (a->json)
+        std::cout << cluster.dump(2) << "\n";
+    else
+        std::cout << render_table(cluster);
+    return 0;
+}
+
+int switchover_main(const std::vector<std::string>& args) {
+    ParseOutcome outcome;
+    auto a = parse_client_args("switchover", args, &outcome);
+    if (!a) return outcome.exit_code == 0 ? 0 : fail("switchover", a.error().message, 2);
+    auto token = fs::read_secret(a->api_token_file);
+    if (!token) return fail("switchover", token.error().message, 2);
+    auto url = *http_client::parse_url(a->controller);
+    url.path = "/v1/switchover";
+    nlohmann::json body = {{"to", a->to}};
+    auto r = http_client::http_request("POST", url, body.dump(), *token, a->timeout, a->tls);
+    if (!r) return fail("switchover", a->controller + ": " + r.error().message);
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    if (r->status != 200)
+        return fail("switchover", j.is_object() && j.contains("error")
+                                      ? j["error"].get<std::string>()
+                                      : "HTTP " + std::to_string(r->status));
+    std::cout << j.dump(2) << "\n";
+    return 0;
+}
+
+}  // namespace im

@@ -1,0 +1,73 @@
+#include "cli/cluster_table.hpp"
+
+#include <iomanip>
+#include <sstream>
+
+namespace im {
+
+namespace {
+std::string lsn_text(uint64_t lsn) {
+    if (lsn == 0) return "";
+    std::ostringstream o;
+    o << std::uppercase << std::hex << (lsn >> 32) << "/" << (lsn & 0xffffffffULL);
+    return o.str();
+}
+
+std::string cell(const nlohmann::json& j, const char* key) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return "-";
+    if (it->is_string()) return it->get<std::string>().empty() ? "-" : it->get<std::string>();
+    if (it->is_boolean()) return it->get<bool>() ? "yes" : "no";
+    return it->dump();
+}
+}  // namespace
+
+nlohmann::json member_summary(const MemberView& m, const std::vector<MemberView>& all) {
+    nlohmann::json upstream = nullptr;
+    if (!m.upstream_host.empty()) {
+        upstream = m.upstream_host + ":" + m.upstream_port;
+        for (const auto& other : all)
+            if (other.name != m.name && follows(m, other)) upstream = other.name;
+    }
+    bool primary = m.role == "primary";
+    return {{"name", m.name},
+            {"url", m.url},
+            {"reachable", m.reachable},
+            {"role", m.reachable ? nlohmann::json(m.role) : nlohmann::json("unreachable")},
+            {"ready", m.ready},
+            {"running", m.running},
+            {"standby", m.standby},
+            {"timeline", m.timeline ? nlohmann::json(m.timeline) : nlohmann::json()},
+            {"term", m.reachable ? nlohmann::json(m.term) : nlohmann::json()},
+            {"lsn", lsn_text(primary ? m.current_lsn : m.received_lsn)},
+            {"replayed_lsn", primary ? "" : lsn_text(m.replayed_lsn)},
+            {"lag_bytes", primary || !m.reachable ? nlohmann::json() : nlohmann::json(m.lag_bytes)},
+            {"streaming", m.streaming},
+            {"upstream", upstream},
+            {"sync", primary ? nlohmann::json(m.synchronous_standby_names) : nlohmann::json()}};
+}
+
+std::string render_table(const nlohmann::json& cluster) {
+    std::vector<std::vector<std::string>> rows = {
+        {"MEMBER", "ROLE", "READY", "TL", "LSN", "LAG(B)", "TERM", "UPSTREAM"}};
+    for (const auto& m : cluster.value("members", nlohmann::json::array()))
+        rows.push_back({cell(m, "name"), cell(m, "role"), cell(m, "ready"), cell(m, "timeline"),
+                        cell(m, "lsn"), cell(m, "lag_bytes"), cell(m, "term"),
+                        cell(m, "upstream")});
+    std::vector<size_t> width(rows[0].size(), 0);
+    for (const auto& r : rows)
+        for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    std::ostringstream o;
+    o << "Cluster: term " << cell(cluster, "term") << ", primary " << cell(cluster, "primary")
+      << "\n";
+    for (const auto& r : rows) {
+        for (size_t i = 0; i < r.size(); ++i) {
+            o << std::left << std::setw(static_cast<int>(width[i])) << r[i];
+            if (i + 1 < r.size()) o << "  ";
+        }
+        o << "\n";
+    }
+    return o.str();
+}
+
+}  // namespace im

@@ -1,0 +1,18 @@
+#pragma once
+// How the cluster is shown: one JSON object per member (the controller's
+// /v1/cluster and `instance-manager status --json`) and the table
+// `instance-manager status` prints, like `patronictl list`.
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "controller/cluster_rules.hpp"
+
+namespace im {
+
+nlohmann::json member_summary(const MemberView& m, const std::vector<MemberView>& all);
+
+// From a cluster document ({"term", "primary", "members": [...]}).
+std::string render_table(const nlohmann::json& cluster);
+
+}  // namespace im

@@ -1,0 +1,134 @@
+#include "controller/cluster_rules.hpp"
+
+#include <algorithm>
+
+#include "http_client.hpp"
+#include "bootstrap/replication_config.hpp"
+#include "api/status_report.hpp"
+
+namespace im {
+
+namespace {
+std::string str(const nlohmann::json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+}  // namespace
+
+MemberView member_view(const std::string& name, const std::string& url,
+                       const nlohmann::json& status) {
+    MemberView m;
+    m.name = name;
+    m.url = url;
+    if (auto parsed = http_client::parse_url(url)) m.host = parsed->host;
+    if (!status.is_object()) return m;
+    m.reachable = true;
+    m.status = status;
+    m.role = str(status, "role");
+    m.ready = status.value("ready", false);
+    m.standby = status.value("standby", false);
+    m.term = status.value("term", uint64_t{0});
+    const auto& pg = status.value("postgres", nlohmann::json::object());
+    m.running = pg.value("running", false);
+    m.timeline =
+        pg.value("timeline", nlohmann::json()).is_number() ? pg["timeline"].get<uint32_t>() : 0;
+    m.system_identifier = str(pg, "system_identifier");
+    m.pg_port = pg.value("port", 0);
+    m.current_lsn = parse_lsn(str(pg, "current_lsn"));
+    const auto& repl = status.value("replication", nlohmann::json::object());
+    m.received_lsn = parse_lsn(str(repl, "received_lsn"));
+    m.replayed_lsn = parse_lsn(str(repl, "replayed_lsn"));
+    if (m.received_lsn == 0) m.received_lsn = parse_lsn(str(pg, "receive_lsn"));
+    if (m.replayed_lsn == 0) m.replayed_lsn = parse_lsn(str(pg, "replay_lsn"));
+    m.streaming = repl.value("streaming", false);
+    m.lag_bytes = repl.value("lag_bytes", nlohmann::json()).is_number_unsigned()
+                      ? repl["lag_bytes"].get<uint64_t>()
+                      : 0;
+    const auto& up = repl.value("upstream", nlohmann::json::object());
+    m.upstream_host = str(up, "host");
+    if (m.upstream_host.empty()) m.upstream_host = str(up, "hostaddr");
+    m.upstream_port = str(up, "port");
+    m.synchronous_standby_names = str(repl, "synchronous_standby_names");
+    if (auto reps = repl.find("replicas"); reps != repl.end() && reps->is_array())
+        for (const auto& r : *reps)
+            if (str(r, "sync_state") == "sync" || str(r, "sync_state") == "quorum")
+                m.synchronous_peers.push_back(str(r, "name"));
+    return m;
+}
+
+std::optional<size_t> find_primary(const std::vector<MemberView>& members) {
+    std::optional<size_t> best;
+    for (size_t i = 0; i < members.size(); ++i) {
+        const auto& m = members[i];
+        if (!m.reachable || m.role != "primary" || !m.ready) continue;
+        if (!best || m.term > members[*best].term) best = i;
+    }
+    return best;
+}
+
+std::string cluster_system_identifier(const std::vector<MemberView>& members) {
+    std::map<std::string, int> votes;
+    for (const auto& m : members)
+        if (m.reachable && !m.system_identifier.empty()) ++votes[m.system_identifier];
+    std::string best;
+    int most = 0;
+    for (const auto& [id, n] : votes)
+        if (n > most) best = id, most = n;
+    return best;
+}
+
+std::optional<size_t> pick_candidate(const std::vector<MemberView>& members,
+                                     const std::string& system_identifier,
+                                     const std::map<std::string, int>& priority,
+                                     const std::optional<std::set<std::string>>& only) {
+    auto prio = [&](const MemberView& m) {
+        auto it = priority.find(m.name);
+        return it == priority.end() ? 0 : it->second;
+    };
+    std::optional<size_t> best;
+    for (size_t i = 0; i < members.size(); ++i) {
+        const auto& m = members[i];
+        if (!m.reachable || m.role != "replica" || !m.running) continue;
+        if (!system_identifier.empty() && m.system_identifier != system_identifier) continue;
+        if (only && !only->count(m.name)) continue;
+        if (prio(m) < 0) continue;  // a negative priority: never promoted
+        if (!best) {
+            best = i;
+            continue;
+        }
+        const auto& b = members[*best];
+        auto key = [&](const MemberView& x) {
+            return std::make_tuple(x.received_lsn, x.replayed_lsn, prio(x));
+        };
+        if (key(m) > key(b) || (key(m) == key(b) && m.name < b.name)) best = i;
+    }
+    return best;
+}
+
+bool follows(const MemberView& replica, const MemberView& primary) {
+    return replica.upstream_host == primary.host &&
+           replica.upstream_port == std::to_string(primary.pg_port);
+}
+
+std::string conninfo_of(const MemberView& m) {
+    return "host=" + m.host + " port=" + std::to_string(m.pg_port);
+}
+
+nlohmann::json synchronous_spec(const std::vector<MemberView>& members, const MemberView& primary,
+                                unsigned n, const std::map<std::string, int>& priority) {
+    if (n == 0) return nullptr;
+    std::vector<std::pair<int, std::string>> order;
+    for (const auto& m : members) {
+        if (m.name == primary.name) continue;
+        auto it = priority.find(m.name);
+        order.push_back({-(it == priority.end() ? 0 : it->second), m.name});
+    }
+    std::sort(order.begin(), order.end());
+    nlohmann::json standbys = nlohmann::json::array();
+    for (const auto& [p, name] : order) standbys.push_back(name);
+    unsigned number = std::min<unsigned>(n, static_cast<unsigned>(standbys.size()));
+    if (number == 0) return nullptr;
+    return {{"method", "first"}, {"number", number}, {"standbys", standbys}};
+}
+
+}  // namespace im

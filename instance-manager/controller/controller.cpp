@@ -1,0 +1,664 @@
+#include "controller/controller.hpp"
+
+#include <signal.h>
+
+#include "cli/cluster_table.hpp"
+#include "fs_util.hpp"
+#include "log.hpp"
+#include "bootstrap/replication_config.hpp"
+#include "controller/role_labels.hpp"
+#include "secrets.hpp"
+#include "api/status_report.hpp"
+
+namespace im {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+constexpr auto kCommandTimeout = std::chrono::seconds(120);  // a rewind or a clone may be slow
+constexpr auto kCooldown = std::chrono::seconds(2);
+constexpr size_t kDecisionsKept = 30;
+constexpr auto kFirstFailoverWait = std::chrono::seconds(30);
+
+long long ms_since(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+}  // namespace
+
+Controller::Controller(asio::io_context& io, ControllerConfig cfg, std::string token)
+    : io_(io),
+      cfg_(std::move(cfg)),
+      token_(std::move(token)),
+      signals_(io, SIGTERM, SIGINT),
+      http_(io.get_executor(), HttpLimits{},
+            [this](HttpRequest req, PeerInfo peer) { return handle(std::move(req), peer); }) {
+    for (const auto& [name, url] : cfg_.members) views_.push_back(member_view(name, url, nullptr));
+    bool https = cfg_.kube.enabled && cfg_.kube.member_scheme == "https";
+    for (const auto& [name, url] : cfg_.members)
+        if (auto u = http_client::parse_url(url); u && u->tls) https = true;
+    if (https)
+        if (auto ctx = http_client::make_client_tls(cfg_.tls)) tls_ = *ctx;
+}
+
+Controller::~Controller() = default;
+
+int Controller::run() {
+    if (auto st = http_.listen(cfg_.listen_host, cfg_.listen_port); !st) {
+        log::error("controller", st.error().message);
+        return 1;
+    }
+    signals_.async_wait([this](boost::system::error_code ec, int sig) {
+        if (ec) return;
+        log::info("controller", "stopping", {{"signal", sig}});
+        stopping_ = true;
+        http_.stop();
+        io_.stop();
+    });
+    if (cfg_.kube.enabled) {
+        auto api = KubeApi::make(cfg_.kube);
+        if (!api) {
+            log::error("controller", "Kubernetes API: " + api.error().message);
+            return 1;
+        }
+        kube_ = std::move(*api);
+    }
+    log::info("controller", "starting",
+              {{"members",
+                cfg_.kube.enabled ? nlohmann::json("pods " + cfg_.kube.selector) : member_urls()},
+               {"interval_ms", cfg_.interval.count()},
+               {"lease_ttl_ms", cfg_.lease_ttl.count()},
+               {"failover_delay_ms", cfg_.failover_delay.count()},
+               {"synchronous", cfg_.synchronous}});
+    // A loop that dies is a controller that silently stops: say so and exit.
+    auto on_exit = [this](const char* what) {
+        return [this, what](std::exception_ptr e) {
+            if (!e || stopping_) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                log::error("controller", std::string(what) + " failed", {{"error", ex.what()}});
+            }
+            io_.stop();
+        };
+    };
+    asio::co_spawn(io_, control_loop(), on_exit("the control loop"));
+    asio::co_spawn(io_, lease_loop(), on_exit("the lease loop"));
+    if (kube_) {
+        asio::co_spawn(io_, pod_watch_loop(), on_exit("the pod watch"));
+        asio::co_spawn(io_, label_loop(), on_exit("the label loop"));
+    }
+    io_.run();
+    return 0;
+}
+
+void Controller::decide_now_and_then(const std::string& action, const std::string& member,
+                                     const std::string& reason) {
+    // Said once every 5 s: a condition that holds for a while is not news
+    // every round (keyed without the reason, whose details vary).
+    std::string key = "/" + action + "/" + member;
+    if (auto it = cooldown_.find(key); it != cooldown_.end() && Clock::now() < it->second) return;
+    decide(action, member, reason);
+    cooldown_[key] = Clock::now() + std::chrono::seconds(5);
+}
+
+std::optional<std::pair<std::string, std::string>> Controller::failover_holdoff() const {
+    // A primary on its way up (postgres starting, or its manager asking the
+    // members before it serves) is worth waiting for, a while: promoting
+    // another instead would rewind it, and with asynchronous replication
+    // lose what only it has.
+    if (primary_lost_since_ &&
+        Clock::now() - *primary_lost_since_ < cfg_.failover_delay + kFirstFailoverWait)
+        for (const auto& m : views_)
+            if (m.reachable && !m.standby && m.role == "starting")
+                return std::make_pair(m.name, std::string("a primary on its way up: waiting"));
+    // A controller that has not seen a primary yet (it just started, or the
+    // whole cluster did) does not know who was primary: it waits for every
+    // member, up to kFirstFailoverWait, before its first failover.
+    if (!adopted_once_ && Clock::now() - started_ < kFirstFailoverWait) {
+        size_t missing = std::count_if(views_.begin(), views_.end(),
+                                       [](const MemberView& m) { return !m.reachable; });
+        if (missing > 0 || views_.empty())
+            return std::make_pair(std::string(),
+                                  "a new controller waits for every member before "
+                                  "its first failover (" +
+                                      std::to_string(missing) + " unreachable)");
+    }
+    return std::nullopt;
+}
+
+void Controller::decide(const std::string& action, const std::string& member,
+                        const std::string& reason, nlohmann::json extra) {
+    extra["action"] = action;
+    if (!member.empty()) extra["member"] = member;
+    extra["reason"] = reason;
+    extra["term"] = term_;
+    log::info("controller", "decision", extra);
+    extra["time"] = iso8601(std::chrono::system_clock::now());
+    decisions_.push_front(extra);
+    if (decisions_.size() > kDecisionsKept) decisions_.pop_back();
+}
+
+nlohmann::json Controller::member_names() const {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [name, url] : cfg_.members) out.push_back(name);
+    return out;
+}
+
+nlohmann::json Controller::lease_body() const {
+    return {{"term", term_}, {"ttl_ms", cfg_.lease_ttl.count()}, {"members", member_urls()}};
+}
+
+nlohmann::json Controller::member_urls() const {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [name, url] : cfg_.members) out[name] = url;
+    return out;
+}
+
+awaitable<Result<nlohmann::json>> Controller::command(const MemberView& m, const std::string& name,
+                                                      nlohmann::json body,
+                                                      std::chrono::milliseconds timeout) {
+    auto url = http_client::parse_url(m.url);
+    if (!url) co_return url.error();
+    url->path = "/v1/" + name;
+    auto reply = co_await http_client::async_http_request("POST", *url, body.dump(), token_, timeout,
+                                                     tls_, cfg_.tls.ca_file.empty() ? false : true);
+    if (!reply) co_return make_error(reply.error().message, 0);
+    auto j = nlohmann::json::parse(reply->body, nullptr, false);
+    if (reply->status != 200) {
+        std::string why = j.is_object() && j.contains("error") && j["error"].is_string()
+                              ? j["error"].get<std::string>()
+                              : "HTTP " + std::to_string(reply->status);
+        Error e = make_error(why, static_cast<int>(reply->status));
+        if (j.is_object())
+            for (auto it = j.begin(); it != j.end(); ++it) e.fields[it.key()] = it.value();
+        co_return e;
+    }
+    co_return j;
+}
+
+awaitable<bool> Controller::command_once(const MemberView& m, const std::string& name,
+                                         const nlohmann::json& body, const std::string& reason) {
+    std::string key = m.name + "/" + name;
+    if (auto it = cooldown_.find(key); it != cooldown_.end() && Clock::now() < it->second)
+        co_return false;
+    decide(name, m.name, reason);
+    auto r = co_await command(m, name, body, kCommandTimeout);
+    if (!r) {
+        log::warn("controller", "command failed",
+                  {{"member", m.name}, {"command", name}, {"error", r.error().message}});
+        cooldown_[key] = Clock::now() + kCooldown;
+        co_return false;
+    }
+    cooldown_.erase(key);
+    co_return true;
+}
+
+awaitable<void> Controller::poll() {
+    // A copy: in Kubernetes mode pods come and go while the polls run.
+    const auto members = cfg_.members;
+    std::vector<http_client::HttpCall> calls;
+    std::vector<size_t> asked;  // calls[k] asks members[asked[k]]
+    for (size_t i = 0; i < members.size(); ++i) {
+        auto url = http_client::parse_url(members[i].second);
+        if (!url) continue;  // a pod without an address yet
+        http_client::HttpCall c;
+        c.url = *url;
+        c.url.path = "/v1/status";
+        calls.push_back(c);
+        asked.push_back(i);
+    }
+    auto answers = co_await http_client::async_http_all(calls, "", cfg_.request_timeout, tls_,
+                                                   !cfg_.tls.ca_file.empty());
+    std::vector<nlohmann::json> statuses(members.size());
+    for (size_t k = 0; k < answers.size(); ++k) {
+        if (!answers[k] || answers[k]->status != 200) continue;
+        auto status = nlohmann::json::parse(answers[k]->body, nullptr, false);
+        if (!status.is_discarded()) statuses[asked[k]] = std::move(status);
+    }
+    uint64_t highest = 0;
+    bool any = false;
+    views_.clear();
+    for (size_t i = 0; i < members.size(); ++i) {
+        views_.push_back(member_view(members[i].first, members[i].second, statuses[i]));
+        if (views_.back().reachable) {
+            any = true;
+            highest = std::max(highest, views_.back().term);
+        }
+    }
+    if (!any) co_return;
+    if (!term_learned_) {
+        // Take over with a term above everything the members accepted: a
+        // controller still running with the old term gets 409s and stands by.
+        term_ = highest + 1;
+        term_learned_ = true;
+        decide("take-over", "", "learned the term back from the members");
+    } else if (highest > term_ && !superseded_) {
+        superseded_ = true;
+        decide("stand-by", "",
+               "a member accepted term " + std::to_string(highest) +
+                   ": a newer controller is in charge");
+    }
+}
+
+awaitable<void> Controller::control_loop() {
+    asio::steady_timer timer(io_);
+    while (!stopping_) {
+        auto start = Clock::now();
+        co_await poll();
+        if (term_learned_ && !busy_ && !superseded_) co_await converge();
+        timer.expires_at(start + cfg_.interval);
+        boost::system::error_code ec;
+        co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+}
+
+awaitable<void> Controller::lease_loop() {
+    asio::steady_timer timer(io_);
+    while (!stopping_) {
+        timer.expires_after(cfg_.interval);
+        boost::system::error_code ec;
+        co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+        if (superseded_ || busy_ || primary_.empty() || !term_learned_) continue;
+        auto it = std::find_if(views_.begin(), views_.end(),
+                               [&](const MemberView& m) { return m.name == primary_; });
+        if (it == views_.end() || it->role != "primary") continue;
+        nlohmann::json body = lease_body();
+        MemberView target = *it;  // views_ may change while we wait
+        auto r = co_await command(target, "lease", body, cfg_.request_timeout);
+        if (!r && !lease_failing_)
+            log::warn("controller", "cannot renew the lease",
+                      {{"member", target.name}, {"error", r.error().message}});
+        lease_failing_ = !r;
+        if (r) leased_.insert(target.name);
+        if (!r && r.error().code == 409 &&
+            r.error().message.find("stale term") != std::string::npos && !superseded_) {
+            superseded_ = true;
+            decide("stand-by", target.name, "the primary refused our lease: " + r.error().message);
+        }
+    }
+}
+
+awaitable<void> Controller::converge() {
+    auto p = find_primary(views_);
+    if (!p) {
+        if (!primary_lost_since_) {
+            primary_lost_since_ = Clock::now();
+            decide("primary-lost", primary_,
+                   primary_.empty() ? "no member is a ready primary"
+                                    : "the primary is unreachable or not ready");
+        }
+        if (Clock::now() - *primary_lost_since_ >= cfg_.failover_delay) {
+            if (auto why = failover_holdoff()) {
+                decide_now_and_then("no-failover", why->first, why->second);
+                co_return;
+            }
+            std::optional<size_t> old;
+            for (size_t i = 0; i < views_.size(); ++i)
+                if (views_[i].name == primary_) old = i;
+            co_await failover(old);
+        }
+        co_return;
+    }
+    const MemberView primary = views_[*p];
+    if (primary.status.value("lease", nlohmann::json()).is_object()) leased_.insert(primary.name);
+    if (primary_ != primary.name) {
+        decide("adopt-primary", primary.name, "the member reports itself a ready primary");
+        primary_ = primary.name;
+        adopted_once_ = true;
+        // Leased at once: until its first lease a primary cannot know to fence itself.
+        if (co_await command(primary, "lease", lease_body(), cfg_.request_timeout))
+            leased_.insert(primary.name);
+    }
+    if (primary_lost_since_) {
+        decide("primary-back", primary.name,
+               "ready again after " + std::to_string(ms_since(*primary_lost_since_)) + " ms");
+        primary_lost_since_.reset();
+    }
+    if (!primary.synchronous_peers.empty())
+        sync_standbys_ = {primary.synchronous_peers.begin(), primary.synchronous_peers.end()};
+
+    const std::string conninfo = conninfo_of(primary);
+    const auto members = views_;  // a stable copy while commands are awaited
+    for (const auto& m : members) {
+        if (m.name == primary.name || !m.reachable) continue;
+        nlohmann::json rejoin = {{"term", term_}, {"primary_conninfo", conninfo}};
+        if (m.role == "primary")
+            co_await command_once(m, "demote", rejoin,
+                                  "a second primary (term " + std::to_string(m.term) + ", " +
+                                      primary.name + " has " + std::to_string(primary.term) + ")");
+        else if (m.role == "replica" && m.running && !follows(m, primary))
+            co_await command_once(m, "follow", rejoin,
+                                  "the replica does not stream from " + primary.name);
+        else if (m.role == "fenced" && m.standby)
+            co_await command_once(m, "follow", rejoin, "a fenced replica rejoins " + primary.name);
+        else if (m.role == "fenced" && !m.standby)
+            co_await command_once(
+                m, "demote", rejoin,
+                "a fenced former primary rejoins as a replica of " + primary.name);
+    }
+    if (cfg_.synchronous > 0) {
+        auto spec = synchronous_spec(views_, primary, cfg_.synchronous, cfg_.priority);
+        auto parsed = parse_sync_spec(spec);
+        std::string wanted = parsed && *parsed ? synchronous_standby_names(**parsed) : "";
+        nlohmann::json body = {{"term", term_}, {"synchronous", spec}};
+        if (primary.synchronous_standby_names != wanted)
+            co_await command_once(primary, "replication", body, "synchronous standbys: " + wanted);
+    }
+}
+
+awaitable<void> Controller::failover(std::optional<size_t> old_index) {
+    ScopedFlag running{busy_};
+    std::optional<std::set<std::string>> only;
+    if (cfg_.synchronous > 0) only = sync_standbys_;
+    auto idx = pick_candidate(views_, cluster_system_identifier(views_), cfg_.priority, only);
+    if (!idx) {
+        decide_now_and_then("no-failover", "",
+                            only ? "no synchronous standby is reachable and running"
+                                 : "no reachable, running replica of this cluster");
+        co_return;
+    }
+    const MemberView candidate = views_[*idx];
+    if (!primary_.empty() && !leased_.count(primary_)) {
+        // It may be alive behind a partition and would not know to fence itself.
+        decide_now_and_then("no-failover", primary_,
+                            "the lost primary was never seen under a lease: it could still be "
+                            "serving writes behind a partition");
+        co_return;
+    }
+    uint64_t next = term_ + 1;
+    std::optional<MemberView> old;
+    if (old_index) old = views_[*old_index];
+    // A primary whose manager still answers (postgres down or not ready) is
+    // fenced first, so it cannot come back writable beside the new one.
+    if (old && old->reachable) {
+        nlohmann::json fence = {{"term", next}};
+        auto fenced = co_await command(*old, "fence", fence, kCommandTimeout);
+        if (!fenced) {
+            // Typically a primary still shutting down (a deleted pod): it may
+            // serve its sessions until it is gone.
+            decide_now_and_then("failover-aborted", old->name,
+                                "cannot fence the old primary: " + fenced.error().message);
+            co_return;
+        }
+    }
+    term_ = next;
+    std::string old_name = old ? old->name : "";
+    decide("failover", candidate.name,
+           "primary " + (old_name.empty() ? std::string("(none)") : old_name) + " lost for " +
+               std::to_string(ms_since(*primary_lost_since_)) +
+               " ms; the candidate has the most WAL among eligible replicas",
+           {{"received_lsn", candidate.received_lsn}, {"replayed_lsn", candidate.replayed_lsn}});
+    nlohmann::json promote = {{"term", term_}, {"members", member_names()}};
+    auto promoted = co_await command(candidate, "promote", promote, kCommandTimeout);
+    if (!promoted) {
+        decide("promote-failed", candidate.name, promoted.error().message);
+        co_return;
+    }
+    primary_ = candidate.name;
+    primary_lost_since_.reset();
+    sync_standbys_.clear();
+    // The lease right away: the new primary runs under it from the start.
+    if (co_await command(candidate, "lease", lease_body(), cfg_.request_timeout))
+        leased_.insert(candidate.name);
+}
+
+awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) {
+    if (superseded_)
+        co_return make_error("this controller stands by: a newer one is in charge", 409);
+    if (busy_) co_return make_error("busy: a failover or switchover is under way", 409);
+    auto p = find_primary(views_);
+    if (!p) co_return make_error("there is no ready primary to switch over from", 409);
+    auto t = std::find_if(views_.begin(), views_.end(),
+                          [&](const MemberView& m) { return m.name == to; });
+    if (t == views_.end()) co_return make_error("no member named " + to, 404);
+    if (t->name == views_[*p].name) co_return make_error(to + " is already the primary", 409);
+    if (t->role != "replica" || !t->ready || !t->streaming)
+        co_return make_error(to + " is not a ready, streaming replica (role " + t->role + ")", 409);
+    ScopedFlag running{busy_};
+    const MemberView primary = views_[*p];
+    const MemberView target = *t;
+    auto start = Clock::now();
+    term_ += 1;
+    decide("switchover", target.name, "requested: " + primary.name + " -> " + target.name);
+    // Fast shutdown of the old primary sends all its WAL to the standbys.
+    nlohmann::json demote = {{"term", term_}};
+    auto demoted = co_await command(primary, "demote", demote, kCommandTimeout);
+    if (!demoted) {
+        decide("switchover-failed", primary.name, "demote: " + demoted.error().message);
+        co_return make_error("demote of " + primary.name + " failed: " + demoted.error().message,
+                             502);
+    }
+    std::string checkpoint = demoted->value("shutdown_checkpoint_lsn", "");
+    nlohmann::json promote = {{"term", term_}, {"members", member_names()}};
+    if (!checkpoint.empty()) promote["min_lsn"] = checkpoint;
+    Result<nlohmann::json> promoted = make_error("not tried");
+    asio::steady_timer timer(io_);
+    // The target may still be receiving the last WAL: 412 is retried briefly.
+    for (auto deadline = Clock::now() + std::chrono::seconds(10);;) {
+        promoted = co_await command(target, "promote", promote, kCommandTimeout);
+        if (promoted || promoted.error().code != 412 || Clock::now() > deadline) break;
+        timer.expires_after(std::chrono::milliseconds(50));
+        co_await timer.async_wait(use_awaitable);
+    }
+    if (!promoted) {
+        decide("switchover-failed", target.name, "promote: " + promoted.error().message);
+        co_return make_error("promote of " + target.name + " failed: " + promoted.error().message +
+                                 "; the old primary stays stopped, a failover follows",
+                             502);
+    }
+    auto writable_ms = ms_since(start);
+    primary_ = target.name;
+    primary_lost_since_.reset();
+    if (co_await command(target, "lease", lease_body(), cfg_.request_timeout))
+        leased_.insert(target.name);
+    nlohmann::json follow = {{"term", term_}, {"primary_conninfo", conninfo_of(target)}};
+    const auto members = views_;  // polls go on while we wait
+    for (const auto& m : members)
+        if (m.name != target.name && m.reachable)
+            (void)co_await command(m, "follow", follow, kCommandTimeout);
+    nlohmann::json out = {{"switched", true},
+                          {"from", primary.name},
+                          {"to", target.name},
+                          {"term", term_},
+                          {"shutdown_checkpoint_lsn", checkpoint},
+                          {"timeline", promoted->value("timeline", 0)},
+                          {"primary_writable_after_ms", writable_ms},
+                          {"total_ms", ms_since(start)}};
+    decide("switchover-done", target.name, "the old primary follows", out);
+    co_return out;
+}
+
+void Controller::pods_changed() {
+    std::vector<std::pair<std::string, std::string>> members;
+    for (const auto& [name, pod] : pods_) members.emplace_back(name, member_url(pod, cfg_.kube));
+    if (members == cfg_.members) return;
+    nlohmann::json urls = nlohmann::json::object();
+    for (const auto& [name, url] : members) urls[name] = url;
+    decide("members", "", "the selected pods changed", {{"members", urls}});
+    cfg_.members = std::move(members);  // the next poll asks these
+}
+
+awaitable<void> Controller::pause(std::chrono::milliseconds d) {
+    asio::steady_timer timer(io_, d);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+}
+
+awaitable<void> Controller::pod_watch_loop() {
+    while (!stopping_) {
+        auto list = co_await kube_->list_pods();
+        if (!list) {
+            log::warn("controller", "cannot list the pods", {{"error", list.error().message}});
+            co_await pause(std::chrono::seconds(1));
+            continue;
+        }
+        pods_.clear();
+        for (auto& pod : list->pods) pods_[pod.name] = pod;
+        pods_changed();
+        std::string version = list->resource_version;
+        while (!stopping_) {
+            auto on_event = [&](const std::string& type, const Pod& pod) {
+                if (!pod.resource_version.empty()) version = pod.resource_version;
+                if (type == "BOOKMARK" || pod.name.empty()) return;
+                if (type == "DELETED")
+                    pods_.erase(pod.name);
+                else
+                    pods_[pod.name] = pod;
+                pods_changed();
+            };
+            auto began = Clock::now();
+            auto st = co_await kube_->watch_pods(version, on_event);
+            // A watch the server (or a proxy) ends at once is not asked again at once.
+            if (st && Clock::now() - began < std::chrono::seconds(1))
+                co_await pause(std::chrono::seconds(1));
+            if (!st && st.error().code == 410) {
+                log::info("controller", "the watch is too old: listing the pods again");
+                break;
+            }
+            if (!st) {
+                log::warn("controller", "pod watch failed", {{"error", st.error().message}});
+                co_await pause(std::chrono::seconds(1));
+            }
+        }
+    }
+}
+
+awaitable<void> Controller::label_loop() {
+    while (!stopping_) {
+        co_await pause(cfg_.interval);
+        // A standing-by controller leaves the labels to the one in charge.
+        if (!term_learned_ || superseded_ || Clock::now() < labels_paused_until_) continue;
+        std::map<std::string, std::string> current;
+        for (const auto& [name, pod] : pods_) current[name] = pod.role;
+        for (const auto& change : plan_role_labels(views_, primary_, current)) {
+            if (change.role == "primary") {
+                // -rw must never select two pods: only once no other has it.
+                bool taken = std::any_of(pods_.begin(), pods_.end(), [&](const auto& p) {
+                    return p.first != change.pod && p.second.role == "primary";
+                });
+                if (taken) break;
+            }
+            if (!co_await set_role_label(change)) {
+                // Removals must land first; and an API server in trouble is
+                // not asked four times a second.
+                labels_paused_until_ = Clock::now() + std::chrono::seconds(2);
+                break;
+            }
+        }
+    }
+}
+
+awaitable<bool> Controller::set_role_label(const LabelChange& change) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        auto it = pods_.find(change.pod);
+        if (it == pods_.end()) co_return true;  // deleted: no label left to change
+        Pod pod = it->second;
+        auto r = co_await kube_->patch_role(pod, change.role);
+        if (r) {
+            // The answer is the pod as stored; a watch event may already be newer.
+            if (auto now = pods_.find(change.pod); now != pods_.end()) now->second.role = r->role;
+            decide("label", change.pod, change.reason,
+                   {{"role", change.role ? nlohmann::json(*change.role) : nlohmann::json()}});
+            co_return true;
+        }
+        if (r.error().code == 404) {
+            pods_.erase(change.pod);
+            co_return true;
+        }
+        if (r.error().code != 409) {
+            log::warn("controller", "cannot change a role label",
+                      {{"pod", change.pod}, {"error", r.error().message}});
+            co_return false;
+        }
+        // The pod changed since we read it: read it again and patch with its
+        // new resourceVersion, unless it carries the wanted label by now.
+        auto fresh = co_await kube_->get_pod(change.pod);
+        if (!fresh) co_return false;
+        if (auto now = pods_.find(change.pod); now != pods_.end()) now->second = *fresh;
+        if (fresh->role == change.role.value_or("")) co_return true;
+    }
+    co_return false;
+}
+
+nlohmann::json Controller::cluster() const {
+    nlohmann::json members = nlohmann::json::array();
+    for (const auto& m : views_) members.push_back(member_summary(m, views_));
+    nlohmann::json decisions = nlohmann::json::array();
+    for (const auto& d : decisions_) decisions.push_back(d);
+    nlohmann::json out = {
+        {"term", term_},
+        {"primary", primary_.empty() ? nlohmann::json() : nlohmann::json(primary_)},
+        {"busy", busy_},
+        {"standing_by", superseded_},
+        {"primary_lost_ms",
+         primary_lost_since_ ? nlohmann::json(ms_since(*primary_lost_since_)) : nlohmann::json()},
+        {"settings",
+         {{"interval_ms", cfg_.interval.count()},
+          {"lease_ttl_ms", cfg_.lease_ttl.count()},
+          {"failover_delay_ms", cfg_.failover_delay.count()},
+          {"synchronous", cfg_.synchronous}}},
+        {"members", members},
+        {"decisions", decisions}};
+    if (kube_) {
+        nlohmann::json pods = nlohmann::json::object();
+        for (const auto& [name, pod] : pods_)
+            pods[name] = {
+                {"ip", pod.ip},
+                {"role_label", pod.role.empty() ? nlohmann::json() : nlohmann::json(pod.role)}};
+        out["kubernetes"] = {
+            {"selector", cfg_.kube.selector}, {"namespace", cfg_.kube.ns}, {"pods", pods}};
+    }
+    return out;
+}
+
+awaitable<HttpResponse> Controller::handle(HttpRequest req, PeerInfo) {
+    std::string target(req.target());
+    std::string path = target.substr(0, target.find('?'));
+    bool get = req.method() == http::verb::get || req.method() == http::verb::head;
+    if (path == "/healthz" && get)
+        co_return json_response(http::status::ok, {{"status", "ok"}}, req.version());
+    if (path == "/v1/cluster" && get)
+        co_return json_response(http::status::ok, cluster(), req.version());
+    if (path == "/v1/switchover" && req.method() == http::verb::post) {
+        if (!bearer_matches(req, token_))
+            co_return error_response(http::status::unauthorized, "missing or wrong bearer token",
+                                     req.version());
+        auto body = parse_command_body(req.body(), {{"to", {FieldType::name, true}}});
+        if (!body)
+            co_return error_response(http::status::bad_request, body.error().message,
+                                     req.version());
+        auto r = co_await switchover((*body)["to"].get<std::string>());
+        if (!r) {
+            nlohmann::json err = {{"error", r.error().message}};
+            co_return json_response(static_cast<http::status>(r.error().code), err, req.version());
+        }
+        co_return json_response(http::status::ok, *r, req.version());
+    }
+    if (path == "/healthz" || path == "/v1/cluster" || path == "/v1/switchover")
+        co_return error_response(http::status::method_not_allowed, "method not allowed",
+                                 req.version());
+    co_return error_response(http::status::not_found, "no such path: " + path, req.version());
+}
+
+int controller_main(const std::vector<std::string>& args) {
+    ParseOutcome outcome;
+    auto cfg = parse_controller_args(args, &outcome);
+    if (!cfg) {
+        if (outcome.exit_code != 0)
+            std::fprintf(stderr, "instance-manager controller: %s\n", cfg.error().message.c_str());
+        return outcome.exit_code;
+    }
+    log::Level level;
+    log::parse_level(cfg->log_level, level);
+    log::set_level(level);
+    auto token = fs::read_secret(cfg->api_token_file);
+    if (!token) {
+        std::fprintf(stderr, "instance-manager controller: --api-token-file: %s\n",
+                     token.error().message.c_str());
+        return 2;
+    }
+    asio::io_context io(1);
+    Controller controller(io, std::move(*cfg), *token);
+    return controller.run();
+}
+
+}  // namespace im

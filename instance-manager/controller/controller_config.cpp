@@ -1,0 +1,225 @@
+#include "controller/controller_config.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+
+#include "fs_util.hpp"
+#include "log.hpp"
+
+namespace im {
+
+namespace {
+
+// "NAME=VALUE" pairs from repeated options.
+Result<std::vector<std::pair<std::string, std::string>>> split_pairs(
+    const std::string& flag, const std::vector<std::string>& items) {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::set<std::string> seen;
+    for (const auto& item : items) {
+        auto eq = item.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+            return make_error(flag + ": expected NAME=VALUE, got '" + item + "'", 2);
+        std::string name = item.substr(0, eq);
+        if (!seen.insert(name).second) return make_error(flag + ": " + name + " given twice", 2);
+        out.emplace_back(name, item.substr(eq + 1));
+    }
+    return out;
+}
+
+Status check_members(const std::vector<std::pair<std::string, std::string>>& members) {
+    for (const auto& [name, url] : members) {
+        if (name.find_first_of("\"' ") != std::string::npos)
+            return make_error("--member: names may not hold quotes or spaces: " + name, 2);
+        if (auto u = http_client::parse_url(url); !u)
+            return make_error("--member " + name + ": " + u.error().message, 2);
+    }
+    return Ok{};
+}
+
+// The Kubernetes mode's settings: the in-cluster defaults filled in and
+// checked, so a bad pod spec fails at start, not at the first API call.
+Status finish_kube_settings(KubeSettings& k, bool have_members) {
+    const std::string sa = "/var/run/secrets/kubernetes.io/serviceaccount/";
+    if (have_members) return make_error("--kubernetes and --member exclude each other", 2);
+    if (k.selector.empty() || k.selector.find('=') == std::string::npos)
+        return make_error("--selector: a label selector like app=demo is required", 2);
+    if (k.member_port <= 0 || k.member_port > 65535)
+        return make_error("--member-port: a port number", 2);
+    if (k.member_scheme != "http" && k.member_scheme != "https")
+        return make_error("--member-scheme: http or https", 2);
+    if (k.member_domain.find_first_of("/:@ ") != std::string::npos)
+        return make_error("--member-domain: a DNS name like demo-headless", 2);
+    if (k.api_url.empty()) {
+        const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+        const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
+        if (!host || !*host)
+            return make_error(
+                "--kubernetes: KUBERNETES_SERVICE_HOST is not set (not in a pod?); give "
+                "--kube-api-url",
+                2);
+        std::string h = host;
+        if (h.find(':') != std::string::npos) h = "[" + h + "]";  // IPv6
+        k.api_url = "https://" + h + ":" + (port && *port ? port : "443");
+    }
+    if (auto u = http_client::parse_url(k.api_url); !u || !u->tls)
+        return make_error("--kube-api-url: an https URL is required", 2);
+    if (k.token_file.empty()) k.token_file = sa + "token";
+    if (k.ca_file.empty()) k.ca_file = sa + "ca.crt";
+    if (!fs::read_secret(k.token_file))
+        return make_error("--kube-token-file: cannot read " + k.token_file, 2);
+    if (!fs::exists(k.ca_file)) return make_error("--kube-ca-file: cannot read " + k.ca_file, 2);
+    if (k.ns.empty()) {
+        auto ns = fs::read_secret(sa + "namespace");
+        if (!ns) return make_error("--namespace: not given and not in " + sa + "namespace", 2);
+        k.ns = *ns;
+    }
+    return Ok{};
+}
+
+template <class Fn>
+Result<bool> parse_with(CLI::App& app, const std::vector<std::string>& args, ParseOutcome* outcome,
+                        Fn&& after) {
+    if (auto st = parse_cli(app, args, outcome); !st) return st.error();
+    if (auto st = after(); !st) return st.error();
+    if (outcome) *outcome = {false, 0};
+    return true;
+}
+
+}  // namespace
+
+Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& args,
+                                               ParseOutcome* outcome) {
+    ControllerConfig cfg;
+    CLI::App app{"instance-manager controller: keeps one primary, fails over, switches over",
+                 "instance-manager controller"};
+    std::vector<std::string> members, priorities;
+    std::string listen = "127.0.0.1:8010", interval = "250ms", timeout = "500ms", ttl = "1s", delay;
+    app.add_option("--member", members, "NAME=URL of a member's manager API (repeat)")
+        ->envname("IM_MEMBERS")
+        ->delimiter(',');
+    app.add_option("--api-token-file", cfg.api_token_file, "the members' API token")
+        ->envname("IM_API_TOKEN_FILE");
+    app.add_option("--listen", listen, "the controller's own API, HOST:PORT")
+        ->envname("IM_CONTROLLER_LISTEN");
+    app.add_option("--interval", interval, "poll interval")->envname("IM_POLL_INTERVAL");
+    app.add_option("--request-timeout", timeout, "timeout of a poll or lease request");
+    app.add_option("--lease-ttl", ttl, "primary lease TTL")->envname("IM_LEASE_TTL");
+    app.add_option("--failover-delay", delay,
+                   "how long the primary may be lost before a failover (default: TTL + 750ms)")
+        ->envname("IM_FAILOVER_DELAY");
+    app.add_option("--synchronous", cfg.synchronous, "number of synchronous standbys (FIRST n)")
+        ->envname("IM_SYNCHRONOUS");
+    app.add_option("--priority", priorities, "NAME=N failover priority, higher first; < 0 never");
+    app.add_option("--ca-file", cfg.tls.ca_file, "https members: verify against this CA");
+    app.add_option("--cert", cfg.tls.cert_file, "https members: client certificate (mTLS)");
+    app.add_option("--key", cfg.tls.key_file, "https members: client key");
+    app.add_option("--log-level", cfg.log_level)->envname("IM_LOG_LEVEL");
+    auto& k = cfg.kube;
+    app.add_flag("--kubernetes", k.enabled,
+                 "members are the pods matching --selector (in-cluster credentials)")
+        ->envname("IM_KUBERNETES");
+    app.add_option("--selector", k.selector, "label selector of the cluster's pods, e.g. app=demo")
+        ->envname("IM_SELECTOR");
+    app.add_option("--namespace", k.ns, "the pods' namespace (default: the service account's)")
+        ->envname("IM_NAMESPACE");
+    app.add_option("--member-port", k.member_port, "the managers' API port on each pod")
+        ->envname("IM_MEMBER_PORT");
+    app.add_option("--member-scheme", k.member_scheme, "http | https")->envname("IM_MEMBER_SCHEME");
+    app.add_option("--member-domain", k.member_domain,
+                   "address members as POD.DOMAIN (a headless Service) instead of by pod IP")
+        ->envname("IM_MEMBER_DOMAIN");
+    app.add_option("--kube-api-url", k.api_url,
+                   "default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT")
+        ->envname("IM_KUBE_API_URL");
+    app.add_option("--kube-token-file", k.token_file, "service-account token")
+        ->envname("IM_KUBE_TOKEN_FILE");
+    app.add_option("--kube-ca-file", k.ca_file, "CA of the API server")->envname("IM_KUBE_CA_FILE");
+
+    auto done = parse_with(app, args, outcome, [&]() -> Status {
+        auto m = split_pairs("--member", members);
+        if (!m) return m.error();
+        cfg.members = *m;
+        if (k.enabled) {
+            if (auto st = finish_kube_settings(k, !cfg.members.empty()); !st) return st;
+        } else if (cfg.members.empty()) {
+            return make_error("--member: at least one member is needed (or --kubernetes)", 2);
+        }
+        if (auto st = check_members(cfg.members); !st) return st;
+        auto p = split_pairs("--priority", priorities);
+        if (!p) return p.error();
+        for (const auto& [name, value] : *p) {
+            try {
+                cfg.priority[name] = std::stoi(value);
+            } catch (...) {
+                return make_error("--priority " + name + ": not a number: " + value, 2);
+            }
+        }
+        if (cfg.api_token_file.empty() || !fs::read_secret(cfg.api_token_file))
+            return make_error("--api-token-file: a readable token file is required", 2);
+        if (!parse_host_port(listen, cfg.listen_host, cfg.listen_port))
+            return make_error("--listen: expected HOST:PORT, got '" + listen + "'", 2);
+        if (!parse_duration(interval, cfg.interval) || cfg.interval.count() < 50)
+            return make_error("--interval: a duration of at least 50ms", 2);
+        if (!parse_duration(timeout, cfg.request_timeout) || cfg.request_timeout.count() < 50)
+            return make_error("--request-timeout: a duration of at least 50ms", 2);
+        if (!parse_duration(ttl, cfg.lease_ttl) || cfg.lease_ttl.count() < 200)
+            return make_error("--lease-ttl: a duration of at least 200ms", 2);
+        cfg.failover_delay = cfg.lease_ttl + std::chrono::milliseconds(750);
+        if (!delay.empty() && !parse_duration(delay, cfg.failover_delay))
+            return make_error("--failover-delay: expected a duration like 2s", 2);
+        if (cfg.failover_delay < cfg.lease_ttl + kFailoverMargin)
+            return make_error(
+                "--failover-delay must exceed --lease-ttl by at least 500ms, so an "
+                "isolated primary has fenced itself first",
+                2);
+        if (cfg.synchronous >= cfg.members.size() && cfg.synchronous > 0)
+            return make_error("--synchronous: at most the number of members minus one", 2);
+        log::Level lvl;
+        if (!log::parse_level(cfg.log_level, lvl))
+            return make_error("--log-level: debug, info, warn or error", 2);
+        return Ok{};
+    });
+    if (!done) return done.error();
+    return cfg;
+}
+
+Result<ClientArgs> parse_client_args(const std::string& command,
+                                     const std::vector<std::string>& args, ParseOutcome* outcome) {
+    ClientArgs out;
+    CLI::App app{command == "status" ? "instance-manager status: the cluster at a glance"
+                                     : "instance-manager switchover: hand the primary role over",
+                 "instance-manager " + command};
+    std::vector<std::string> members;
+    app.add_option("--controller", out.controller, "the controller's API URL")
+        ->envname("IM_CONTROLLER_URL");
+    app.add_option("--ca-file", out.tls.ca_file, "https: verify against this CA");
+    if (command == "status") {
+        app.add_option("--member", members, "NAME=URL: ask the members directly (repeat)");
+        app.add_flag("--json", out.json, "print JSON");
+    } else {
+        app.add_option("--to", out.to, "the replica to promote")->required();
+        app.add_option("--api-token-file", out.api_token_file)->envname("IM_API_TOKEN_FILE");
+    }
+    auto done = parse_with(app, args, outcome, [&]() -> Status {
+        auto m = split_pairs("--member", members);
+        if (!m) return m.error();
+        out.members = *m;
+        if (auto st = check_members(out.members); !st) return st;
+        if (out.controller.empty() == out.members.empty())
+            return make_error(
+                command == "status" ? "give --controller or --member" : "--controller is required",
+                2);
+        if (!out.controller.empty() && !http_client::parse_url(out.controller))
+            return make_error("--controller: expected http[s]://HOST:PORT", 2);
+        if (command == "switchover" &&
+            (out.api_token_file.empty() || !fs::read_secret(out.api_token_file)))
+            return make_error("--api-token-file: a readable token file is required", 2);
+        return Ok{};
+    });
+    if (!done) return done.error();
+    return out;
+}
+
+}  // namespace im

@@ -1,0 +1,68 @@
+#pragma once
+// The command lines of `instance-manager controller`, `status` and
+// `switchover`: parsed with CLI11, every bad value a message and exit code 2.
+#include <chrono>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config.hpp"
+#include "http_client.hpp"
+#include "result.hpp"
+
+namespace im {
+
+// `--kubernetes`: the members are the pods matching a label selector, and
+// the controller keeps their `role` label true.
+struct KubeSettings {
+    bool enabled = false;
+    std::string selector;    // e.g. app=demo
+    std::string ns;          // namespace
+    int member_port = 8000;  // the managers' API port on each pod
+    std::string member_scheme = "http";
+    // When set, members are addressed as POD.DOMAIN (a headless Service's
+    // DNS names, stable across pod re-creation) instead of by pod IP.
+    std::string member_domain;
+    std::string api_url;     // https://host:port of the API server
+    std::string token_file;  // service-account token (re-read: it rotates)
+    std::string ca_file;     // the API server's CA
+};
+
+struct ControllerConfig {
+    std::vector<std::pair<std::string, std::string>> members;  // name, manager API URL
+    std::string api_token_file;
+    std::string listen_host = "127.0.0.1";
+    int listen_port = 8010;
+    std::chrono::milliseconds interval{250};         // one poll round
+    std::chrono::milliseconds request_timeout{500};  // a poll or lease request
+    std::chrono::milliseconds lease_ttl{1000};
+    std::chrono::milliseconds failover_delay{1750};  // > lease TTL + margin
+    unsigned synchronous = 0;                        // FIRST n synchronous standbys
+    std::map<std::string, int> priority;             // failover preference; < 0: never
+    http_client::TlsClientOptions tls;                    // for https member URLs
+    std::string log_level = "info";
+    KubeSettings kube;
+};
+
+// The lease must lapse (and an isolated primary fence itself) before a
+// failover may start: the delay must exceed the TTL by at least this much.
+inline constexpr std::chrono::milliseconds kFailoverMargin{500};
+
+Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& args,
+                                               ParseOutcome* outcome);
+
+// `status` and `switchover`: where to ask, and how.
+struct ClientArgs {
+    std::string controller;                                    // URL of the controller's API
+    std::vector<std::pair<std::string, std::string>> members;  // or the members directly
+    std::string to;                                            // switchover target
+    std::string api_token_file;
+    bool json = false;
+    std::chrono::milliseconds timeout{60'000};
+    http_client::TlsClientOptions tls;
+};
+Result<ClientArgs> parse_client_args(const std::string& command,
+                                     const std::vector<std::string>& args, ParseOutcome* outcome);
+
+}  // namespace im

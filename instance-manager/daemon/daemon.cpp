@@ -1,0 +1,225 @@
+#include "daemon/daemon.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "bootstrap/data_dir.hpp"
+#include "fs_util.hpp"
+#include "http_client.hpp"
+#include "log.hpp"
+
+namespace im {
+
+Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_token,
+               std::shared_ptr<asio::ssl::context> api_tls)
+    : io_(io),
+      cfg_(std::move(cfg)),
+      signals_(io, SIGTERM, SIGINT, SIGQUIT),
+      supervisor_(io.get_executor(), cfg_, reaper_, state_),
+      monitor_(io.get_executor(), cfg_, state_),
+      api_(cfg_, state_, metrics_, *this, std::move(api_token)),
+      http_(
+          io.get_executor(),
+          HttpLimits{cfg_.http_timeout, cfg_.http_max_connections, cfg_.http_max_body, 8 * 1024},
+          [this](HttpRequest req, PeerInfo peer) { return api_.handle(std::move(req), peer); },
+          std::move(api_tls)) {
+    api_.require_client_cert(!cfg_.tls_client_ca.empty());
+    signals_.add(SIGHUP);
+    signals_.add(SIGCHLD);
+    supervisor_.set_exit_hook(
+        [this](bool planned, int status) { on_postgres_exit(planned, status); });
+}
+
+int Daemon::run() {
+    log::info("manager", "starting",
+              {{"name", cfg_.name},
+               {"pgdata", cfg_.pgdata},
+               {"version", kManagerVersion},
+               {"pid", ::getpid()}});
+    if (auto st = http_.listen(cfg_.http_host, cfg_.http_port); !st) {
+        log::error("manager", st.error().message);
+        return 1;
+    }
+    std::function<void(boost::system::error_code, int)> on_sig =
+        [this, &on_sig](boost::system::error_code ec, int sig) {
+            if (ec) return;
+            on_signal(sig);
+            signals_.async_wait(on_sig);
+        };
+    signals_.async_wait(on_sig);
+    // Children that exited before the signal handler existed are reaped now.
+    reaper_.reap();
+    asio::co_spawn(io_, main_flow(), [this](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            log::error("manager", "unexpected failure", {{"error", ex.what()}});
+        }
+        shutdown(1, "unexpected failure");
+    });
+    io_.run();
+    log::info("manager", "exiting", {{"exit_code", exit_code_}});
+    return exit_code_;
+}
+
+void Daemon::on_signal(int sig) {
+    switch (sig) {
+        case SIGCHLD:
+            on_child_exit();
+            break;
+        case SIGHUP:
+            reload_all();
+            break;
+        case SIGTERM:
+        case SIGINT:
+        case SIGQUIT:
+            if (shutting_down_) {
+                // A second request escalates: smart -> fast -> immediate.
+                log::info("manager", "shutdown requested again: escalating");
+                supervisor_.escalate();
+            } else {
+                shutdown(0, std::string("signal ") + strsignal(sig));
+            }
+            break;
+    }
+}
+
+void Daemon::on_child_exit() { reaper_.reap(); }
+
+void Daemon::reload_all() {
+    log::info("manager", "reload requested");
+    if (prepared_) {
+        if (auto st = write_managed_files(cfg_, *prepared_); !st)
+            log::warn("manager", "cannot rewrite managed files", {{"error", st.error().message}});
+    }
+    supervisor_.reload();
+}
+
+void Daemon::shutdown(int exit_code, std::string reason) {
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    exit_code_ = exit_code;
+    log::info("manager", "shutting down", {{"reason", reason}});
+    (void)state_.role.transition(Role::stopping, reason);
+    asio::co_spawn(io_, finish_shutdown(), asio::detached);
+}
+
+awaitable<void> Daemon::finish_shutdown() {
+    monitor_.stop();
+    if (supervisor_.running()) {
+        int status = co_await supervisor_.stop(StopMode::smart);
+        // A clean stop is exit 0 of the postmaster; anything harsher is reported.
+        if (exit_code_ == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) exit_code_ = 1;
+    }
+    (void)state_.role.transition(Role::stopped, "shutdown complete");
+    // An answer in flight (a fence taken during the shutdown) reaches its caller.
+    co_await http_.drain(std::chrono::seconds(2));
+    io_.stop();
+}
+
+void Daemon::on_postgres_exit(bool planned, int wait_status) {
+    monitor_.poke();
+    if (planned || shutting_down_) return;
+    ++state_.process.crashes;
+    state_.last_error = "postgres " + describe_wait_status(wait_status);
+    (void)state_.role.transition(Role::stopped, state_.last_error);
+    if (cfg_.restart_policy == RestartPolicy::never) {
+        state_.in_control = false;
+        shutdown(exit_code_of(wait_status) == 0 ? 1 : exit_code_of(wait_status) & 0xff,
+                 "postgres exited and --restart-policy is never");
+        return;
+    }
+    asio::co_spawn(io_, restart_after_backoff(), asio::detached);
+}
+
+awaitable<void> Daemon::restart_after_backoff() {
+    auto delay = supervisor_.next_backoff();
+    log::info("supervisor", "restarting postgres after backoff", {{"backoff_ms", delay.count()}});
+    restart_pending_ = true;
+    asio::steady_timer t(io_, delay);
+    co_await t.async_wait(use_awaitable);
+    restart_pending_ = false;
+    if (shutting_down_ || supervisor_.running()) co_return;
+    if (auto st = clear_stale_pid_file(cfg_.pgdata); !st) {
+        state_.last_error = st.error().message;
+        asio::co_spawn(io_, restart_after_backoff(), asio::detached);
+        co_return;
+    }
+    (void)state_.role.transition(Role::starting, "restart after crash");
+    if (auto st = supervisor_.start(); !st) {
+        state_.last_error = st.error().message;
+        asio::co_spawn(io_, restart_after_backoff(), asio::detached);
+        co_return;
+    }
+    ++state_.process.restarts;
+    monitor_.poke();
+}
+
+awaitable<void> Daemon::main_flow() {
+    auto prepared =
+        co_await prepare_data_dir(cfg_, reaper_, [this](int pct) { state_.clone_progress = pct; });
+    if (!prepared) {
+        state_.last_error = prepared.error().message;
+        log::error("bootstrap", prepared.error().message);
+        shutdown(1, "bootstrap failed");
+        co_return;
+    }
+    prepared_ = std::move(*prepared);
+    store_ = std::make_unique<StateStore>(cfg_.state_dir() + "/state.json");
+    state_.term = prepared_->persistent.term;
+    state_.upstream = prepared_->persistent.primary_conninfo;
+    state_.standby = prepared_->replica;
+    if (shutting_down_) co_return;
+    asio::co_spawn(io_, lease_watchdog(), asio::detached);
+    if (!prepared_->persistent.fenced && !co_await primary_may_start()) {
+        co_await monitor_.run([this](PgSession& s) { return after_check(s); });
+        co_return;
+    }
+    if (prepared_->persistent.fenced) {
+        // Fenced survives restarts of the manager: postgres stays down until unfenced.
+        (void)state_.role.transition(Role::fenced, "fenced before the manager started");
+        co_await monitor_.run([this](PgSession& s) { return after_check(s); });
+        co_return;
+    }
+    if (auto st = supervisor_.start(); !st) {
+        log::error("supervisor", st.error().message);
+        shutdown(1, "cannot start postgres");
+        co_return;
+    }
+    co_await monitor_.run([this](PgSession& s) { return after_check(s); });
+}
+
+awaitable<void> Daemon::after_check(PgSession& session) {
+    if (shutting_down_ || !state_.pg.accepting) co_return;
+    supervisor_.note_healthy();
+    Role observed = state_.pg.in_recovery ? Role::replica : Role::primary;
+    Role now = state_.role.current();
+    if (now == Role::starting) {
+        // Every start of a primary re-applies roles and passwords from their files.
+        state_.setup_done = false;
+        (void)state_.role.transition(observed, "postgres accepts connections");
+        log::info("manager", "postgres is ready",
+                  {{"role", to_string(observed)}, {"version", state_.pg.version}});
+    } else if (now == Role::replica && observed == Role::primary) {
+        (void)state_.role.transition(Role::primary, "postgres left recovery");
+    }
+    state_.ever_ready = true;
+    if (observed == Role::primary && prepared_ && !prepared_->persistent.members.empty())
+        co_await sync_slots(session);
+    if (!state_.setup_done && observed == Role::primary && prepared_) {
+        auto st = co_await setup_roles(reaper_, cfg_, monitor_.local_conninfo());
+        if (st) {
+            state_.setup_done = true;
+            log::info("bootstrap", "roles and database are in place",
+                      {{"psql", "psql 'host=<address> port=" + std::to_string(cfg_.pg_port) +
+                                    " user=app dbname=app' (password in " + cfg_.app_password_file +
+                                    ")"}});
+        } else {
+            state_.last_error = st.error().message;
+            log::error("bootstrap", st.error().message);
+        }
+    }
+}
+
+}  // namespace im

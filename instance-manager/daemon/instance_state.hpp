@@ -1,0 +1,71 @@
+#pragma once
+// What the manager knows about its instance. Written by the supervisor and
+// the monitor on the loop; read by probes, status and metrics (no I/O there).
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "daemon/role_machine.hpp"
+
+namespace im {
+
+// The last observation of postgres by the monitor.
+struct PgObservation {
+    bool accepting = false;    // the last check connected and ran its query
+    bool starting_up = false;  // postmaster alive, still in startup/recovery
+    std::string pm_status;     // from postmaster.pid: starting, ready, standby, stopping
+    bool in_recovery = false;
+    std::string version;
+    int version_num = 0;
+    std::string system_identifier;
+    uint32_t timeline = 0;
+    std::string current_lsn;
+    std::string receive_lsn;
+    std::string replay_lsn;
+    bool pending_restart = false;
+    std::string pg_start_time;
+    // Replication, from the same check: for a replica its WAL receiver, for a
+    // primary its pg_stat_replication rows and physical slots.
+    nlohmann::json replication = nlohmann::json::object();
+    bool streaming = false;  // replica: WAL receiver is streaming
+    uint64_t lag_bytes = 0;  // replica: primary's reported end of WAL - replayed
+    std::string last_error;
+    std::chrono::system_clock::time_point checked_at{};
+    uint64_t checks = 0;
+    uint64_t check_failures = 0;
+};
+
+struct ProcessInfo {
+    pid_t pid = -1;
+    bool running = false;
+    uint64_t restarts = 0;  // unexpected exits that were followed by a restart
+    uint64_t crashes = 0;   // unexpected exits
+    std::chrono::system_clock::time_point started_at{};
+    std::string last_exit;
+};
+
+struct InstanceState {
+    RoleMachine role;
+    PgObservation pg;
+    ProcessInfo process;
+    bool ever_ready = false;  // postgres accepted connections at least once
+    bool setup_done = false;  // roles and database are in place
+    bool in_control = true;   // false once the manager is giving up (restart policy never)
+    std::optional<int> clone_progress;  // pg_basebackup's percentage while a replica is cloned
+    std::string upstream;               // a replica's primary_conninfo as given (no secrets)
+    uint64_t term = 0;                  // highest accepted command term
+    bool standby = false;               // standby.signal: a replica's data, also when fenced
+    // The controller's lease on a primary: when it lapses without renewal and
+    // no majority of the members answers, the primary fences itself.
+    std::optional<std::chrono::steady_clock::time_point> lease_expires;
+    std::chrono::milliseconds lease_ttl{0};
+    std::string last_error;
+    std::chrono::system_clock::time_point manager_started = std::chrono::system_clock::now();
+    std::chrono::steady_clock::time_point manager_started_mono = std::chrono::steady_clock::now();
+};
+
+}  // namespace im

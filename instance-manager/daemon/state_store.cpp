@@ -1,0 +1,57 @@
+#include "daemon/state_store.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "fs_util.hpp"
+
+namespace im {
+
+Result<PersistentState> StateStore::load() const {
+    if (!fs::exists(path_)) return PersistentState{};
+    auto text = fs::read_file(path_);
+    if (!text) return text.error();
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return make_error("corrupt state file " + path_);
+    PersistentState s;
+    try {
+        s.term = j.value("term", uint64_t{0});
+        s.last_command = j.value("last_command", std::string());
+        s.fenced = j.value("fenced", false);
+        s.primary_conninfo = j.value("primary_conninfo", std::string());
+        s.members = j.value("members", std::vector<std::string>());
+        auto sync = parse_sync_spec(j.value("synchronous", nlohmann::json()));
+        if (!sync) return make_error("corrupt state file " + path_ + ": " + sync.error().message);
+        s.synchronous = *sync;
+        s.lease_members = j.value("lease_members", std::map<std::string, std::string>());
+        s.lease_ttl_ms = j.value("lease_ttl_ms", uint64_t{0});
+    } catch (const nlohmann::json::exception& e) {
+        return make_error("corrupt state file " + path_ + ": " + e.what());
+    }
+    return s;
+}
+
+Status StateStore::save(const PersistentState& s) const {
+    nlohmann::json j = {{"term", s.term},
+                        {"last_command", s.last_command},
+                        {"fenced", s.fenced},
+                        {"primary_conninfo", s.primary_conninfo},
+                        {"members", s.members},
+                        {"synchronous", to_json(s.synchronous)},
+                        {"lease_members", s.lease_members},
+                        {"lease_ttl_ms", s.lease_ttl_ms}};
+    return fs::write_file_atomic(path_, j.dump(2) + "\n", 0600);
+}
+
+std::string command_key(const std::string& command, uint64_t term, const nlohmann::json& body) {
+    nlohmann::json rest = body.is_object() ? body : nlohmann::json::object();
+    rest.erase("term");
+    return command + ":" + std::to_string(term) + ":" + rest.dump();
+}
+
+TermVerdict judge_term(const PersistentState& s, const std::string& key, uint64_t term) {
+    if (term < s.term) return TermVerdict::stale;
+    if (term == s.term && s.last_command == key) return TermVerdict::repeat;
+    return TermVerdict::fresh;
+}
+
+}  // namespace im

@@ -1,0 +1,141 @@
+#include "daemon/supervisor.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "log.hpp"
+
+namespace im {
+
+namespace {
+log::Level level_of_pg_line(std::string_view line) {
+    for (auto [tag, lvl] : {std::pair{"PANIC:", log::Level::error},
+                            {"FATAL:", log::Level::error},
+                            {"ERROR:", log::Level::error},
+                            {"WARNING:", log::Level::warn}})
+        if (line.find(tag) != std::string_view::npos) return lvl;
+    return log::Level::info;
+}
+}  // namespace
+
+Supervisor::Supervisor(asio::any_io_executor ex, const Config& cfg, Reaper& reaper,
+                       InstanceState& state)
+    : ex_(std::move(ex)), cfg_(cfg), reaper_(reaper), state_(state) {}
+
+Status Supervisor::start() {
+    if (running()) return make_error("postgres is already running");
+    SpawnOptions opts;
+    opts.argv = {cfg_.pg_bin + "/postgres", "-D", cfg_.pgdata};
+    // If the manager dies, postgres must not live on unsupervised: SIGQUIT
+    // is postgres's immediate shutdown, which also stops its backends.
+    opts.parent_death_signal = SIGQUIT;
+    opts.env = {"PGDATA=" + cfg_.pgdata};
+    auto child = spawn(opts);
+    if (!child) return child.error();
+
+    stop_planned_ = false;
+    exited_ = std::make_shared<Event>(ex_);
+    escalate_ = std::make_shared<Event>(ex_);
+    state_.process.pid = child->pid;
+    state_.process.running = true;
+    state_.process.started_at = std::chrono::system_clock::now();
+    started_mono_ = std::chrono::steady_clock::now();
+    log::info("supervisor", "postgres started", {{"pid", child->pid}});
+
+    reaper_.watch(child->pid, [this](int status) { on_exit(status); });
+    auto pipe = std::make_shared<asio::posix::stream_descriptor>(ex_, child->output.release());
+    pid_t pid = child->pid;
+    asio::co_spawn(
+        ex_,
+        [pipe, pid]() -> awaitable<void> {
+            co_await read_lines(*pipe, [pid](std::string_view line) {
+                log::write(level_of_pg_line(line), "postgres", line, {{"postmaster", pid}});
+            });
+        },
+        asio::detached);
+    return Ok{};
+}
+
+void Supervisor::on_exit(int wait_status) {
+    pid_t pid = state_.process.pid;
+    state_.process.running = false;
+    state_.process.pid = -1;
+    state_.process.last_exit = describe_wait_status(wait_status);
+    last_status_ = wait_status;
+    bool planned = stop_planned_;
+    // Backends of a postmaster that died hard would otherwise linger holding
+    // shared memory, and the next postmaster would refuse to start.
+    if (!planned) ::kill(-pid, SIGKILL);
+    log::write(planned ? log::Level::info : log::Level::error, "supervisor",
+               planned ? "postgres stopped" : "postgres exited unexpectedly",
+               {{"pid", pid}, {"status", state_.process.last_exit}});
+    if (exited_) exited_->set();
+    if (exit_hook_) exit_hook_(planned, wait_status);
+}
+
+void Supervisor::signal(int sig) {
+    if (running()) ::kill(state_.process.pid, sig);
+}
+
+void Supervisor::reload() {
+    if (!running()) return;
+    log::info("supervisor", "reloading postgres configuration");
+    signal(SIGHUP);
+}
+
+void Supervisor::escalate() {
+    if (escalate_) escalate_->set();
+}
+
+awaitable<int> Supervisor::stop(StopMode first) {
+    if (!running()) co_return last_status_;
+    stop_planned_ = true;
+    auto exited = exited_;
+    struct Step {
+        StopMode mode;
+        int sig;
+        const char* name;
+        std::chrono::milliseconds timeout;
+    };
+    const Step steps[] = {{StopMode::smart, SIGTERM, "smart", cfg_.smart_shutdown_timeout},
+                          {StopMode::fast, SIGINT, "fast", cfg_.fast_shutdown_timeout},
+                          {StopMode::immediate, SIGQUIT, "immediate", std::chrono::seconds(10)}};
+    for (const auto& step : steps) {
+        if (step.mode < first) continue;
+        if (exited->is_set()) break;
+        log::info("supervisor", std::string("stopping postgres: ") + step.name + " shutdown",
+                  {{"timeout_ms", step.timeout.count()}});
+        signal(step.sig);
+        auto escalate = std::make_shared<Event>(ex_);
+        escalate_ = escalate;
+        // Wait for the exit, the timeout, or an escalation request (second SIGTERM).
+        asio::co_spawn(
+            ex_,
+            [exited, escalate]() -> awaitable<void> {
+                co_await exited->wait();
+                escalate->set();
+            },
+            asio::detached);
+        co_await escalate->wait(step.timeout);
+    }
+    if (!exited->is_set()) {
+        log::error("supervisor", "postgres ignored immediate shutdown; killing it");
+        signal(SIGKILL);
+        co_await exited->wait();
+    }
+    co_return last_status_;
+}
+
+std::chrono::milliseconds Supervisor::next_backoff() {
+    backoff_ = backoff_.count() == 0 ? cfg_.restart_backoff_min
+                                     : std::min(backoff_ * 2, cfg_.restart_backoff_max);
+    return backoff_;
+}
+
+void Supervisor::note_healthy() {
+    if (backoff_.count() != 0 &&
+        std::chrono::steady_clock::now() - started_mono_ > cfg_.restart_backoff_max)
+        backoff_ = std::chrono::milliseconds(0);
+}
+
+}  // namespace im
