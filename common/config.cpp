@@ -128,8 +128,11 @@ Status validate(Config& cfg) {
                               " is not executable");
     if (cfg.pg_port < 1 || cfg.pg_port > 65535) return make_error("--pg-port: must be 1..65535");
     if (cfg.http_port < 0 || cfg.http_port > 65535) return make_error("--http-listen: bad port");
-    if (!fs::is_dir(cfg.socket_dir))
+    if (cfg.socket_dir.empty()) {
+        cfg.socket_dir = default_socket_dir(cfg.name);  // made at start-up, mode 0700
+    } else if (!fs::is_dir(cfg.socket_dir)) {
         return make_error("--socket-dir: not a directory: " + cfg.socket_dir);
+    }
     if (auto st = check_readable("--api-token-file", cfg.api_token_file); !st) return st;
     if (!cfg.api_token_file.empty()) {
         auto tok = fs::read_secret(cfg.api_token_file);
@@ -169,6 +172,35 @@ Status validate(Config& cfg) {
     if (!log::parse_level(cfg.log_level, lvl))
         return make_error("--log-level: debug, info, warn or error");
     return Ok{};
+}
+
+std::string default_socket_dir(const std::string& name) { return "/tmp/instance-manager-" + name; }
+
+bool parse_size_mb(const std::string& text, int64_t& out_mb) {
+    if (text == "-1") {
+        out_mb = -1;
+        return true;
+    }
+    size_t used = 0;
+    long long n = 0;
+    try {
+        n = std::stoll(text, &used);
+    } catch (...) {
+        return false;
+    }
+    if (n < 0) return false;
+    std::string unit = text.substr(used);
+    if (unit == "" || unit == "MB")
+        out_mb = n;
+    else if (unit == "kB")
+        out_mb = n / 1024;
+    else if (unit == "GB")
+        out_mb = n * 1024;
+    else if (unit == "TB")
+        out_mb = n * 1024 * 1024;
+    else
+        return false;
+    return true;
 }
 
 Status parse_cli(CLI::App& app, const std::vector<std::string>& args, ParseOutcome* outcome) {
@@ -229,6 +261,11 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
         ->envname("IM_REPLICATION_CA_FILE");
     app.add_option("--on-rewind-failure", rewind_failure, "fence | reclone")
         ->envname("IM_ON_REWIND_FAILURE");
+    std::string slot_keep = "auto";
+    app.add_option("--max-slot-wal-keep-size", slot_keep,
+                   "WAL a replication slot may hold back: auto (a quarter of the data "
+                   "directory's file system), -1 (unlimited) or a size like 4GB")
+        ->envname("IM_MAX_SLOT_WAL_KEEP_SIZE");
     app.add_option("--restart-policy", restart_policy, "always | never")
         ->envname("IM_RESTART_POLICY");
     app.add_option("--smart-shutdown-timeout", smart)->envname("IM_SMART_SHUTDOWN_TIMEOUT");
@@ -249,6 +286,11 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
         return make_error("--on-rewind-failure: 'fence' or 'reclone', got '" + rewind_failure + "'",
                           2);
     cfg.reclone_on_rewind_failure = rewind_failure == "reclone";
+    if (slot_keep == "auto")
+        cfg.max_slot_wal_keep_mb = Config::kSlotKeepAuto;
+    else if (!parse_size_mb(slot_keep, cfg.max_slot_wal_keep_mb))
+        return make_error(
+            "--max-slot-wal-keep-size: auto, -1 or a size like 4GB, got '" + slot_keep + "'", 2);
     if (!parse_duration(smart, cfg.smart_shutdown_timeout))
         return make_error("--smart-shutdown-timeout: expected a duration like 10s", 2);
     if (!parse_duration(fast, cfg.fast_shutdown_timeout))

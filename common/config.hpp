@@ -2,6 +2,7 @@
 // The configuration of `instance-manager run`: parsed whole, validated, and
 // then immutable. Every flag has an environment variable (see README).
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,9 @@ struct Config {
     std::string pgdata;
     std::string pg_bin;  // directory holding postgres, initdb, pg_controldata
     int pg_port = 5432;
-    std::string socket_dir = "/tmp";
+    // Empty: a directory of this instance's own (default_socket_dir), so that
+    // no other postmaster's socket can ever be mistaken for ours.
+    std::string socket_dir;
     std::string http_host = "0.0.0.0";
     int http_port = 8000;
 
@@ -60,6 +63,11 @@ struct Config {
 
     std::string log_level = "info";
 
+    // max_slot_wal_keep_size in MB: -1 unlimited; kSlotKeepAuto: a quarter of
+    // the data directory's file system, worked out when it exists.
+    static constexpr int64_t kSlotKeepAuto = -2;
+    int64_t max_slot_wal_keep_mb = kSlotKeepAuto;
+
     // Derived paths, filled by finalize.
     std::string state_dir() const { return pgdata + "/instance-manager"; }
 };
@@ -82,6 +90,13 @@ Result<Config> parse_run_args(const std::vector<std::string>& args,
 
 // Validates a config built in code (tests) or by the parser.
 Status validate(Config& cfg);
+
+// The socket directory of an instance that names none: private to it.
+std::string default_socket_dir(const std::string& name);
+
+// A PostgreSQL size: "512MB", "4GB", "1TB", "2048kB" or a bare number of MB,
+// in MB; "-1" is -1 (unlimited).
+bool parse_size_mb(const std::string& text, int64_t& out_mb);
 
 // "HOST:PORT" or "[V6]:PORT".
 bool parse_host_port(const std::string& text, std::string& host, int& port);

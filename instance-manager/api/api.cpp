@@ -2,11 +2,11 @@
 
 #include <map>
 
+#include "bootstrap/replication_config.hpp"
 #include "conninfo.hpp"
 #include "http_client.hpp"
 #include "log.hpp"
 #include "probe_logic.hpp"
-#include "bootstrap/replication_config.hpp"
 #include "secrets.hpp"
 #include "url_query.hpp"
 
@@ -52,23 +52,36 @@ std::optional<std::string> check_field(const nlohmann::json& v, FieldType type) 
         case FieldType::name:
             if (!v.is_string() || v.get<std::string>().empty()) return "a member name";
             break;
-        case FieldType::names:
+        case FieldType::names: {
             if (!v.is_array()) return "an array of instance names";
-            for (const auto& n : v)
+            std::vector<std::string> names;
+            for (const auto& n : v) {
                 if (!n.is_string() || n.get<std::string>().empty())
                     return "an array of instance names";
+                names.push_back(n.get<std::string>());
+            }
+            if (auto clash = slot_name_collision(names)) return *clash;
             break;
+        }
         case FieldType::millis:
             if (!v.is_number_integer() || v.get<int64_t>() < 100 || v.get<int64_t>() > 600000)
                 return "a number of milliseconds [100, 600000]";
             break;
-        case FieldType::member_urls:
+        case FieldType::member_urls: {
             if (!v.is_object() || v.empty()) return "an object of member name -> API URL";
-            for (auto m = v.begin(); m != v.end(); ++m)
+            std::vector<std::string> names;
+            for (auto m = v.begin(); m != v.end(); ++m) {
+                // "": a member whose address is not known yet (a pod without
+                // an IP): it counts towards the majority, as an unreachable one.
                 if (m.key().empty() || !m.value().is_string() ||
-                    !http_client::parse_url(m.value().get<std::string>()))
-                    return "an object of member name -> API URL";
+                    (!m.value().get<std::string>().empty() &&
+                     !http_client::parse_url(m.value().get<std::string>())))
+                    return "an object of member name -> API URL (\"\" while unknown)";
+                names.push_back(m.key());
+            }
+            if (auto clash = slot_name_collision(names)) return *clash;
             break;
+        }
         case FieldType::synchronous:
             if (auto s = parse_sync_spec(v); !s) return s.error().message;
             break;
@@ -216,13 +229,11 @@ awaitable<HttpResponse> Api::command(const std::string& path, const HttpRequest&
     auto body = parse_command_body(req.body(), routes().at(path).fields);
     if (!body)
         co_return error_response(http::status::bad_request, body.error().message, req.version());
-    if (busy_)
-        co_return error_response(http::status::conflict, "busy: another command is running",
-                                 req.version());
-    ScopedFlag running{busy_};
+    // One command at a time is the daemon's rule (it also covers its own
+    // self-fence), not a second flag here.
     log::info("api", "command", {{"path", path}});
     // Plain statements around co_await: GCC 12 miscompiles co_await inside ?:.
-    std::optional<CommandResult_> r;
+    std::optional<CommandAnswer> r;
     r.emplace(co_await actions_.run(path.substr(4), *body));
     if (!*r) {
         const Error& e = r->error();

@@ -9,11 +9,11 @@
 #include <set>
 #include <string>
 
+#include "api/status_report.hpp"
 #include "asio.hpp"
 #include "config.hpp"
 #include "daemon/instance_state.hpp"
 #include "result.hpp"
-#include "api/status_report.hpp"
 
 namespace im {
 
@@ -23,7 +23,7 @@ using HttpResponse = http::response<http::string_body>;
 
 // A command's outcome: a JSON body on success, or an Error whose code is the
 // HTTP status to answer with (409 for a state that does not fit, ...).
-using CommandResult_ = Result<nlohmann::json>;
+using CommandAnswer = Result<nlohmann::json>;
 
 // What the transport knows about the client.
 struct PeerInfo {
@@ -34,14 +34,14 @@ struct PeerInfo {
 class ApiActions {
   public:
     virtual ~ApiActions() = default;
-    virtual awaitable<CommandResult_> run(const std::string& command,
-                                          const nlohmann::json& body) = 0;
+    virtual awaitable<CommandAnswer> run(const std::string& command,
+                                         const nlohmann::json& body) = 0;
 };
 
 // Whether the request carries "Authorization: Bearer <token>" (constant-time compare).
 bool bearer_matches(const HttpRequest& req, const std::string& token);
 
-// Clears a flag when the scope ends (one command at a time, in several places).
+// Clears a flag when the scope ends (the controller's one failover or switchover at a time).
 struct ScopedFlag {
     explicit ScopedFlag(bool& f) : flag(f) { flag = true; }
     ~ScopedFlag() { flag = false; }
@@ -97,7 +97,6 @@ class Api {
     Metrics& metrics_;
     ApiActions& actions_;
     std::optional<std::string> token_;
-    bool busy_ = false;  // one command at a time
     bool client_cert_required_ = false;
 };
 

@@ -166,6 +166,10 @@ Metrics::Metrics()
                        "Replica: 1 when the WAL receiver streams")),
       replica_lag_(gauge(*registry_, "pg_stat_replication_lag_bytes",
                          "Primary: replay lag of each replica in bytes")),
+      slot_retained_(gauge(*registry_, "pg_replication_slot_retained_bytes",
+                           "Primary: WAL bytes each physical slot holds back")),
+      slot_lost_(gauge(*registry_, "pg_replication_slot_lost",
+                       "Primary: 1 when PostgreSQL invalidated the slot (max_slot_wal_keep_size)")),
       term_(gauge(*registry_, "instance_manager_term", "Highest accepted command term")) {}
 
 void Metrics::count_request(const std::string& route, unsigned status) {
@@ -204,6 +208,15 @@ std::string Metrics::render(const InstanceState& s) {
             if (r.value("name", "") != "" && r["lag_bytes"].is_number())
                 replica_lag_.Add({{"application_name", r["name"].get<std::string>()}})
                     .Set(r["lag_bytes"].get<double>());
+    if (auto it = pg.replication.find("slots"); it != pg.replication.end() && it->is_array())
+        for (const auto& slot : *it) {
+            if (!slot.is_object() || !slot.value("name", nlohmann::json()).is_string()) continue;
+            std::map<std::string, std::string> labels = {{"slot", slot["name"].get<std::string>()}};
+            if (slot.value("retained_bytes", nlohmann::json()).is_number())
+                slot_retained_.Add(labels).Set(slot["retained_bytes"].get<double>());
+            const auto& wal = slot.value("wal_status", nlohmann::json());
+            slot_lost_.Add(labels).Set(wal.is_string() && wal.get<std::string>() == "lost" ? 1 : 0);
+        }
     std::ostringstream out;
     prometheus::TextSerializer{}.Serialize(out, registry_->Collect());
     return out.str();

@@ -45,6 +45,8 @@ class Metrics {
     prometheus::Family<prometheus::Gauge>& replay_lag_;
     prometheus::Family<prometheus::Gauge>& streaming_;
     prometheus::Family<prometheus::Gauge>& replica_lag_;
+    prometheus::Family<prometheus::Gauge>& slot_retained_;
+    prometheus::Family<prometheus::Gauge>& slot_lost_;
     prometheus::Family<prometheus::Gauge>& term_;
 };
 

@@ -1,6 +1,8 @@
 #include "bootstrap/bootstrap.hpp"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -10,11 +12,12 @@
 
 #include "bootstrap/clone.hpp"
 #include "bootstrap/data_dir.hpp"
+#include "bootstrap/helper.hpp"
+#include "bootstrap/replication_config.hpp"
+#include "bootstrap/rewind_mark.hpp"
 #include "fd.hpp"
 #include "fs_util.hpp"
-#include "bootstrap/helper.hpp"
 #include "log.hpp"
-#include "bootstrap/replication_config.hpp"
 
 namespace im {
 
@@ -43,7 +46,7 @@ awaitable<bool> upstream_answers(Reaper& reaper, const Config& cfg) {
                  "-d",
                  cfg.primary_conninfo + " dbname=postgres"};
     auto r = co_await run_command(reaper, opts, "bootstrap");
-    co_return r && exit_code_of(r->wait_status) <= 1;
+    co_return r&& exit_code_of(r->wait_status) <= 1;
 }
 
 awaitable<Status> run_initdb(Reaper& reaper, const Config& cfg) {
@@ -72,6 +75,28 @@ Status ensure_dir(const std::string& path) {
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
         return make_error("cannot create " + path + ": " + std::strerror(errno));
     return Ok{};
+}
+
+// The default socket directory is this instance's alone: ours, and nobody
+// else's to write into (a socket there is then our postmaster's).
+Status ensure_private_dir(const std::string& path) {
+    if (auto st = ensure_dir(path); !st) return st;
+    struct stat sb {};
+    if (::lstat(path.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return make_error(path + " is not a directory");
+    if (sb.st_uid != ::geteuid())
+        return make_error(path + " belongs to another user; give --socket-dir");
+    if ((sb.st_mode & 0077) != 0 && ::chmod(path.c_str(), 0700) != 0)
+        return make_error("cannot make " + path + " private: " + std::strerror(errno));
+    return Ok{};
+}
+
+// A quarter of the file system holding the data directory, in MB.
+int64_t quarter_of_file_system_mb(const std::string& pgdata) {
+    struct statvfs vfs {};
+    if (::statvfs(pgdata.c_str(), &vfs) != 0) return 1024;
+    auto total = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+    return std::max<int64_t>(64, static_cast<int64_t>(total / 4 / (1024 * 1024)));
 }
 
 }  // namespace
@@ -122,9 +147,23 @@ Status restore_state_dir(const Config& cfg, const std::string& stash) {
 awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
                                              std::function<void(int)> on_progress) {
     Prepared out;
+    // A rejoin cut short (rewind_mark.hpp): the upstream it was rejoining is
+    // the one to clone from if a re-clone had cleared the directory. Never
+    // initdb there: that would be a second cluster under this name.
+    auto mark = read_rewind_mark(cfg);
+    if (!mark) co_return mark.error();
+    if (*mark && !(*mark)->empty()) cfg.primary_conninfo = **mark;
     if (auto st = clear_interrupted_clone(cfg); !st) co_return st.error();
     auto kind = inspect_data_dir(cfg.pgdata);
     if (!kind) co_return kind.error();
+    if (*mark && *kind == DataDirKind::empty && cfg.primary_conninfo.empty())
+        co_return make_error("a re-clone was interrupted and names no upstream (" +
+                             rewind_mark_path(cfg) + "); refusing to initdb over it");
+    if (*mark && *kind == DataDirKind::cluster && fs::is_dir(stash_path(cfg))) {
+        // pg_rewind may have copied the source's manager state over ours.
+        if (auto st = restore_state_dir(cfg, stash_path(cfg)); !st) co_return st.error();
+        log::warn("bootstrap", "a rewind was interrupted: this instance's own state is restored");
+    }
     if (*kind == DataDirKind::foreign)
         co_return make_error(
             cfg.pgdata +
@@ -133,7 +172,7 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
     auto bin_major = co_await binaries_major_version(reaper, cfg);
     if (!bin_major) co_return bin_major.error();
     bool clone = *kind == DataDirKind::empty && !cfg.primary_conninfo.empty();
-    if (clone && !cfg.bootstrap_instance.empty() && cfg.name == cfg.bootstrap_instance) {
+    if (clone && !*mark && !cfg.bootstrap_instance.empty() && cfg.name == cfg.bootstrap_instance) {
         // The one instance allowed to start a new cluster does so only when
         // no primary answers: a replacement with an empty volume joins.
         clone = co_await upstream_answers(reaper, cfg);
@@ -171,6 +210,10 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
             if (auto st = restore_state_dir(cfg, stash_path(cfg)); !st) co_return st.error();
             log::info("bootstrap", "restored the state an interrupted re-clone had set aside");
         }
+        // A complete standby again: the interrupted rejoin is over (the
+        // instance stays fenced, as that rejoin left it, until told to follow).
+        if (*mark)
+            if (auto st = clear_rewind_mark(cfg); !st) co_return st.error();
     } else if (*kind == DataDirKind::empty) {
         if (auto st = co_await run_initdb(reaper, cfg); !st) co_return st.error();
         out.initialized = true;
@@ -187,6 +230,10 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
     std::string state = cfg.state_dir();
     if (auto st = ensure_dir(state); !st) co_return st.error();
     if (auto st = ensure_dir(state + "/tls"); !st) co_return st.error();
+    if (cfg.socket_dir == default_socket_dir(cfg.name))
+        if (auto st = ensure_private_dir(cfg.socket_dir); !st) co_return st.error();
+    if (cfg.max_slot_wal_keep_mb == Config::kSlotKeepAuto)
+        cfg.max_slot_wal_keep_mb = quarter_of_file_system_mb(cfg.pgdata);
 
     StateStore store(state + "/state.json");
     auto persistent = store.load();

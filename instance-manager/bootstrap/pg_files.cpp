@@ -42,6 +42,12 @@ std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
       // pg_rewind reads the target's own WAL back to the last common
       // checkpoint: keep enough of it around after a demotion's checkpoints.
       << "wal_keep_size = '512MB'\n"
+      // A slot whose member is gone for long must not fill the disk: beyond
+      // this PostgreSQL invalidates it (the member is then cloned again).
+      << "max_slot_wal_keep_size = "
+      << (cfg.max_slot_wal_keep_mb < 0 ? std::string("-1")
+                                       : "'" + std::to_string(cfg.max_slot_wal_keep_mb) + "MB'")
+      << "\n"
       << "password_encryption = 'scram-sha-256'\n"
       << "ssl = on\n"
       << "ssl_cert_file = " << conf_quote(tls.cert) << "\n"

@@ -1,11 +1,12 @@
 #include "bootstrap/replication_config.hpp"
 
 #include <cstdio>
+#include <map>
 #include <sstream>
 
+#include "api/status_report.hpp"
 #include "bootstrap/pg_files.hpp"
 #include "pg_session.hpp"
-#include "api/status_report.hpp"
 
 namespace im {
 
@@ -21,6 +22,17 @@ std::string slot_name_for(const std::string& instance_name) {
     }
     if (out.size() > 63) out.resize(63);
     return out;
+}
+
+std::optional<std::string> slot_name_collision(const std::vector<std::string>& names) {
+    std::map<std::string, std::string> by_slot;
+    for (const auto& n : names) {
+        auto [it, fresh] = by_slot.emplace(slot_name_for(n), n);
+        if (!fresh && it->second != n)
+            return "members " + it->second + " and " + n + " would share the replication slot " +
+                   it->first;
+    }
+    return std::nullopt;
 }
 
 Result<std::string> replication_conninfo(const std::string& upstream,

@@ -15,6 +15,11 @@ namespace im {
 
 // A physical slot name for an instance: lower case, [a-z0-9_], at most 63.
 std::string slot_name_for(const std::string& instance_name);
+// Two members whose slot names are the same ("a-b" and "a_b"), as a message
+// naming them; nothing when every member has a slot of its own. Such a pair
+// would share one slot on the primary, each holding back or stealing the
+// other's WAL position, so it is refused wherever members are given.
+std::optional<std::string> slot_name_collision(const std::vector<std::string>& names);
 
 struct ReplicationAuth {
     std::string passfile;  // holds streaming_replica's password

@@ -7,14 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "api/http_server.hpp"
+#include "api/status_report.hpp"
+#include "bootstrap/helper.hpp"
 #include "config.hpp"
 #include "controller/controller.hpp"
 #include "daemon/daemon.hpp"
 #include "fs_util.hpp"
-#include "bootstrap/helper.hpp"
-#include "api/http_server.hpp"
 #include "log.hpp"
-#include "api/status_report.hpp"
 
 namespace {
 void usage() {
@@ -70,7 +70,16 @@ int main(int argc, char** argv) {
     im::log::parse_level(cfg->log_level, level);
     im::log::set_level(level);
     std::optional<std::string> token;
-    if (!cfg->api_token_file.empty()) token = *im::fs::read_secret(cfg->api_token_file);
+    if (!cfg->api_token_file.empty()) {
+        // Validated already, but read again here: a file that changed between is an error too.
+        auto secret = im::fs::read_secret(cfg->api_token_file);
+        if (!secret) {
+            std::fprintf(stderr, "instance-manager run: --api-token-file: %s\n",
+                         secret.error().message.c_str());
+            return 2;
+        }
+        token = *secret;
+    }
 
     std::shared_ptr<boost::asio::ssl::context> api_tls;
     if (!cfg->tls_cert.empty()) {

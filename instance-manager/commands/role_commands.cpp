@@ -3,13 +3,15 @@
 // state first and changes nothing when it does not fit.
 #include <filesystem>
 #include <regex>
+#include <set>
 
 #include "bootstrap/clone.hpp"
-#include "daemon/daemon.hpp"
 #include "bootstrap/data_dir.hpp"
+#include "bootstrap/replication_config.hpp"
+#include "bootstrap/rewind_mark.hpp"
+#include "daemon/daemon.hpp"
 #include "fs_util.hpp"
 #include "log.hpp"
-#include "bootstrap/replication_config.hpp"
 
 namespace im {
 
@@ -17,6 +19,22 @@ namespace {
 constexpr auto kSqlTimeout = std::chrono::seconds(60);
 
 Error conflict(std::string msg) { return make_error(std::move(msg), 409); }
+
+// A command of an older term: refused with the term we hold, said in a field
+// the controller reads (never by searching the message).
+Error stale_term(uint64_t asked, uint64_t accepted) {
+    Error e = conflict("stale term " + std::to_string(asked) + ": term " +
+                       std::to_string(accepted) + " was already accepted");
+    e.fields = {{"reason", "stale_term"}, {"accepted_term", std::to_string(accepted)}};
+    return e;
+}
+
+// A role change a command's path needs, checked: an illegal move refuses the
+// command (409) and changes nothing.
+Status enter(RoleMachine& role, Role to, const std::string& reason) {
+    if (auto st = role.transition(to, reason); !st) return conflict(st.error().message);
+    return Ok{};
+}
 
 nlohmann::json changed(const InstanceState& s, nlohmann::json extra = nlohmann::json::object()) {
     extra["changed"] = true;
@@ -34,41 +52,27 @@ Status Daemon::save_persistent() {
     return Ok{};
 }
 
-awaitable<CommandResult_> Daemon::run(const std::string& command, const nlohmann::json& body) {
+awaitable<CommandAnswer> Daemon::run(const std::string& command, const nlohmann::json& body) {
     // A fence is taken while the manager stops (a deleted pod): it turns a
     // smart shutdown that idle sessions would hold up into a fast one, so a
     // failover need not wait for the old primary's smart shutdown timeout.
     if (shutting_down_ && command != "fence") co_return conflict("the manager is shutting down");
     if (!prepared_ || !store_) co_return conflict("the instance is still bootstrapping");
-    if (command_running_) co_return conflict("busy: another command is running");
-    ScopedFlag running{command_running_};
+    auto slot = commands_.try_take();
+    if (!slot) co_return conflict("busy: another command is running");
+    // The term rule, the same for every command: an older term is refused; the
+    // same command again in its term is answered without acting (a lease is
+    // renewed with the same term every round, so it is never skipped);
+    // the term counts once the command was carried out.
     std::optional<uint64_t> term;
-    if (command == "lease" && body.contains("term")) {
-        // A lease renews with the same term every round: only stale terms are refused,
-        // and only a newer term is persisted.
-        uint64_t t = body["term"].get<uint64_t>();
-        if (t < prepared_->persistent.term)
-            co_return conflict("stale term " + std::to_string(t) + ": term " +
-                               std::to_string(prepared_->persistent.term) +
-                               " was already accepted");
-        auto r = co_await do_lease(body);
-        if (r && t > prepared_->persistent.term) {
-            prepared_->persistent.term = t;
-            prepared_->persistent.last_command = command_key("lease", t, nlohmann::json());
-            if (auto st = save_persistent(); !st)
-                co_return make_error("cannot persist the term: " + st.error().message, 500);
-        }
-        if (r) (*r)["term"] = t;
-        co_return r;
-    }
+    auto& p = prepared_->persistent;
     if (body.contains("term")) {
         term = body["term"].get<uint64_t>();
-        switch (judge_term(prepared_->persistent, command_key(command, *term, body), *term)) {
+        switch (judge_term(p, command_key(command, *term, body), *term)) {
             case TermVerdict::stale:
-                co_return conflict("stale term " + std::to_string(*term) + ": term " +
-                                   std::to_string(prepared_->persistent.term) +
-                                   " was already accepted");
+                co_return stale_term(*term, p.term);
             case TermVerdict::repeat:
+                if (command == "lease") break;
                 co_return nlohmann::json{{"changed", false},
                                          {"role", to_string(state_.role.current())},
                                          {"term", *term}};
@@ -76,7 +80,7 @@ awaitable<CommandResult_> Daemon::run(const std::string& command, const nlohmann
                 break;
         }
     }
-    std::optional<CommandResult_> r;
+    std::optional<CommandAnswer> r;
     if (command == "restart")
         r.emplace(co_await do_restart());
     else if (command == "reload")
@@ -93,40 +97,43 @@ awaitable<CommandResult_> Daemon::run(const std::string& command, const nlohmann
         r.emplace(co_await do_unfence());
     else if (command == "replication")
         r.emplace(co_await do_replication(body));
+    else if (command == "lease")
+        r.emplace(co_await do_lease(body));
     else
         co_return make_error("unknown command " + command, 404);
-    // The term counts once the command was carried out: a refused command changes nothing.
-    if (*r && term) {
-        prepared_->persistent.term = *term;
-        prepared_->persistent.last_command = command_key(command, *term, body);
+    // Renewals in the same term write nothing: no fsync every round, and the
+    // last command's key stays that of the last real command.
+    if (*r && term && (command != "lease" || *term > p.term)) {
+        p.term = *term;
+        p.last_command = command_key(command, *term, body);
         if (auto st = save_persistent(); !st)
             co_return make_error("cannot persist the term: " + st.error().message, 500);
-        (*r)->operator[]("term") = *term;
     }
+    if (*r && term) (*r)->operator[]("term") = *term;
     co_return std::move(*r);
 }
 
-awaitable<CommandResult_> Daemon::do_restart() {
+awaitable<CommandAnswer> Daemon::do_restart() {
     if (state_.role.current() == Role::fenced) co_return conflict("the instance is fenced");
     if (restart_pending_ || !supervisor_.running())
         co_return conflict("postgres is not running (starting or restarting)");
-    (void)state_.role.transition(Role::stopping, "restart requested");
+    if (auto st = enter(state_.role, Role::stopping, "restart requested"); !st)
+        co_return st.error();
     co_await supervisor_.stop(StopMode::fast);
     (void)state_.role.transition(Role::stopped, "restart requested");
-    if (shutting_down_) co_return conflict("the manager is shutting down");
-    (void)state_.role.transition(Role::starting, "restart requested");
-    if (auto st = supervisor_.start(); !st) co_return make_error(st.error().message, 500);
-    monitor_.poke();
+    std::string reason = "restart requested";
+    if (auto st = co_await gate_.open(StartCause::restart_command, reason); !st)
+        co_return st.error();
     co_return nlohmann::json{{"changed", true}, {"restarted", true}, {"pid", supervisor_.pid()}};
 }
 
-awaitable<CommandResult_> Daemon::do_reload() {
+awaitable<CommandAnswer> Daemon::do_reload() {
     if (!supervisor_.running()) co_return conflict("postgres is not running");
     reload_all();
     co_return nlohmann::json{{"changed", true}, {"reloaded", true}};
 }
 
-awaitable<CommandResult_> Daemon::do_promote(const nlohmann::json& body) {
+awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
     Role role = state_.role.current();
     if (role == Role::fenced)
         co_return conflict("cannot promote a fenced instance; unfence it first");
@@ -136,8 +143,8 @@ awaitable<CommandResult_> Daemon::do_promote(const nlohmann::json& body) {
                            std::string(to_string(role)) + ")");
 
     PgSession session(io_.get_executor());
-    if (auto st = co_await session.connect(monitor_.local_conninfo(), std::chrono::seconds(5)); !st)
-        co_return make_error("cannot reach local postgres: " + st.error().message, 503);
+    if (auto st = co_await monitor_.connect_local(session, std::chrono::seconds(5)); !st)
+        co_return st.error();
     if (body.contains("min_lsn")) {
         auto r = co_await session.query(
             "SELECT COALESCE(pg_last_wal_receive_lsn(), '0/0')::text, "
@@ -156,7 +163,8 @@ awaitable<CommandResult_> Daemon::do_promote(const nlohmann::json& body) {
         }
     }
     double timeout = body.value("timeout_s", 60.0);
-    (void)state_.role.transition(Role::promoting, "promote requested");
+    if (auto st = enter(state_.role, Role::promoting, "promote requested"); !st)
+        co_return st.error();
     // Locals, not braced lists, inside co_await: GCC 12 rejects the latter.
     std::vector<std::optional<std::string>> params = {std::to_string(static_cast<int>(timeout))};
     auto promoted = co_await session.query("SELECT pg_promote(true, $1)", kSqlTimeout, params);
@@ -195,10 +203,10 @@ awaitable<CommandResult_> Daemon::do_promote(const nlohmann::json& body) {
     co_return changed(state_, out);
 }
 
-awaitable<CommandResult_> Daemon::do_fence() {
+awaitable<CommandAnswer> Daemon::do_fence() {
     Role role = state_.role.current();
     if (role == Role::fenced) co_return nlohmann::json{{"changed", false}, {"role", "fenced"}};
-    (void)state_.role.transition(Role::fencing, "fence requested");
+    if (auto st = enter(state_.role, Role::fencing, "fence requested"); !st) co_return st.error();
     prepared_->persistent.fenced = true;
     // Persisted before postgres stops: a crash in between still comes back fenced.
     if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
@@ -208,32 +216,26 @@ awaitable<CommandResult_> Daemon::do_fence() {
     co_return changed(state_);
 }
 
-awaitable<CommandResult_> Daemon::do_unfence() {
+awaitable<CommandAnswer> Daemon::do_unfence() {
     if (state_.role.current() != Role::fenced) co_return conflict("the instance is not fenced");
     if (prepared_->replica && prepared_->persistent.primary_conninfo.empty())
         co_return conflict("a fenced replica without an upstream needs follow, not unfence");
-    if (!prepared_->replica && !prepared_->persistent.lease_members.empty()) {
-        // The same gate as at start-up: never a second writable primary.
-        std::vector<PeerView> peers;
-        auto verdict = co_await start_gate(peers);
-        if (verdict == StartVerdict::stand_down)
-            co_return conflict(
-                "another member is primary or has a newer term; demote this instance instead");
-        if (verdict == StartVerdict::wait)
-            co_return make_error("too few members answer to serve as primary", 503);
-    }
-    prepared_->persistent.fenced = false;
-    if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
-    if (prepared_->replica) co_await ensure_own_slot(prepared_->persistent.primary_conninfo);
-    (void)state_.role.transition(Role::starting, "unfenced");
-    if (auto st = write_managed_files(cfg_, *prepared_); !st)
-        co_return make_error(st.error().message, 500);
-    if (auto st = supervisor_.start(); !st) co_return make_error(st.error().message, 500);
-    monitor_.poke();
+    // The gate asks the members first (the same rule as at start-up: never a
+    // second writable primary); the fence is lifted only once it agrees.
+    // Named, not temporaries in the co_await: GCC 12 destroys such temporaries twice.
+    StartGate::Prepare lift_fence = [this]() -> awaitable<Status> {
+        prepared_->persistent.fenced = false;
+        if (auto saved = save_persistent(); !saved) co_return saved;
+        if (prepared_->replica) co_await ensure_own_slot(prepared_->persistent.primary_conninfo);
+        co_return write_managed_files(cfg_, *prepared_);
+    };
+    std::string reason = "unfenced";
+    auto st = co_await gate_.open(StartCause::unfence, reason, std::move(lift_fence));
+    if (!st) co_return st.error();
     co_return changed(state_);
 }
 
-awaitable<CommandResult_> Daemon::do_replication(const nlohmann::json& body) {
+awaitable<CommandAnswer> Daemon::do_replication(const nlohmann::json& body) {
     if (state_.role.current() != Role::primary || !supervisor_.running())
         co_return conflict("synchronous replication is set on a running primary (role " +
                            std::string(to_string(state_.role.current())) + ")");
@@ -287,18 +289,24 @@ awaitable<Status> Daemon::check_upstream(const std::string& upstream) {
     co_return Ok{};
 }
 
-awaitable<Status> Daemon::rewind_from(const std::string& upstream) {
+awaitable<Status> Daemon::rewind_from(const std::string& upstream, bool dry_run) {
     auto conninfo = upstream_conninfo(cfg_, *prepared_, upstream);
     if (!conninfo) co_return conninfo.error();
     // pg_rewind copies the source's files, ours included: keep our state aside.
-    auto stash = stash_state_dir(cfg_);
-    if (!stash) co_return stash.error();
+    std::optional<std::string> stash;
+    if (!dry_run) {
+        auto made = stash_state_dir(cfg_);
+        if (!made) co_return made.error();
+        stash = *made;
+    }
     SpawnOptions opts;
     opts.argv = {cfg_.pg_bin + "/pg_rewind", "--target-pgdata=" + cfg_.pgdata,
                  "--source-server=" + *conninfo + " dbname=postgres", "--progress"};
+    if (dry_run) opts.argv.push_back("--dry-run");
     opts.parent_death_signal = SIGTERM;
     auto r = co_await run_command(reaper_, opts, "pg_rewind");
-    if (auto st = restore_state_dir(cfg_, *stash); !st) co_return st;
+    if (stash)
+        if (auto st = restore_state_dir(cfg_, *stash); !st) co_return st;
     if (!r) co_return r.error();
     if (!r->success())
         co_return make_error("pg_rewind " + describe_wait_status(r->wait_status) + ": " +
@@ -306,14 +314,35 @@ awaitable<Status> Daemon::rewind_from(const std::string& upstream) {
     co_return Ok{};
 }
 
-awaitable<CommandResult_> Daemon::after_failed_rewind(const Error& why, const std::string& upstream,
-                                                      nlohmann::json out) {
+awaitable<Status> Daemon::rewind_for_rejoin(const std::string& upstream) {
+    auto mark = read_rewind_mark(cfg_);
+    if (!mark) co_return mark.error();
+    if (*mark)
+        co_return make_error(
+            "a rewind or re-clone of this data directory was interrupted earlier; it is not "
+            "rewound again");
+    // A dry run first: what fails before pg_rewind writes anything (the
+    // source does not answer yet, the histories cannot be matched) leaves the
+    // directory as it was, and the rejoin may simply be tried again later.
+    if (auto st = co_await rewind_from(upstream, true); !st) co_return st;
+    // From here until it is rewound whole, a kill or a failure leaves the
+    // mark: that directory is then only ever replaced by a new clone.
+    if (auto st = set_rewind_mark(cfg_, upstream); !st) co_return st;
+    if (auto st = co_await rewind_from(upstream, false); !st) co_return st;
+    // Rewound whole, our own state back: what is left to do (standby.signal,
+    // the start) may be repeated; the instance stays fenced until it is done.
+    co_return clear_rewind_mark(cfg_);
+}
+
+awaitable<CommandAnswer> Daemon::after_failed_rewind(const Error& why, const std::string& upstream,
+                                                     nlohmann::json out) {
     // Fenced first, persisted: whatever happens next, this instance does not
     // come back as a writable primary on its own.
-    prepared_->persistent.fenced = true;
-    (void)save_persistent();
+    if (auto st = persist_fence(why.message); !st)
+        co_return make_error(why.message + "; cannot persist the fence: " + st.error().message,
+                             500);
     if (state_.role.current() != Role::fenced)
-        (void)state_.role.transition(Role::fenced, "rewind failed");
+        (void)state_.role.transition(Role::fenced, "rewind failed");  // from demoting or stopped
     state_.last_error = why.message;
     if (!cfg_.reclone_on_rewind_failure)
         co_return make_error(why.message + "; the instance stays fenced", 500);
@@ -325,7 +354,7 @@ awaitable<CommandResult_> Daemon::after_failed_rewind(const Error& why, const st
     }
     out["rewound"] = false;
     out["recloned"] = true;
-    if (auto st = start_as_replica(upstream); !st) co_return make_error(st.error().message, 500);
+    if (auto st = co_await start_as_replica(upstream); !st) co_return st.error();
     co_return changed(state_, out);
 }
 
@@ -347,6 +376,8 @@ awaitable<Status> Daemon::reclone_from(const std::string& upstream) {
     // that still knows its term.
     if (auto st = restore_state_dir(cfg_, *stash); !st) co_return st;
     if (!cloned) co_return cloned;
+    // A complete standby (clone_replica wrote standby.signal): the rejoin's mark goes.
+    if (auto st = clear_rewind_mark(cfg_); !st) co_return st;
     state_.setup_done = true;  // the roles came with the data
     co_return Ok{};
 }
@@ -361,22 +392,22 @@ awaitable<void> Daemon::ensure_own_slot(const std::string& upstream) {
                   {{"error", st.error().message}});
 }
 
-Status Daemon::start_as_replica(const std::string& upstream) {
-    if (auto st = fs::write_file_atomic(fs::join(cfg_.pgdata, "standby.signal"), "", 0600); !st)
-        return st;
-    prepared_->replica = true;
-    prepared_->persistent.primary_conninfo = upstream;
-    prepared_->persistent.fenced = false;
-    if (auto st = save_persistent(); !st) return st;
-    if (auto st = write_managed_files(cfg_, *prepared_); !st) return st;
-    if (auto st = clear_stale_pid_file(cfg_.pgdata); !st) return st;
-    (void)state_.role.transition(Role::starting, "starting as a replica");
-    auto st = supervisor_.start();
-    monitor_.poke();
-    return st;
+awaitable<Status> Daemon::start_as_replica(const std::string& upstream) {
+    // Named, not temporaries in the co_await: GCC 12 destroys such temporaries twice.
+    StartGate::Prepare standby_files = [this, upstream]() -> awaitable<Status> {
+        if (auto st = fs::write_file_atomic(fs::join(cfg_.pgdata, "standby.signal"), "", 0600); !st)
+            co_return st;
+        prepared_->replica = true;
+        prepared_->persistent.primary_conninfo = upstream;
+        prepared_->persistent.fenced = false;
+        if (auto st = save_persistent(); !st) co_return st;
+        co_return write_managed_files(cfg_, *prepared_);
+    };
+    std::string reason = "starting as a replica";
+    co_return co_await gate_.open(StartCause::as_replica, reason, std::move(standby_files));
 }
 
-awaitable<CommandResult_> Daemon::do_demote(const nlohmann::json& body) {
+awaitable<CommandAnswer> Daemon::do_demote(const nlohmann::json& body) {
     // A fenced primary (fenced by hand, or by itself on a lapsed lease) is
     // stopped already and rejoins through demote as well.
     bool fenced_primary = state_.role.current() == Role::fenced && !prepared_->replica;
@@ -387,12 +418,16 @@ awaitable<CommandResult_> Daemon::do_demote(const nlohmann::json& body) {
     if (!upstream.empty())
         if (auto st = co_await check_upstream(upstream); !st) co_return st.error();
 
-    (void)state_.role.transition(Role::demoting, "demote requested");
+    if (auto st = enter(state_.role, Role::demoting, "demote requested"); !st) co_return st.error();
+    // Fenced first, persisted: a kill anywhere in the demote leaves an
+    // instance that comes back down, never a writable primary.
+    if (auto st = persist_fence("demote in progress"); !st)
+        co_return make_error(st.error().message, 500);
     state_.lease_expires.reset();
     if (supervisor_.running()) {
         {
             PgSession session(io_.get_executor());
-            if (co_await session.connect(monitor_.local_conninfo(), std::chrono::seconds(5)))
+            if (co_await monitor_.connect_local(session, std::chrono::seconds(5)))
                 (void)co_await session.query("CHECKPOINT", kSqlTimeout);
         }
         // Fast shutdown sends all WAL to the standbys before the postmaster
@@ -410,18 +445,19 @@ awaitable<CommandResult_> Daemon::do_demote(const nlohmann::json& body) {
         prepared_->persistent.primary_conninfo.clear();
         prepared_->persistent.fenced = true;
         if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
-        (void)state_.role.transition(Role::fenced, "demoted without a new primary");
+        if (auto st = enter(state_.role, Role::fenced, "demoted without a new primary"); !st)
+            co_return st.error();
         co_return changed(state_, out);
     }
-    if (auto st = co_await rewind_from(upstream); !st)
+    if (auto st = co_await rewind_for_rejoin(upstream); !st)
         co_return co_await after_failed_rewind(st.error(), upstream, out);
     out["rewound"] = true;
     co_await ensure_own_slot(upstream);
-    if (auto st = start_as_replica(upstream); !st) co_return make_error(st.error().message, 500);
+    if (auto st = co_await start_as_replica(upstream); !st) co_return st.error();
     co_return changed(state_, out);
 }
 
-awaitable<CommandResult_> Daemon::do_follow(const nlohmann::json& body) {
+awaitable<CommandAnswer> Daemon::do_follow(const nlohmann::json& body) {
     Role role = state_.role.current();
     bool fenced_replica = role == Role::fenced && prepared_->replica;
     if (role != Role::replica && !fenced_replica)
@@ -437,17 +473,21 @@ awaitable<CommandResult_> Daemon::do_follow(const nlohmann::json& body) {
                   "a reload; restarting with a rewind");
     }
     if (supervisor_.running()) {
-        (void)state_.role.transition(Role::stopping, "follow requested");
+        if (auto st = enter(state_.role, Role::stopping, "follow requested"); !st)
+            co_return st.error();
+        // Fenced while the directory is rewritten: a kill comes back down.
+        if (auto st = persist_fence("follow in progress"); !st)
+            co_return make_error(st.error().message, 500);
         co_await supervisor_.stop(StopMode::fast);
         (void)state_.role.transition(Role::stopped, "follow requested");
     }
     // pg_rewind finds out by itself whether the timelines forked; when they
     // did not it changes nothing.
     nlohmann::json out = {{"following", public_upstream(upstream)}, {"method", "restart"}};
-    if (auto st = co_await rewind_from(upstream); !st)
+    if (auto st = co_await rewind_for_rejoin(upstream); !st)
         co_return co_await after_failed_rewind(st.error(), upstream, out);
     co_await ensure_own_slot(upstream);
-    if (auto st = start_as_replica(upstream); !st) co_return make_error(st.error().message, 500);
+    if (auto st = co_await start_as_replica(upstream); !st) co_return st.error();
     co_return changed(state_, out);
 }
 
@@ -455,8 +495,7 @@ awaitable<bool> Daemon::can_follow_by_reload(const std::string& upstream) {
     // primary_conninfo is reloadable from PostgreSQL 13 on.
     if (!supervisor_.running() || state_.pg.version_num < 130000) co_return false;
     PgSession local(io_.get_executor());
-    if (!co_await local.connect(monitor_.local_conninfo(), std::chrono::seconds(5)))
-        co_return false;
+    if (!co_await monitor_.connect_local(local, std::chrono::seconds(5))) co_return false;
     // Our newest WAL, and its timeline: that of the newest segment file
     // holding it (the WAL receiver, which knows too, is gone when the old
     // primary is).
@@ -513,8 +552,7 @@ awaitable<bool> Daemon::follow_by_reload(const std::string& upstream) {
     std::string host = target.count("host") ? target["host"] : target["hostaddr"];
     std::string port = target.count("port") ? target["port"] : "5432";
     PgSession local(io_.get_executor());
-    if (!co_await local.connect(monitor_.local_conninfo(), std::chrono::seconds(5)))
-        co_return false;
+    if (!co_await monitor_.connect_local(local, std::chrono::seconds(5))) co_return false;
     // The WAL receiver restarts with the new conninfo; wait for it to stream
     // from there (a fork it cannot follow shows as never streaming).
     std::vector<std::optional<std::string>> params = {host, port};
@@ -536,30 +574,69 @@ awaitable<bool> Daemon::follow_by_reload(const std::string& upstream) {
 }
 
 awaitable<void> Daemon::sync_slots(PgSession& session) {
-    const auto& members = prepared_->persistent.members;
-    std::string wanted = "{";
-    for (const auto& m : members) {
-        if (m == cfg_.name) continue;
-        if (wanted.size() > 1) wanted += ",";
-        wanted += slot_name_for(m);
-    }
-    wanted += "}";
-    std::vector<std::optional<std::string>> params = {wanted};
-    // Creates missing slots; drops inactive slots of members no longer listed
-    // (only slots named like instances this cluster manages: all physical ones).
+    auto& p = prepared_->persistent;
+    std::set<std::string> wanted;
+    for (const auto& m : p.members)
+        if (m != cfg_.name) wanted.insert(slot_name_for(m));
+    std::set<std::string> managed(p.managed_slots.begin(), p.managed_slots.end());
+    // Slots of members no longer listed may go; slots never ours stay.
+    std::set<std::string> retired;
+    for (const auto& s : managed)
+        if (!wanted.count(s)) retired.insert(s);
+    auto pg_array = [](const std::set<std::string>& names) {
+        std::string out = "{";
+        for (const auto& n : names) out += (out.size() > 1 ? "," : "") + n;
+        return out + "}";
+    };
+    std::vector<std::optional<std::string>> want_param = {pg_array(wanted)};
+    std::vector<std::optional<std::string>> retired_param = {pg_array(retired)};
     // Extended-protocol queries take one statement each.
     auto created = co_await session.query(
         "SELECT count(pg_create_physical_replication_slot(s, true)) FROM unnest($1::text[]) s"
         " WHERE s NOT IN (SELECT slot_name FROM pg_replication_slots)",
-        kSqlTimeout, params);
+        kSqlTimeout, want_param);
     if (!created)
         log::warn("replication", "cannot create slots", {{"error", created.error().message}});
     auto dropped = co_await session.query(
-        "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots"
-        " WHERE slot_type = 'physical' AND NOT active AND slot_name <> ALL($1::text[])",
-        kSqlTimeout, params);
+        "SELECT slot_name, pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+        " WHERE slot_type = 'physical' AND NOT active AND slot_name = ANY($1::text[])",
+        kSqlTimeout, retired_param);
     if (!dropped)
         log::warn("replication", "cannot drop slots", {{"error", dropped.error().message}});
+    std::set<std::string> next = wanted;
+    for (const auto& s : retired) next.insert(s);
+    if (dropped)
+        for (int i = 0; i < PQntuples(dropped->get()); ++i) {
+            auto name = pg_value(dropped->get(), i, 0).value_or("");
+            log::info("replication", "dropped the slot of a former member", {{"slot", name}});
+            next.erase(name);
+        }
+    if (next != managed) {
+        p.managed_slots.assign(next.begin(), next.end());
+        if (auto st = save_persistent(); !st)
+            log::warn("replication", "cannot persist the managed slots",
+                      {{"error", st.error().message}});
+    }
+    // A slot PostgreSQL invalidated (max_slot_wal_keep_size) keeps its
+    // member from ever catching up by streaming: said, once per slot.
+    std::set<std::string> lost;
+    auto slots = state_.pg.replication.find("slots");
+    if (slots != state_.pg.replication.end() && slots->is_array())
+        for (const auto& slot : *slots) {
+            if (!slot.is_object()) continue;
+            auto wal = slot.find("wal_status");
+            auto name = slot.find("name");
+            if (wal != slot.end() && wal->is_string() && *wal == "lost" && name != slot.end() &&
+                name->is_string())
+                lost.insert(name->get<std::string>());
+        }
+    for (const auto& name : lost)
+        if (!lost_slots_logged_.count(name))
+            log::warn("replication",
+                      "a replication slot lost the WAL its member needs "
+                      "(max_slot_wal_keep_size): the member must be cloned again",
+                      {{"slot", name}});
+    lost_slots_logged_ = std::move(lost);
 }
 
 }  // namespace im

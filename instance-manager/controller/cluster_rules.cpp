@@ -2,18 +2,12 @@
 
 #include <algorithm>
 
-#include "http_client.hpp"
-#include "bootstrap/replication_config.hpp"
 #include "api/status_report.hpp"
+#include "bootstrap/replication_config.hpp"
+#include "http_client.hpp"
+#include "json_fields.hpp"
 
 namespace im {
-
-namespace {
-std::string str(const nlohmann::json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-}  // namespace
 
 MemberView member_view(const std::string& name, const std::string& url,
                        const nlohmann::json& status) {
@@ -24,7 +18,7 @@ MemberView member_view(const std::string& name, const std::string& url,
     if (!status.is_object()) return m;
     m.reachable = true;
     m.status = status;
-    m.role = str(status, "role");
+    m.role = json_string(status, "role");
     m.ready = status.value("ready", false);
     m.standby = status.value("standby", false);
     m.term = status.value("term", uint64_t{0});
@@ -32,27 +26,27 @@ MemberView member_view(const std::string& name, const std::string& url,
     m.running = pg.value("running", false);
     m.timeline =
         pg.value("timeline", nlohmann::json()).is_number() ? pg["timeline"].get<uint32_t>() : 0;
-    m.system_identifier = str(pg, "system_identifier");
+    m.system_identifier = json_string(pg, "system_identifier");
     m.pg_port = pg.value("port", 0);
-    m.current_lsn = parse_lsn(str(pg, "current_lsn"));
+    m.current_lsn = parse_lsn(json_string(pg, "current_lsn"));
     const auto& repl = status.value("replication", nlohmann::json::object());
-    m.received_lsn = parse_lsn(str(repl, "received_lsn"));
-    m.replayed_lsn = parse_lsn(str(repl, "replayed_lsn"));
-    if (m.received_lsn == 0) m.received_lsn = parse_lsn(str(pg, "receive_lsn"));
-    if (m.replayed_lsn == 0) m.replayed_lsn = parse_lsn(str(pg, "replay_lsn"));
+    m.received_lsn = parse_lsn(json_string(repl, "received_lsn"));
+    m.replayed_lsn = parse_lsn(json_string(repl, "replayed_lsn"));
+    if (m.received_lsn == 0) m.received_lsn = parse_lsn(json_string(pg, "receive_lsn"));
+    if (m.replayed_lsn == 0) m.replayed_lsn = parse_lsn(json_string(pg, "replay_lsn"));
     m.streaming = repl.value("streaming", false);
     m.lag_bytes = repl.value("lag_bytes", nlohmann::json()).is_number_unsigned()
                       ? repl["lag_bytes"].get<uint64_t>()
                       : 0;
     const auto& up = repl.value("upstream", nlohmann::json::object());
-    m.upstream_host = str(up, "host");
-    if (m.upstream_host.empty()) m.upstream_host = str(up, "hostaddr");
-    m.upstream_port = str(up, "port");
-    m.synchronous_standby_names = str(repl, "synchronous_standby_names");
+    m.upstream_host = json_string(up, "host");
+    if (m.upstream_host.empty()) m.upstream_host = json_string(up, "hostaddr");
+    m.upstream_port = json_string(up, "port");
+    m.synchronous_standby_names = json_string(repl, "synchronous_standby_names");
     if (auto reps = repl.find("replicas"); reps != repl.end() && reps->is_array())
         for (const auto& r : *reps)
-            if (str(r, "sync_state") == "sync" || str(r, "sync_state") == "quorum")
-                m.synchronous_peers.push_back(str(r, "name"));
+            if (json_string(r, "sync_state") == "sync" || json_string(r, "sync_state") == "quorum")
+                m.synchronous_peers.push_back(json_string(r, "name"));
     return m;
 }
 

@@ -2,13 +2,14 @@
 
 #include <signal.h>
 
-#include "cli/cluster_table.hpp"
-#include "fs_util.hpp"
-#include "log.hpp"
-#include "bootstrap/replication_config.hpp"
-#include "controller/role_labels.hpp"
-#include "secrets.hpp"
 #include "api/status_report.hpp"
+#include "bootstrap/replication_config.hpp"
+#include "cli/cluster_table.hpp"
+#include "controller/role_labels.hpp"
+#include "fs_util.hpp"
+#include "json_fields.hpp"
+#include "log.hpp"
+#include "secrets.hpp"
 
 namespace im {
 
@@ -72,11 +73,15 @@ int Controller::run() {
     auto on_exit = [this](const char* what) {
         return [this, what](std::exception_ptr e) {
             if (!e || stopping_) return;
+            std::string why = "unknown exception";
             try {
                 std::rethrow_exception(e);
             } catch (const std::exception& ex) {
-                log::error("controller", std::string(what) + " failed", {{"error", ex.what()}});
+                why = ex.what();
+            } catch (...) {
             }
+            log::error("controller", std::string(what) + " failed: exiting", {{"error", why}});
+            exit_code_ = 1;
             io_.stop();
         };
     };
@@ -87,7 +92,7 @@ int Controller::run() {
         asio::co_spawn(io_, label_loop(), on_exit("the label loop"));
     }
     io_.run();
-    return 0;
+    return exit_code_;
 }
 
 void Controller::decide_now_and_then(const std::string& action, const std::string& member,
@@ -159,8 +164,8 @@ awaitable<Result<nlohmann::json>> Controller::command(const MemberView& m, const
     auto url = http_client::parse_url(m.url);
     if (!url) co_return url.error();
     url->path = "/v1/" + name;
-    auto reply = co_await http_client::async_http_request("POST", *url, body.dump(), token_, timeout,
-                                                     tls_, cfg_.tls.ca_file.empty() ? false : true);
+    auto reply = co_await http_client::async_http_request(
+        "POST", *url, body.dump(), token_, timeout, tls_, cfg_.tls.ca_file.empty() ? false : true);
     if (!reply) co_return make_error(reply.error().message, 0);
     auto j = nlohmann::json::parse(reply->body, nullptr, false);
     if (reply->status != 200) {
@@ -169,7 +174,7 @@ awaitable<Result<nlohmann::json>> Controller::command(const MemberView& m, const
                               : "HTTP " + std::to_string(reply->status);
         Error e = make_error(why, static_cast<int>(reply->status));
         if (j.is_object())
-            for (auto it = j.begin(); it != j.end(); ++it) e.fields[it.key()] = it.value();
+            for (auto it = j.begin(); it != j.end(); ++it) e.fields[it.key()] = json_text(*it);
         co_return e;
     }
     co_return j;
@@ -207,7 +212,7 @@ awaitable<void> Controller::poll() {
         asked.push_back(i);
     }
     auto answers = co_await http_client::async_http_all(calls, "", cfg_.request_timeout, tls_,
-                                                   !cfg_.tls.ca_file.empty());
+                                                        !cfg_.tls.ca_file.empty());
     std::vector<nlohmann::json> statuses(members.size());
     for (size_t k = 0; k < answers.size(); ++k) {
         if (!answers[k] || answers[k]->status != 200) continue;
@@ -269,8 +274,8 @@ awaitable<void> Controller::lease_loop() {
                       {{"member", target.name}, {"error", r.error().message}});
         lease_failing_ = !r;
         if (r) leased_.insert(target.name);
-        if (!r && r.error().code == 409 &&
-            r.error().message.find("stale term") != std::string::npos && !superseded_) {
+        if (!r && r.error().code == 409 && r.error().fields.count("reason") &&
+            r.error().fields.at("reason") == "stale_term" && !superseded_) {
             superseded_ = true;
             decide("stand-by", target.name, "the primary refused our lease: " + r.error().message);
         }

@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "api/api.hpp"
+#include "api/http_server.hpp"
 #include "asio.hpp"
 #include "controller/cluster_rules.hpp"
 #include "controller/controller_config.hpp"
-#include "api/http_server.hpp"
 #include "controller/kubernetes/kube_api.hpp"
 #include "controller/role_labels.hpp"
 
@@ -84,6 +84,7 @@ class Controller {
     std::map<std::string, std::chrono::steady_clock::time_point> cooldown_;
     std::deque<nlohmann::json> decisions_;
     bool stopping_ = false;
+    int exit_code_ = 0;  // 1 once a loop died
     bool lease_failing_ = false;
     bool adopted_once_ = false;  // has seen (or made) a primary since it started
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

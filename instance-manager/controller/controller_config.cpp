@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "bootstrap/replication_config.hpp"
 #include "fs_util.hpp"
 #include "log.hpp"
 
@@ -29,6 +30,9 @@ Result<std::vector<std::pair<std::string, std::string>>> split_pairs(
 }
 
 Status check_members(const std::vector<std::pair<std::string, std::string>>& members) {
+    std::vector<std::string> names;
+    for (const auto& [name, url] : members) names.push_back(name);
+    if (auto clash = slot_name_collision(names)) return make_error("--member: " + *clash, 2);
     for (const auto& [name, url] : members) {
         if (name.find_first_of("\"' ") != std::string::npos)
             return make_error("--member: names may not hold quotes or spaces: " + name, 2);

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include "bootstrap/data_dir.hpp"
+#include "bootstrap/rewind_mark.hpp"
 #include "fs_util.hpp"
 #include "http_client.hpp"
 #include "log.hpp"
@@ -17,6 +18,7 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
       signals_(io, SIGTERM, SIGINT, SIGQUIT),
       supervisor_(io.get_executor(), cfg_, reaper_, state_),
       monitor_(io.get_executor(), cfg_, state_),
+      gate_(*this, state_.role),
       api_(cfg_, state_, metrics_, *this, std::move(api_token)),
       http_(
           io.get_executor(),
@@ -49,18 +51,31 @@ int Daemon::run() {
     signals_.async_wait(on_sig);
     // Children that exited before the signal handler existed are reaped now.
     reaper_.reap();
-    asio::co_spawn(io_, main_flow(), [this](std::exception_ptr e) {
-        if (!e) return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            log::error("manager", "unexpected failure", {{"error", ex.what()}});
-        }
-        shutdown(1, "unexpected failure");
-    });
+    spawn_guarded("the main flow", main_flow());
     io_.run();
     log::info("manager", "exiting", {{"exit_code", exit_code_}});
     return exit_code_;
+}
+
+void Daemon::spawn_guarded(const char* what, awaitable<void> task) {
+    asio::co_spawn(io_, std::move(task), [this, what](std::exception_ptr e) {
+        if (!e) return;
+        std::string why = "unknown exception";
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            why = ex.what();
+        } catch (...) {
+        }
+        log::error("manager", std::string(what) + " failed", {{"error", why}});
+        if (!shutting_down_) {
+            shutdown(1, std::string(what) + " failed");
+        } else {
+            // Already stopping, and what failed may be the stop itself.
+            exit_code_ = 1;
+            io_.stop();
+        }
+    });
 }
 
 void Daemon::on_signal(int sig) {
@@ -101,8 +116,9 @@ void Daemon::shutdown(int exit_code, std::string reason) {
     shutting_down_ = true;
     exit_code_ = exit_code;
     log::info("manager", "shutting down", {{"reason", reason}});
+    // Allowed from every role (role_machine.cpp).
     (void)state_.role.transition(Role::stopping, reason);
-    asio::co_spawn(io_, finish_shutdown(), asio::detached);
+    spawn_guarded("the shutdown", finish_shutdown());
 }
 
 awaitable<void> Daemon::finish_shutdown() {
@@ -130,7 +146,7 @@ void Daemon::on_postgres_exit(bool planned, int wait_status) {
                  "postgres exited and --restart-policy is never");
         return;
     }
-    asio::co_spawn(io_, restart_after_backoff(), asio::detached);
+    spawn_guarded("the restart after a crash", restart_after_backoff());
 }
 
 awaitable<void> Daemon::restart_after_backoff() {
@@ -140,20 +156,47 @@ awaitable<void> Daemon::restart_after_backoff() {
     asio::steady_timer t(io_, delay);
     co_await t.async_wait(use_awaitable);
     restart_pending_ = false;
-    if (shutting_down_ || supervisor_.running()) co_return;
-    if (auto st = clear_stale_pid_file(cfg_.pgdata); !st) {
-        state_.last_error = st.error().message;
-        asio::co_spawn(io_, restart_after_backoff(), asio::detached);
+    // A command may have started postgres meanwhile, or fenced the instance:
+    // the gate knows (a refusal is final; a failed spawn or a missing
+    // majority is tried again after the next backoff).
+    std::string reason = "restart after crash";  // a local: see start_as_replica
+    auto st = co_await gate_.open(StartCause::crash_restart, reason);
+    if (st) {
+        ++state_.process.restarts;
         co_return;
     }
-    (void)state_.role.transition(Role::starting, "restart after crash");
-    if (auto st = supervisor_.start(); !st) {
-        state_.last_error = st.error().message;
-        asio::co_spawn(io_, restart_after_backoff(), asio::detached);
-        co_return;
+    state_.last_error = st.error().message;
+    if (st.error().code != kStartRefused)
+        spawn_guarded("the restart after a crash", restart_after_backoff());
+}
+
+StartFacts Daemon::start_facts() const {
+    StartFacts f;
+    f.shutting_down = shutting_down_;
+    f.running = supervisor_.running();
+    f.rewind_interrupted = fs::exists(rewind_mark_path(cfg_));
+    if (prepared_) {
+        f.fenced = prepared_->persistent.fenced;
+        f.replica = prepared_->replica;
+        f.under_leases = !prepared_->persistent.lease_members.empty();
     }
-    ++state_.process.restarts;
+    return f;
+}
+
+Status Daemon::persist_fence(const std::string& why) {
+    prepared_->persistent.fenced = true;
+    state_.last_error = why;
+    return save_persistent();
+}
+
+Status Daemon::launch(StartCause) {
+    if (auto st = clear_stale_pid_file(cfg_.pgdata); !st) return st;
+    // A primary under leases starts with its lease running: if no renewal
+    // comes (it starts on the wrong side of a partition), it fences as usual.
+    if (!prepared_->replica) arm_lease();
+    auto st = supervisor_.start();
     monitor_.poke();
+    return st;
 }
 
 awaitable<void> Daemon::main_flow() {
@@ -171,21 +214,37 @@ awaitable<void> Daemon::main_flow() {
     state_.upstream = prepared_->persistent.primary_conninfo;
     state_.standby = prepared_->replica;
     if (shutting_down_) co_return;
-    asio::co_spawn(io_, lease_watchdog(), asio::detached);
-    if (!prepared_->persistent.fenced && !co_await primary_may_start()) {
-        co_await monitor_.run([this](PgSession& s) { return after_check(s); });
-        co_return;
+    spawn_guarded("the lease watchdog", lease_watchdog());
+    if (fs::exists(rewind_mark_path(cfg_)) && !prepared_->persistent.fenced) {
+        // Cut short while rewriting the data directory: fenced until a rejoin clones it again.
+        if (auto st = persist_fence("a rewind or re-clone was interrupted"); !st) {
+            log::error("manager", "cannot persist the fence", {{"error", st.error().message}});
+            shutdown(1, "cannot persist the fence");
+            co_return;
+        }
     }
     if (prepared_->persistent.fenced) {
         // Fenced survives restarts of the manager: postgres stays down until unfenced.
         (void)state_.role.transition(Role::fenced, "fenced before the manager started");
-        co_await monitor_.run([this](PgSession& s) { return after_check(s); });
-        co_return;
-    }
-    if (auto st = supervisor_.start(); !st) {
-        log::error("supervisor", st.error().message);
-        shutdown(1, "cannot start postgres");
-        co_return;
+    } else {
+        asio::steady_timer timer(io_);
+        for (bool logged = false;;) {
+            std::string reason = "first start";
+            auto st = co_await gate_.open(StartCause::first_start, reason);
+            if (st) break;
+            if (st.error().code == kStartRefused) break;  // fenced (a newer primary), or stopping
+            if (st.error().code != kStartWait) {
+                log::error("supervisor", st.error().message);
+                shutdown(1, "cannot start postgres");
+                co_return;
+            }
+            if (!logged)
+                log::info("lease",
+                          "waiting for a majority of the members before serving as primary");
+            logged = true;
+            timer.expires_after(std::chrono::seconds(1));
+            co_await timer.async_wait(asio::redirect_error(use_awaitable, ignored_ec_));
+        }
     }
     co_await monitor_.run([this](PgSession& s) { return after_check(s); });
 }

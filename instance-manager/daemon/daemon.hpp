@@ -3,23 +3,26 @@
 // bootstrap, supervisor, monitor, HTTP API. main() only builds a Daemon.
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "api/api.hpp"
+#include "api/http_server.hpp"
+#include "api/status_report.hpp"
 #include "asio.hpp"
 #include "bootstrap/bootstrap.hpp"
+#include "commands/command_slot.hpp"
 #include "config.hpp"
-#include "api/http_server.hpp"
 #include "daemon/instance_state.hpp"
-#include "lease/lease_rules.hpp"
 #include "daemon/monitor.hpp"
-#include "process.hpp"
+#include "daemon/start_gate.hpp"
 #include "daemon/state_store.hpp"
-#include "api/status_report.hpp"
 #include "daemon/supervisor.hpp"
+#include "lease/lease_rules.hpp"
+#include "process.hpp"
 
 namespace im {
 
-class Daemon : public ApiActions {
+class Daemon : public ApiActions, private StartHost {
   public:
     // `api_tls`: the API's TLS context (nullptr: plain HTTP).
     Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_token,
@@ -29,7 +32,7 @@ class Daemon : public ApiActions {
     int run();
 
     // ApiActions: checks the term, then runs the command (role_commands.cpp).
-    awaitable<CommandResult_> run(const std::string& command, const nlohmann::json& body) override;
+    awaitable<CommandAnswer> run(const std::string& command, const nlohmann::json& body) override;
 
   private:
     void on_signal(int sig);
@@ -37,6 +40,15 @@ class Daemon : public ApiActions {
     void reload_all();
     void on_child_exit();
     void on_postgres_exit(bool planned, int wait_status);
+    // Spawns a coroutine whose failure ends the manager (exit 1) with a log
+    // line: a safety loop never dies silently.
+    void spawn_guarded(const char* what, awaitable<void> task);
+
+    // StartHost: what the start gate asks of the daemon (start_gate.hpp).
+    StartFacts start_facts() const override;
+    awaitable<StartVerdict> ask_members() override;
+    Status persist_fence(const std::string& why) override;
+    Status launch(StartCause cause) override;
 
     awaitable<void> main_flow();
     awaitable<void> after_check(PgSession& session);
@@ -45,38 +57,42 @@ class Daemon : public ApiActions {
 
     // Commands (role_commands.cpp). Each returns the answer's JSON body or an
     // Error whose code is the HTTP status.
-    awaitable<CommandResult_> do_restart();
-    awaitable<CommandResult_> do_reload();
-    awaitable<CommandResult_> do_promote(const nlohmann::json& body);
-    awaitable<CommandResult_> do_demote(const nlohmann::json& body);
-    awaitable<CommandResult_> do_follow(const nlohmann::json& body);
-    awaitable<CommandResult_> do_fence();
-    awaitable<CommandResult_> do_unfence();
-    awaitable<CommandResult_> do_replication(const nlohmann::json& body);
+    awaitable<CommandAnswer> do_restart();
+    awaitable<CommandAnswer> do_reload();
+    awaitable<CommandAnswer> do_promote(const nlohmann::json& body);
+    awaitable<CommandAnswer> do_demote(const nlohmann::json& body);
+    awaitable<CommandAnswer> do_follow(const nlohmann::json& body);
+    awaitable<CommandAnswer> do_fence();
+    awaitable<CommandAnswer> do_unfence();
+    awaitable<CommandAnswer> do_replication(const nlohmann::json& body);
     // The primary lease (lease.cpp).
-    awaitable<CommandResult_> do_lease(const nlohmann::json& body);
+    awaitable<CommandAnswer> do_lease(const nlohmann::json& body);
     awaitable<void> lease_watchdog();
     // Asks every other lease member's manager for `path`.
     awaitable<std::vector<PeerView>> ask_peers(const std::string& path,
                                                std::chrono::milliseconds timeout);
     size_t lease_member_count() const;
-    // Before a primary under leases starts postgres: false when it must stay fenced.
-    awaitable<bool> primary_may_start();
     // The members' answers and the verdict on serving as primary (lease_rules.hpp).
-    awaitable<StartVerdict> start_gate(std::vector<PeerView>& peers);
+    awaitable<StartVerdict> majority_verdict(std::vector<PeerView>& peers);
     void arm_lease();
     // Checks that `upstream` answers replication with our system identifier.
     awaitable<Status> check_upstream(const std::string& upstream);
-    // pg_rewind against `upstream` (the instance must be cleanly stopped).
-    awaitable<Status> rewind_from(const std::string& upstream);
+    // pg_rewind against `upstream` (the instance must be cleanly stopped);
+    // `dry_run`: everything but the writing (pg_rewind --dry-run).
+    awaitable<Status> rewind_from(const std::string& upstream, bool dry_run);
     // A failed rewind: fenced, and with --on-rewind-failure reclone a fresh
     // base backup from `upstream` and a start as its replica. `out` is the
     // answer's body so far.
-    awaitable<CommandResult_> after_failed_rewind(const Error& why, const std::string& upstream,
-                                                  nlohmann::json out);
+    awaitable<CommandAnswer> after_failed_rewind(const Error& why, const std::string& upstream,
+                                                 nlohmann::json out);
     awaitable<Status> reclone_from(const std::string& upstream);
-    // Starts postgres as a replica of `upstream` (standby.signal, settings).
-    Status start_as_replica(const std::string& upstream);
+    // Starts postgres as a replica of `upstream` (standby.signal, settings)
+    // through the start gate.
+    awaitable<Status> start_as_replica(const std::string& upstream);
+    // pg_rewind under the rewind mark (rewind_mark.hpp), cleared once it is
+    // whole; or the error that sends a rejoin to a re-clone straight away: a
+    // rewind cut short earlier (its mark) is never rewound again.
+    awaitable<Status> rewind_for_rejoin(const std::string& upstream);
     awaitable<void> ensure_own_slot(const std::string& upstream);
     // Whether this streaming replica can switch to `upstream` by a reload:
     // the upstream continues our timeline past everything we received.
@@ -98,14 +114,16 @@ class Daemon : public ApiActions {
     Metrics metrics_;
     Supervisor supervisor_;
     Monitor monitor_;
+    StartGate gate_;
     Api api_;
     HttpServer http_;
     std::optional<Prepared> prepared_;
     std::unique_ptr<StateStore> store_;
     bool shutting_down_ = false;
     bool restart_pending_ = false;
-    bool command_running_ = false;  // a role command (or a self-fence) is under way
+    CommandSlot commands_;  // one role command (or self-fence) at a time
     bool lease_lapse_logged_ = false;
+    std::set<std::string> lost_slots_logged_;  // invalidated slots already reported
     boost::system::error_code ignored_ec_;
     std::shared_ptr<asio::ssl::context> peer_tls_;  // for https member URLs
     int exit_code_ = 0;

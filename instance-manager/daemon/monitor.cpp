@@ -1,5 +1,8 @@
 #include "daemon/monitor.hpp"
 
+#include <climits>
+#include <cstdlib>
+
 #include "bootstrap/data_dir.hpp"
 #include "log.hpp"
 
@@ -42,9 +45,19 @@ constexpr const char* kStatusSql =
     "      FROM pg_stat_replication), '[]'),"
     "   'synchronous_standby_names', current_setting('synchronous_standby_names'),"
     "   'slots', COALESCE((SELECT json_agg(json_build_object('name', slot_name, 'active', active,"
-    "      'restart_lsn', restart_lsn::text) ORDER BY slot_name)"
+    "      'restart_lsn', restart_lsn::text, 'wal_status', wal_status,"
+    "      'retained_bytes', pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn),"
+    "      'safe_wal_size', safe_wal_size) ORDER BY slot_name)"
     "      FROM pg_replication_slots WHERE slot_type = 'physical'), '[]'))"
-    " END::text";
+    " END::text,"
+    // Which server answered: only ours may be reported (verified below).
+    " current_setting('data_directory')";
+
+// Both sides resolved: a data directory given through a symbolic link is the same one.
+std::string real_path(const std::string& path) {
+    char buf[PATH_MAX];
+    return ::realpath(path.c_str(), buf) ? std::string(buf) : path;
+}
 }  // namespace
 
 Monitor::Monitor(asio::any_io_executor ex, const Config& cfg, InstanceState& state)
@@ -53,6 +66,28 @@ Monitor::Monitor(asio::any_io_executor ex, const Config& cfg, InstanceState& sta
 std::string Monitor::local_conninfo() const {
     return "host=" + conninfo_quote(cfg_.socket_dir) + " port=" + std::to_string(cfg_.pg_port) +
            " dbname=postgres user=postgres application_name=instance-manager";
+}
+
+Status Monitor::check_serving(const std::string& data_directory) const {
+    if (real_path(data_directory) == real_path(cfg_.pgdata)) return Ok{};
+    // Another instance's postmaster on our port and socket directory: never
+    // taken for ours (its role, its LSNs, its roles' passwords).
+    return make_error("the postgres answering on port " + std::to_string(cfg_.pg_port) +
+                          " serves another data directory (" + data_directory + ")",
+                      503);
+}
+
+awaitable<Status> Monitor::connect_local(PgSession& session,
+                                         std::chrono::milliseconds timeout) const {
+    if (auto st = co_await session.connect(local_conninfo(), timeout); !st)
+        co_return make_error("cannot reach local postgres: " + st.error().message, 503);
+    auto r = co_await session.query("SELECT current_setting('data_directory')", timeout);
+    if (!r) co_return make_error("cannot query local postgres: " + r.error().message, 503);
+    if (auto st = check_serving(pg_value(r->get(), 0, 0).value_or("")); !st) {
+        session.close();
+        co_return st;
+    }
+    co_return Ok{};
 }
 
 void Monitor::poke() { wake_->set(); }
@@ -86,7 +121,10 @@ awaitable<void> Monitor::check_once() {
     // The postmaster writes "starting" while the startup process replays WAL.
     pg.starting_up = pg.pm_status == "starting";
 
-    auto timeout = std::max(cfg_.check_interval, std::chrono::milliseconds(1000));
+    // Generous: a primary busy with a heavy load answers late, and is still
+    // serving. Calling it not ready would start a failover for nothing; a
+    // postgres that is really gone fails at once (its socket refuses).
+    auto timeout = std::max(cfg_.check_interval * 5, std::chrono::milliseconds(5000));
     if (!session_.connected()) {
         auto st = co_await session_.connect(local_conninfo(), timeout);
         if (!st) {
@@ -100,6 +138,11 @@ awaitable<void> Monitor::check_once() {
         co_return;
     }
     const PGresult* res = r->get();
+    if (auto st = check_serving(pg_value(res, 0, 11).value_or("")); !st) {
+        session_.close();
+        fail(st.error().message);
+        co_return;
+    }
     pg.accepting = true;
     pg.starting_up = false;
     pg.last_error.clear();

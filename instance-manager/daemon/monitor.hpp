@@ -6,8 +6,8 @@
 
 #include "asio.hpp"
 #include "config.hpp"
-#include "event.hpp"
 #include "daemon/instance_state.hpp"
+#include "event.hpp"
 #include "pg_session.hpp"
 
 namespace im {
@@ -24,9 +24,13 @@ class Monitor {
     void poke();  // check now (after a start, a stop, a command)
     void stop();
     std::string local_conninfo() const;
+    // A session to our own postgres, verified to be ours (its data
+    // directory): every command's connection is made here.
+    awaitable<Status> connect_local(PgSession& session, std::chrono::milliseconds timeout) const;
 
   private:
     awaitable<void> check_once();
+    Status check_serving(const std::string& data_directory) const;
 
     asio::any_io_executor ex_;
     const Config& cfg_;

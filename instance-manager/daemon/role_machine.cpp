@@ -30,31 +30,33 @@ std::string_view to_string(Role r) {
 
 bool RoleMachine::allowed(Role from, Role to) {
     using R = Role;
+    // A fence must be takeable whatever the instance is doing (it is the
+    // safety action: during a crash-restart backoff, or a shutdown held up by
+    // sessions), and a shutdown from anywhere.
+    if (to == R::stopping) return from != R::stopping;
+    if (to == R::fencing) return from != R::fencing && from != R::fenced;
     switch (from) {
         case R::starting:
-            return to == R::primary || to == R::replica || to == R::stopped || to == R::stopping ||
-                   to == R::fenced;
+            return to == R::primary || to == R::replica || to == R::stopped || to == R::fenced;
         case R::primary:
             // A primary never becomes a replica by itself: only through demoting.
-            return to == R::stopped || to == R::stopping || to == R::demoting || to == R::fencing ||
-                   to == R::starting;
+            return to == R::stopped || to == R::demoting || to == R::starting;
         case R::replica:
-            return to == R::primary || to == R::promoting || to == R::stopped ||
-                   to == R::stopping || to == R::fencing || to == R::starting;
+            return to == R::primary || to == R::promoting || to == R::stopped || to == R::starting;
         case R::stopping:
             return to == R::stopped;
         case R::stopped:
-            return to == R::starting || to == R::stopping || to == R::fenced;
+            return to == R::starting || to == R::fenced;
         case R::promoting:
-            return to == R::primary || to == R::replica || to == R::stopped || to == R::stopping;
+            return to == R::primary || to == R::replica || to == R::stopped;
         case R::demoting:
-            return to == R::replica || to == R::starting || to == R::fenced || to == R::stopped ||
-                   to == R::stopping;
+            return to == R::replica || to == R::starting || to == R::fenced || to == R::stopped;
         case R::fencing:
-            return to == R::fenced || to == R::stopping;
+            return to == R::fenced || to == R::stopped;
         case R::fenced:
-            // demoting: a fenced primary (e.g. self-fenced on a lapsed lease) rejoins as a replica.
-            return to == R::starting || to == R::stopping || to == R::demoting;
+            // demoting: a fenced primary (e.g. self-fenced on a lapsed lease) rejoins as a
+            // replica; stopped: the manager shuts down.
+            return to == R::starting || to == R::demoting || to == R::stopped;
     }
     return false;
 }

@@ -24,6 +24,7 @@ Result<PersistentState> StateStore::load() const {
         s.synchronous = *sync;
         s.lease_members = j.value("lease_members", std::map<std::string, std::string>());
         s.lease_ttl_ms = j.value("lease_ttl_ms", uint64_t{0});
+        s.managed_slots = j.value("managed_slots", std::vector<std::string>());
     } catch (const nlohmann::json::exception& e) {
         return make_error("corrupt state file " + path_ + ": " + e.what());
     }
@@ -38,7 +39,8 @@ Status StateStore::save(const PersistentState& s) const {
                         {"members", s.members},
                         {"synchronous", to_json(s.synchronous)},
                         {"lease_members", s.lease_members},
-                        {"lease_ttl_ms", s.lease_ttl_ms}};
+                        {"lease_ttl_ms", s.lease_ttl_ms},
+                        {"managed_slots", s.managed_slots}};
     return fs::write_file_atomic(path_, j.dump(2) + "\n", 0600);
 }
 

@@ -26,6 +26,9 @@ struct PersistentState {
     // Non-empty: the cluster runs under leases (see lease.cpp).
     std::map<std::string, std::string> lease_members;
     uint64_t lease_ttl_ms = 0;  // the lease's TTL, armed again when a primary starts
+    // Physical slots this manager keeps for members (created, or adopted as a
+    // member's): the only ones it ever drops. A slot someone else made stays.
+    std::vector<std::string> managed_slots;
 };
 
 class StateStore {

@@ -21,7 +21,7 @@ std::chrono::milliseconds probe_timeout(std::chrono::milliseconds ttl) {
 }
 }  // namespace
 
-awaitable<CommandResult_> Daemon::do_lease(const nlohmann::json& body) {
+awaitable<CommandAnswer> Daemon::do_lease(const nlohmann::json& body) {
     if (state_.role.current() != Role::primary || !supervisor_.running())
         co_return make_error("only a running primary holds a lease (role " +
                                  std::string(to_string(state_.role.current())) + ")",
@@ -96,7 +96,7 @@ awaitable<void> Daemon::lease_watchdog() {
         co_await timer.async_wait(asio::redirect_error(use_awaitable, ignored_ec_));
         if (shutting_down_) break;
         auto now = std::chrono::steady_clock::now();
-        if (!state_.lease_expires || now < *state_.lease_expires || command_running_ ||
+        if (!state_.lease_expires || now < *state_.lease_expires || commands_.busy() ||
             state_.role.current() != Role::primary || !prepared_)
             continue;
         auto peers = co_await ask_peers("/v1/status", probe_timeout(state_.lease_ttl));
@@ -119,15 +119,15 @@ awaitable<void> Daemon::lease_watchdog() {
             co_await timer.async_wait(asio::redirect_error(use_awaitable, ignored_ec_));
             continue;
         }
-        if (command_running_ || state_.role.current() != Role::primary) continue;
+        if (commands_.busy() || state_.role.current() != Role::primary) continue;
         std::string reason = other_primary.empty()
                                  ? "the lease lapsed and only " + std::to_string(reachable) +
                                        " of " + std::to_string(members) + " members answer: fencing"
                                  : "the lease lapsed and " + other_primary + " is primary: fencing";
         log::warn("lease", reason);
-        std::optional<CommandResult_> fenced;
+        std::optional<CommandAnswer> fenced;
         {
-            ScopedFlag running{command_running_};
+            auto slot = commands_.try_take();
             fenced.emplace(co_await do_fence());
         }
         state_.last_error = *fenced ? reason : fenced->error().message;
@@ -135,52 +135,31 @@ awaitable<void> Daemon::lease_watchdog() {
     }
 }
 
-awaitable<StartVerdict> Daemon::start_gate(std::vector<PeerView>& peers) {
+awaitable<StartVerdict> Daemon::majority_verdict(std::vector<PeerView>& peers) {
     peers = co_await ask_peers("/v1/status", std::chrono::milliseconds(1000));
     co_return primary_start_verdict(prepared_->persistent.term, peers, lease_member_count());
 }
 
+awaitable<StartVerdict> Daemon::ask_members() {
+    std::vector<PeerView> peers;
+    auto verdict = co_await majority_verdict(peers);
+    if (verdict == StartVerdict::stand_down) {
+        nlohmann::json seen = nlohmann::json::array();
+        for (const auto& p : peers)
+            if (p.reachable) seen.push_back({{"name", p.name}, {"role", p.role}, {"term", p.term}});
+        log::warn("lease",
+                  "another member is primary or has a newer term: staying fenced until the "
+                  "controller demotes this instance",
+                  {{"our_term", prepared_->persistent.term}, {"members", seen}});
+    }
+    co_return verdict;
+}
+
 void Daemon::arm_lease() {
-    // A primary under leases starts with its lease running: if no renewal
-    // comes (it starts on the wrong side of a partition), it fences as usual.
     const auto& p = prepared_->persistent;
     if (p.lease_members.empty() || p.lease_ttl_ms == 0) return;
     state_.lease_ttl = std::chrono::milliseconds(p.lease_ttl_ms);
     state_.lease_expires = std::chrono::steady_clock::now() + state_.lease_ttl;
-}
-
-awaitable<bool> Daemon::primary_may_start() {
-    if (prepared_->replica || prepared_->persistent.lease_members.empty()) co_return true;
-    asio::steady_timer timer(io_);
-    bool logged = false;
-    while (!shutting_down_) {
-        std::vector<PeerView> peers;
-        auto verdict = co_await start_gate(peers);
-        if (verdict == StartVerdict::start) {
-            arm_lease();
-            co_return true;
-        }
-        if (verdict == StartVerdict::stand_down) {
-            nlohmann::json seen = nlohmann::json::array();
-            for (const auto& p : peers)
-                if (p.reachable)
-                    seen.push_back({{"name", p.name}, {"role", p.role}, {"term", p.term}});
-            log::warn("lease",
-                      "another member is primary or has a newer term: staying fenced until the "
-                      "controller demotes this instance",
-                      {{"our_term", prepared_->persistent.term}, {"members", seen}});
-            prepared_->persistent.fenced = true;
-            (void)save_persistent();
-            (void)state_.role.transition(Role::fenced, "a newer primary exists");
-            co_return false;
-        }
-        if (!logged)
-            log::info("lease", "waiting for a majority of the members before serving as primary");
-        logged = true;
-        timer.expires_after(std::chrono::seconds(1));
-        co_await timer.async_wait(asio::redirect_error(use_awaitable, ignored_ec_));
-    }
-    co_return false;
 }
 
 }  // namespace im

@@ -23,6 +23,19 @@ namespace harness {
 
 bool running_as_root() { return ::geteuid() == 0; }
 
+namespace {
+int g_skipped = 0;
+}
+
+bool skip_unless_root(const char* what) {
+    if (running_as_root()) return false;
+    ++g_skipped;
+    WARN(std::string("skipped: ") + what + " need root");
+    return true;
+}
+
+int skipped_cases() { return g_skipped; }
+
 std::string run_user() {
     const char* u = std::getenv("IM_TEST_USER");
     return u ? u : "postgres";
@@ -263,9 +276,9 @@ bool Instance::wait_ready(std::chrono::milliseconds timeout) {
 }
 
 im::Result<im::http_client::HttpReply> Instance::get(const std::string& path,
-                                                const std::string& method) {
-    return im::http_client::http_request(method, {api_tls, address, std::to_string(http_port), path}, "",
-                                    "", 5s, tls_client);
+                                                     const std::string& method) {
+    return im::http_client::http_request(
+        method, {api_tls, address, std::to_string(http_port), path}, "", "", 5s, tls_client);
 }
 
 std::string Instance::token() const {
@@ -275,10 +288,12 @@ std::string Instance::token() const {
     return t;
 }
 
-im::Result<im::http_client::HttpReply> Instance::post(const std::string& path, const std::string& body,
-                                                 std::optional<std::string> tok) {
-    return im::http_client::http_request("POST", {api_tls, address, std::to_string(http_port), path},
-                                    body, tok ? *tok : token(), 60s, tls_client);
+im::Result<im::http_client::HttpReply> Instance::post(const std::string& path,
+                                                      const std::string& body,
+                                                      std::optional<std::string> tok) {
+    return im::http_client::http_request("POST",
+                                         {api_tls, address, std::to_string(http_port), path}, body,
+                                         tok ? *tok : token(), 60s, tls_client);
 }
 
 nlohmann::json Instance::status() {

@@ -18,6 +18,11 @@ namespace harness {
 using namespace std::chrono_literals;
 
 bool running_as_root();
+// For a test case that needs root (namespaces): true when it must be
+// skipped, counted so that a run whose every case was skipped exits 77,
+// which CTest reports as skipped, never as passed (main.cpp).
+bool skip_unless_root(const char* what);
+int skipped_cases();
 std::string run_user();  // the unprivileged user tests run postgres as
 int free_port();
 std::string manager_binary();  // the instance-manager binary the tests run
@@ -71,9 +76,9 @@ class Instance {
     pid_t manager_pid() const;  // the manager's PID as seen from here
 
     im::Result<im::http_client::HttpReply> get(const std::string& path,
-                                          const std::string& method = "GET");
+                                               const std::string& method = "GET");
     im::Result<im::http_client::HttpReply> post(const std::string& path, const std::string& body,
-                                           std::optional<std::string> token = std::nullopt);
+                                                std::optional<std::string> token = std::nullopt);
     std::string token() const;
     nlohmann::json status();
     pid_t postmaster_pid();
@@ -88,7 +93,7 @@ class Instance {
     // line a test looks for.
     std::string log() const;
     std::string log_tail() const;  // its last lines, to print when a test fails
-    std::string control_state();  // pg_controldata's "Database cluster state"
+    std::string control_state();   // pg_controldata's "Database cluster state"
 
     // Makes this (not yet started) instance a replica cloned from `primary`:
     // the same API token, its replication password, its address.

@@ -54,11 +54,8 @@ int missing(Instance& i, const std::vector<std::string>& ids) {
 TEST_CASE(
     "end to end: controller lost, partition, lagging replica, synchronous failover, "
     "switchover under load",
-    "[e2e]") {
-    if (!running_as_root()) {
-        WARN("skipped: network and PID namespaces need root");
-        return;
-    }
+    "[e2e][root]") {
+    if (skip_unless_root("network and PID namespaces")) return;
     NetLab lab(3);
     Instance m0("e-one"), m1("e-two"), m2("e-three");
     std::vector<Instance*> all = {&m0, &m1, &m2};

@@ -190,8 +190,9 @@ TEST_CASE("controller: Kubernetes mode keeps the pods' role labels true", "[kube
     tls.ca_file = creds.crt;
     auto url = *im::http_client::parse_url(kube.url() + "/api/v1/namespaces/pgtest/pods/kt-1");
     CHECK(im::http_client::http_request("GET", url, "", "wrong", 5s, tls)->status == 401);
-    CHECK(im::http_client::http_request("PATCH", url, R"({"metadata":{"labels":{"role":"primary"}}})",
-                                   "kube-token-123", 5s, tls)
+    CHECK(im::http_client::http_request("PATCH", url,
+                                        R"({"metadata":{"labels":{"role":"primary"}}})",
+                                        "kube-token-123", 5s, tls)
               ->status == 415);
     CHECK(kube.violations().size() == 2);
 }
@@ -216,11 +217,8 @@ struct NetnsHosts {
 }  // namespace
 
 TEST_CASE("Kubernetes mode: members by DNS name survive a re-creation of every pod with new IPs",
-          "[kubernetes]") {
-    if (!running_as_root()) {
-        WARN("skipped: network namespaces need root");
-        return;
-    }
+          "[kubernetes][root]") {
+    if (skip_unless_root("network namespaces")) return;
     // Three "pods" and the controller, each in a network namespace of its own.
     NetLab lab(4);
     NetnsHosts hosts{{lab.ns(0), lab.ns(1), lab.ns(2), lab.ns(3)}};

@@ -51,11 +51,8 @@ pid_t host_postmaster(pid_t manager) {
 }
 }  // namespace
 
-TEST_CASE("as PID 1: orphans are reaped, crashes handled, SIGTERM exits 0", "[pid1]") {
-    if (!running_as_root()) {
-        WARN("PID namespace tests need root; skipped");
-        return;
-    }
+TEST_CASE("as PID 1: orphans are reaped, crashes handled, SIGTERM exits 0", "[pid1][root]") {
+    if (skip_unless_root("PID namespaces")) return;
     Instance pg("pid1");
     pg.start(true);
     REQUIRE(pg.wait_ready());

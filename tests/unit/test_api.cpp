@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "api/api.hpp"
+#include "commands/command_slot.hpp"
 #include "event.hpp"
 #include "url_query.hpp"
 
@@ -10,12 +11,10 @@ namespace {
 
 struct FakeActions : ApiActions {
     int restarts = 0, reloads = 0;
-    Event* gate = nullptr;  // when set, restart waits for it
     std::vector<std::pair<std::string, nlohmann::json>> calls;
-    awaitable<CommandResult_> run(const std::string& command, const nlohmann::json& body) override {
+    awaitable<CommandAnswer> run(const std::string& command, const nlohmann::json& body) override {
         calls.emplace_back(command, body);
         if (command == "restart") {
-            if (gate) co_await gate->wait();
             ++restarts;
             co_return nlohmann::json{{"restarted", true}};
         }
@@ -160,26 +159,19 @@ TEST_CASE("no token configured: every mutating call is forbidden", "[api]") {
     CHECK(actions.restarts == 0);
 }
 
-TEST_CASE("one command at a time", "[api]") {
-    Fixture f;
-    Event gate(f.io.get_executor());
-    f.actions.gate = &gate;
-    HttpResponse first, second;
-    HttpRequest req{http::verb::post, "/v1/restart", 11};
-    req.set(http::field::authorization, "Bearer s3cret");
-    asio::co_spawn(
-        f.io, [&]() -> awaitable<void> { first = co_await f.api.handle(req); }, asio::detached);
-    asio::co_spawn(
-        f.io,
-        [&]() -> awaitable<void> {
-            second = co_await f.api.handle(req);
-            gate.set();
-        },
-        asio::detached);
-    f.io.run();
-    CHECK(second.result_int() == 409);
-    CHECK(first.result_int() == 200);
-    CHECK(f.actions.restarts == 1);
+TEST_CASE("one command at a time: the slot commands and the self-fence share", "[api]") {
+    CommandSlot slot;
+    {
+        auto first = slot.try_take();
+        REQUIRE(first);
+        CHECK(slot.busy());
+        CHECK_FALSE(slot.try_take());  // a second command meanwhile: refused
+        auto moved = std::move(*first);
+        first.reset();
+        CHECK(slot.busy());  // still held by the moved-to owner
+    }
+    CHECK_FALSE(slot.busy());
+    CHECK(slot.try_take());
 }
 
 TEST_CASE("role commands: term required and typed, fields checked, error facts in the body",

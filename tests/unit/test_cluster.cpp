@@ -4,8 +4,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "controller/cluster_rules.hpp"
+#include "api/api.hpp"
+#include "bootstrap/replication_config.hpp"
 #include "cli/cluster_table.hpp"
+#include "controller/cluster_rules.hpp"
 #include "controller/controller_config.hpp"
 #include "controller/kubernetes/kube_api.hpp"
 #include "controller/role_labels.hpp"
@@ -252,4 +254,46 @@ TEST_CASE("controller command line: Kubernetes mode", "[cluster]") {
     ::unsetenv("KUBERNETES_SERVICE_PORT");
     CHECK_FALSE(parse_controller_args(in_pod, &out).ok());  // not in a pod, no --kube-api-url
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("members whose slot names collide are refused", "[cluster]") {
+    CHECK_FALSE(slot_name_collision({"a-b", "c", "a_c"}));
+    auto clash = slot_name_collision({"db-1", "x", "db_1"});
+    REQUIRE(clash);
+    CHECK(clash->find("db-1") != std::string::npos);
+    CHECK(clash->find("db_1") != std::string::npos);
+    CHECK(slot_name_collision({"Pg1", "pg1"}));
+    // The controller refuses them at start.
+    ParseOutcome out;
+    auto cfg = parse_controller_args({"--member", "a-b=http://a:1", "--member", "a_b=http://b:1",
+                                      "--api-token-file", "/etc/hostname"},
+                                     &out);
+    REQUIRE_FALSE(cfg.ok());
+    CHECK(out.exit_code == 2);
+    CHECK(cfg.error().message.find("share the replication slot") != std::string::npos);
+    // And a manager refuses such a member list in a command.
+    auto names = parse_command_body(R"({"term":2,"members":["a-b","a_b"]})",
+                                    {{"term", {FieldType::term}}, {"members", {FieldType::names}}});
+    CHECK_FALSE(names.ok());
+    auto urls = parse_command_body(
+        R"({"term":2,"ttl_ms":1000,"members":{"a-b":"http://a:1","a_b":"http://b:1"}})",
+        {{"term", {FieldType::term}},
+         {"ttl_ms", {FieldType::millis}},
+         {"members", {FieldType::member_urls}}});
+    CHECK_FALSE(urls.ok());
+}
+
+TEST_CASE("a lease names a member without an address yet as \"\"", "[cluster]") {
+    // A pod without an IP: still a member (it counts towards the majority),
+    // and the body stays valid for every renewal.
+    CommandSpec lease = {{"term", {FieldType::term}},
+                         {"ttl_ms", {FieldType::millis}},
+                         {"members", {FieldType::member_urls, true}}};
+    auto ok = parse_command_body(
+        R"({"term":2,"ttl_ms":1000,"members":{"db-0":"http://10.0.0.1:8000","db-1":""}})", lease);
+    REQUIRE(ok.ok());
+    CHECK((*ok)["members"].size() == 2);
+    CHECK_FALSE(
+        parse_command_body(R"({"term":2,"ttl_ms":1000,"members":{"db-0":"nota url"}})", lease)
+            .ok());
 }

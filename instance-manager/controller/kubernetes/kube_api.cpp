@@ -1,6 +1,7 @@
 #include "controller/kubernetes/kube_api.hpp"
 
 #include "fs_util.hpp"
+#include "json_fields.hpp"
 #include "url_query.hpp"
 
 namespace im {
@@ -13,15 +14,10 @@ constexpr int kWatchSeconds = 240;
 constexpr auto kWatchIdle = std::chrono::seconds(kWatchSeconds + 60);
 constexpr size_t kMaxEventBytes = 4 << 20;  // one pod as a JSON line is far smaller
 
-std::string str(const nlohmann::json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 // The API server's errors are Status objects with a message.
 Error api_error(unsigned status, const std::string& body) {
     auto j = nlohmann::json::parse(body, nullptr, false);
-    std::string why = j.is_object() ? str(j, "message") : std::string();
+    std::string why = j.is_object() ? json_string(j, "message") : std::string();
     if (why.empty()) why = "HTTP " + std::to_string(status);
     return make_error("Kubernetes API: " + why, static_cast<int>(status));
 }
@@ -32,11 +28,11 @@ Pod pod_from_json(const nlohmann::json& object) {
     const auto& meta = object.value("metadata", nlohmann::json::object());
     const auto& status = object.value("status", nlohmann::json::object());
     const auto& labels = meta.value("labels", nlohmann::json::object());
-    p.name = str(meta, "name");
-    p.resource_version = str(meta, "resourceVersion");
+    p.name = json_string(meta, "name");
+    p.resource_version = json_string(meta, "resourceVersion");
     p.deleting = meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null();
-    p.role = labels.is_object() ? str(labels, "role") : std::string();
-    p.ip = str(status, "podIP");
+    p.role = labels.is_object() ? json_string(labels, "role") : std::string();
+    p.ip = json_string(status, "podIP");
     return p;
 }
 
@@ -85,8 +81,8 @@ awaitable<Result<nlohmann::json>> KubeApi::call(const std::string& method, const
                                                 std::string body, const std::string& content_type) {
     auto bearer = token();
     if (!bearer) co_return bearer.error();
-    auto reply = co_await http_client::async_http_request(method, url(path), std::move(body), *bearer,
-                                                     kCallTimeout, tls_, true, content_type);
+    auto reply = co_await http_client::async_http_request(
+        method, url(path), std::move(body), *bearer, kCallTimeout, tls_, true, content_type);
     if (!reply) co_return make_error("Kubernetes API: " + reply.error().message);
     if (reply->status != 200) co_return api_error(reply->status, reply->body);
     auto j = nlohmann::json::parse(reply->body, nullptr, false);
@@ -98,7 +94,8 @@ awaitable<Result<KubeApi::PodList>> KubeApi::list_pods() {
     auto j = co_await call("GET", pods_path("") + "?" + selector_query(), "", "");
     if (!j) co_return j.error();
     PodList out;
-    out.resource_version = str(j->value("metadata", nlohmann::json::object()), "resourceVersion");
+    out.resource_version =
+        json_string(j->value("metadata", nlohmann::json::object()), "resourceVersion");
     if (auto items = j->find("items"); items != j->end() && items->is_array())
         for (const auto& item : *items) out.pods.push_back(pod_from_json(item));
     co_return out;
@@ -143,11 +140,11 @@ awaitable<Status> KubeApi::watch_pods(
                 failure = make_error("Kubernetes API: a watch event that is not JSON");
                 return false;
             }
-            std::string type = str(event, "type");
+            std::string type = json_string(event, "type");
             const auto& object = event["object"];
             if (type == "ERROR") {
                 // 410 Gone: the version is older than the server keeps.
-                failure = make_error("Kubernetes API: watch: " + str(object, "message"),
+                failure = make_error("Kubernetes API: watch: " + json_string(object, "message"),
                                      object.value("code", 0));
                 return false;
             }
@@ -155,8 +152,8 @@ awaitable<Status> KubeApi::watch_pods(
         }
         return true;
     };
-    auto reply = co_await http_client::async_http_stream(url(path), *bearer, kCallTimeout, kWatchIdle,
-                                                    tls_, true, on_data);
+    auto reply = co_await http_client::async_http_stream(url(path), *bearer, kCallTimeout,
+                                                         kWatchIdle, tls_, true, on_data);
     if (failure) co_return *failure;
     if (!reply) co_return make_error("Kubernetes API: watch: " + reply.error().message);
     if (reply->status != 200) co_return api_error(reply->status, reply->body);
