@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +47,14 @@ Result<SpawnedChild> spawn(const SpawnOptions& opts) {
         return make_error(std::string("pipe: ") + std::strerror(errno));
     UniqueFd read_end(pipefd[0]), write_end(pipefd[1]);
 
+    // The highest descriptor to close if close_range is missing, computed
+    // here: sysconf is not async-signal-safe.
+    struct rlimit nofile {};
+    int max_fd = ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+                         nofile.rlim_cur < (1u << 20)
+                     ? static_cast<int>(nofile.rlim_cur)
+                     : (1 << 20);
+
     pid_t parent = ::getpid();
     pid_t pid = ::fork();
     if (pid < 0) return make_error(std::string("fork: ") + std::strerror(errno));
@@ -66,6 +76,10 @@ Result<SpawnedChild> spawn(const SpawnOptions& opts) {
             ::dup2(pipefd[1], 1);
             ::dup2(pipefd[1], 2);
         }
+        // Only 0, 1 and 2 cross exec: postgres and every backend would
+        // otherwise hold the API's listening socket, its clients and our pipes.
+        if (::syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+            for (int fd = 3; fd < max_fd; ++fd) ::close(fd);
         ::execve(argv[0], argv.data(), envp.data());
         ::_exit(127);
     }

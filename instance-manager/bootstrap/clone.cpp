@@ -1,5 +1,6 @@
 #include "bootstrap/clone.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,7 +117,7 @@ awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::st
                                 std::function<void(int)> on_progress) {
     // The data directory must stay empty for pg_basebackup: a private temporary passfile.
     char tmpl[] = "/tmp/instance-manager-pgpass-XXXXXX";
-    UniqueFd fd(::mkstemp(tmpl));
+    UniqueFd fd(::mkostemp(tmpl, O_CLOEXEC));
     if (!fd) co_return make_error("cannot create a temporary passfile");
     std::string tmp_passfile = tmpl;
     struct Remove {

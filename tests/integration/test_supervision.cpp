@@ -3,6 +3,9 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <set>
 
 #include "harness.hpp"
 
@@ -110,4 +113,50 @@ TEST_CASE("SIGTERM with a busy client escalates from smart to fast and still exi
     CHECK(std::chrono::steady_clock::now() - start < 30s);
     CHECK(pg.control_state() == "shut down");
     CHECK(pg.log().find("fast shutdown") != std::string::npos);
+}
+
+namespace {
+// The inodes of the sockets `pid` holds ("socket:[N]" links in /proc/PID/fd).
+std::set<std::string> socket_inodes(pid_t pid) {
+    std::set<std::string> out;
+    std::error_code ec;
+    for (auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+        auto target = std::filesystem::read_symlink(e.path(), ec).string();
+        if (!ec && target.rfind("socket:", 0) == 0) out.insert(target);
+    }
+    return out;
+}
+std::vector<pid_t> children_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
+                     "/children");
+    std::vector<pid_t> out;
+    for (pid_t child; in >> child;) out.push_back(child);
+    return out;
+}
+}  // namespace
+
+TEST_CASE("postgres and its backends hold none of the manager's sockets", "[supervision]") {
+    if (!running_as_root()) {
+        WARN("reading another user's /proc/PID/fd needs root; skipped");
+        return;
+    }
+    Instance pg("sup-fds");
+    pg.start();
+    REQUIRE(pg.wait_ready());
+    // The API's listening socket among them, and the manager's connections.
+    auto manager = socket_inodes(pg.manager_pid());
+    REQUIRE(!manager.empty());
+    pid_t postmaster = pg.postmaster_pid();
+    REQUIRE(postmaster > 0);
+    std::vector<pid_t> processes{postmaster};
+    for (pid_t child : children_of(postmaster)) processes.push_back(child);
+    // The postmaster's auxiliary processes and the monitor's backend at least.
+    REQUIRE(processes.size() > 2);
+    for (pid_t p : processes) {
+        for (auto& inode : socket_inodes(p)) {
+            INFO("process " << p << " holds the manager's " << inode);
+            CHECK(manager.count(inode) == 0);
+        }
+    }
 }

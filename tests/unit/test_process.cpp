@@ -1,0 +1,62 @@
+// Child processes: what a child inherits and how run_command ends.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <optional>
+
+#include "fd.hpp"
+#include "process.hpp"
+
+using namespace im;
+
+namespace {
+// Runs `opts` with run_command on a loop of its own that feeds the reaper.
+Result<CommandResult> run(SpawnOptions opts) {
+    asio::io_context io(1);
+    Reaper reaper;
+    asio::signal_set chld(io, SIGCHLD);
+    std::function<void()> arm = [&] {
+        chld.async_wait([&](boost::system::error_code ec, int) {
+            if (ec) return;
+            reaper.reap();
+            arm();
+        });
+    };
+    arm();
+    std::optional<Result<CommandResult>> out;
+    asio::co_spawn(
+        io,
+        [&]() -> awaitable<void> {
+            out = co_await run_command(reaper, opts, "test");
+            chld.cancel();
+        },
+        asio::detached);
+    io.run();
+    return std::move(*out);
+}
+}  // namespace
+
+TEST_CASE("a spawned child holds only stdin, stdout and stderr", "[process]") {
+    // A listening socket and a pipe as the API's sockets would be: without close-on-exec.
+    UniqueFd listener(::socket(AF_INET, SOCK_STREAM, 0));
+    REQUIRE(listener);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener.get(), 1) == 0);
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    UniqueFd pipe_r(p[0]), pipe_w(p[1]);
+
+    SpawnOptions opts;
+    // The shell's own descriptors, listed by its child ls.
+    opts.argv = {"/bin/sh", "-c", "ls /proc/$$/fd"};
+    auto r = run(opts);
+    REQUIRE(r);
+    CHECK(r->success());
+    CHECK(r->output == "0\n1\n2\n");
+}
