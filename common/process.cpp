@@ -12,10 +12,9 @@
 #include <cstring>
 #include <memory>
 
+#include "environment.hpp"
 #include "event.hpp"
 #include "log.hpp"
-
-extern char** environ;
 
 namespace im {
 
@@ -28,16 +27,8 @@ Result<SpawnedChild> spawn(const SpawnOptions& opts) {
     for (auto& a : opts.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
 
-    std::vector<std::string> env_storage;
-    for (char** e = environ; e && *e; ++e) {
-        std::string_view kv(*e);
-        auto key = kv.substr(0, kv.find('=') + 1);
-        bool overridden = false;
-        for (auto& o : opts.env)
-            if (o.compare(0, key.size(), key) == 0) overridden = true;
-        if (!overridden) env_storage.emplace_back(kv);
-    }
-    for (auto& o : opts.env) env_storage.push_back(o);
+    // The caller's PG* variables, HOME and the rest stay behind (see environment.hpp).
+    std::vector<std::string> env_storage = child_environment(opts.env);
     std::vector<char*> envp;
     for (auto& e : env_storage) envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);

@@ -17,7 +17,8 @@ namespace im {
 
 struct SpawnOptions {
     std::vector<std::string> argv;
-    std::vector<std::string> env;  // extra KEY=VALUE entries, override the inherited ones
+    // KEY=VALUE entries beside the few inherited ones (child_environment).
+    std::vector<std::string> env;
     bool own_process_group = true;
     int parent_death_signal = 0;  // e.g. SIGQUIT for the postmaster; 0: none
     bool capture_output = true;   // stdout+stderr to a pipe; otherwise inherited

@@ -9,6 +9,7 @@
 
 #include "config.hpp"
 #include "controller/controller.hpp"
+#include "environment.hpp"
 #include "daemon/daemon.hpp"
 #include "fs_util.hpp"
 #include "bootstrap/helper.hpp"
@@ -59,6 +60,9 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "instance-manager run: %s\n", cfg.error().message.c_str());
         return outcome.exit_code;
     }
+    // The configuration is read (PGDATA is --pgdata's variable): from here
+    // on no PG* variable of the caller reaches our own libpq connections.
+    im::drop_pg_environment();
     if (::geteuid() == 0) {
         std::fputs(
             "instance-manager run: refusing to run as root; PostgreSQL must run as an unprivileged "

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <optional>
 
+#include "environment.hpp"
 #include "fd.hpp"
 #include "process.hpp"
 
@@ -59,4 +61,36 @@ TEST_CASE("a spawned child holds only stdin, stdout and stderr", "[process]") {
     REQUIRE(r);
     CHECK(r->success());
     CHECK(r->output == "0\n1\n2\n");
+}
+
+TEST_CASE("a child's environment: the allow-list and what the manager sets, no PG*", "[process]") {
+    ::setenv("PGPASSWORD", "wrong", 1);
+    ::setenv("PGSSLMODE", "verify-full", 1);
+    ::setenv("HOME", "/root", 1);
+    ::setenv("IM_UNIT_STRAY", "x", 1);
+    ::setenv("LC_ALL", "C.UTF-8", 1);
+    SpawnOptions opts;
+    opts.argv = {"/usr/bin/env"};
+    opts.env = {"PGDATA=/data", "LC_ALL=C"};
+    auto r = run(opts);
+    REQUIRE(r);
+    REQUIRE(r->success());
+    INFO(r->output);
+    const std::string& env = r->output;
+    CHECK(env.find("PGDATA=/data\n") != std::string::npos);
+    CHECK(env.find("LC_ALL=C\n") != std::string::npos);
+    CHECK(env.find("LC_ALL=C.UTF-8") == std::string::npos);
+    CHECK(env.find("PGPASSWORD") == std::string::npos);
+    CHECK(env.find("PGSSLMODE") == std::string::npos);
+    CHECK(env.find("HOME=") == std::string::npos);
+    CHECK(env.find("IM_UNIT_STRAY") == std::string::npos);
+    if (std::getenv("PATH")) CHECK(env.find("PATH=") != std::string::npos);
+    ::unsetenv("IM_UNIT_STRAY");
+    ::unsetenv("LC_ALL");
+
+    // The manager's own: every PG* variable goes, the rest stays.
+    drop_pg_environment();
+    CHECK(std::getenv("PGPASSWORD") == nullptr);
+    CHECK(std::getenv("PGSSLMODE") == nullptr);
+    CHECK(std::getenv("HOME") != nullptr);
 }
