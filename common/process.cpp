@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -146,8 +147,75 @@ bool CommandResult::success() const {
     return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0;
 }
 
+std::string describe_duration(std::chrono::milliseconds d) {
+    auto ms = d.count();
+    if (ms % 60'000 == 0 && ms >= 60'000) return std::to_string(ms / 60'000) + " min";
+    if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+    return std::to_string(ms) + " ms";
+}
+
+namespace {
+// Watches a run_command child's deadlines; the child's group is killed when
+// one passes. Shared with the watchdog coroutine, which ends once `finished`.
+struct Deadlines {
+    pid_t pid;
+    bool group;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point last_output = started;
+    std::chrono::milliseconds total, stall;
+    asio::steady_timer timer;
+    std::shared_ptr<asio::posix::stream_descriptor> pipe;
+    bool reaped = false;
+    bool finished = false;
+    std::string expired;  // the error, once a deadline passed
+
+    Deadlines(asio::any_io_executor ex, pid_t p, const SpawnOptions& o,
+              std::shared_ptr<asio::posix::stream_descriptor> out)
+        : pid(p),
+          group(o.own_process_group),
+          total(o.deadline),
+          stall(o.stall_deadline),
+          timer(ex),
+          pipe(std::move(out)) {}
+};
+
+awaitable<void> watch_deadlines(std::shared_ptr<Deadlines> d, std::string program) {
+    using clock = std::chrono::steady_clock;
+    while (!d->finished) {
+        auto now = clock::now();
+        auto next = clock::time_point::max();
+        if (d->total.count() > 0) {
+            if (now >= d->started + d->total) {
+                d->expired = program + " timed out after " + describe_duration(d->total);
+                break;
+            }
+            next = std::min(next, d->started + d->total);
+        }
+        if (d->stall.count() > 0) {
+            if (now >= d->last_output + d->stall) {
+                d->expired = program + " made no progress for " + describe_duration(d->stall);
+                break;
+            }
+            next = std::min(next, d->last_output + d->stall);
+        }
+        d->timer.expires_at(next);
+        boost::system::error_code ec;
+        co_await d->timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    if (d->finished) co_return;
+    // The whole group: a shell's background job, pg_basebackup's WAL
+    // streamer. Reaping it stays with the reaper. A reaped child without a
+    // group of its own is not signalled: its PID may be another's now.
+    if (d->group || !d->reaped) ::kill(d->group ? -d->pid : d->pid, SIGKILL);
+    // A descendant that left the group may hold the pipe open: stop reading.
+    boost::system::error_code ec;
+    d->pipe->cancel(ec);
+}
+}  // namespace
+
 awaitable<Result<CommandResult>> run_command(Reaper& reaper, SpawnOptions opts,
-                                             std::string component) {
+                                             std::string component,
+                                             std::function<bool(std::string_view)> on_line) {
     auto ex = co_await asio::this_coro::executor;
     opts.capture_output = true;
     auto child = spawn(opts);
@@ -155,18 +223,30 @@ awaitable<Result<CommandResult>> run_command(Reaper& reaper, SpawnOptions opts,
 
     auto done = std::make_shared<Event>(ex);
     auto result = std::make_shared<CommandResult>();
-    reaper.watch(child->pid, [done, result](int status) {
+    auto pipe = std::make_shared<asio::posix::stream_descriptor>(ex, child->output.release());
+    auto deadlines = std::make_shared<Deadlines>(ex, child->pid, opts, pipe);
+    reaper.watch(child->pid, [done, result, deadlines](int status) {
         result->wait_status = status;
+        deadlines->reaped = true;
         done->set();
     });
     log::info(component, "running " + opts.argv[0], {{"pid", child->pid}});
 
-    asio::posix::stream_descriptor pipe(ex, child->output.release());
-    co_await read_lines(pipe, [&](std::string_view line) {
+    if (opts.deadline.count() > 0 || opts.stall_deadline.count() > 0)
+        asio::co_spawn(ex, watch_deadlines(deadlines, opts.argv[0]), asio::detached);
+    co_await read_lines(*pipe, [&](std::string_view line) {
+        deadlines->last_output = std::chrono::steady_clock::now();
+        if (on_line && on_line(line)) return;
         result->output.append(line).push_back('\n');
         log::info(component, line);
     });
     co_await done->wait();
+    deadlines->finished = true;
+    deadlines->timer.cancel();
+    if (!deadlines->expired.empty()) {
+        log::warn(component, deadlines->expired, {{"pid", child->pid}});
+        co_return make_error(deadlines->expired);
+    }
     if (!result->success())
         log::warn(component, opts.argv[0] + " " + describe_wait_status(result->wait_status));
     co_return *result;

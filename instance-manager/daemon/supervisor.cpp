@@ -120,7 +120,10 @@ awaitable<int> Supervisor::stop(StopMode first) {
     }
     if (!exited->is_set()) {
         log::error("supervisor", "postgres ignored immediate shutdown; killing it");
-        signal(SIGKILL);
+        // Its whole process group (spawned with its own): backends stuck
+        // beside a stuck postmaster would otherwise live on and hold its
+        // shared memory, and the next postmaster would refuse to start.
+        if (running()) ::kill(-state_.process.pid, SIGKILL);
         co_await exited->wait();
     }
     co_return last_status_;

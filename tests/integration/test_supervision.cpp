@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -159,4 +160,42 @@ TEST_CASE("postgres and its backends hold none of the manager's sockets", "[supe
             CHECK(manager.count(inode) == 0);
         }
     }
+}
+
+TEST_CASE("a postmaster that ignores immediate shutdown is killed with its whole group",
+          "[supervision]") {
+    Instance pg("sup-kill");
+    pg.smart_shutdown = "1s";
+    pg.start();
+    REQUIRE(pg.wait_ready());
+    // A backend busy in a loop that never notices its postmaster's death.
+    sh("PGPASSWORD='" + pg.app_password() + "' psql -X 'host=127.0.0.1 port=" +
+       std::to_string(pg.pg_port) +
+       " user=app dbname=app' -c 'DO $$BEGIN LOOP END LOOP; END$$' >/dev/null 2>&1 &");
+    std::string backend;
+    REQUIRE(pg.wait_until(
+        [&] {
+            backend = pg.psql("SELECT pid FROM pg_stat_activity WHERE query LIKE '%LOOP END "
+                              "LOOP%' AND pid <> pg_backend_pid()")
+                          .out;
+            return !backend.empty();
+        },
+        10s));
+    pid_t busy = std::stoi(backend);
+    // A stopped postmaster answers none of smart, fast and immediate shutdown.
+    pid_t postmaster = pg.postmaster_pid();
+    REQUIRE(::kill(postmaster, SIGSTOP) == 0);
+    pg.signal(SIGTERM);
+    REQUIRE(pg.wait_exit(90s).has_value());
+    CHECK(pg.log().find("postgres ignored immediate shutdown") != std::string::npos);
+    auto gone = [](pid_t pid) {
+        if (::kill(pid, 0) != 0) return errno == ESRCH;
+        std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        std::getline(in, line);
+        auto close = line.rfind(')');
+        return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+    };
+    CHECK(pg.wait_until([&] { return gone(busy); }, 10s));
+    ::kill(busy, SIGKILL);  // without the group kill it would spin on
 }

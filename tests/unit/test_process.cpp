@@ -5,8 +5,12 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <optional>
+#include <thread>
 
 #include "environment.hpp"
 #include "fd.hpp"
@@ -38,6 +42,23 @@ Result<CommandResult> run(SpawnOptions opts) {
         asio::detached);
     io.run();
     return std::move(*out);
+}
+// Gone: no such process, or a zombie waiting for whoever adopted it.
+bool gone(pid_t pid) {
+    if (::kill(pid, 0) != 0) return errno == ESRCH;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(in, line);
+    auto close = line.rfind(')');
+    return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+// SIGKILL is delivered asynchronously: waits (bounded) until `pid` is gone.
+bool becomes_gone(pid_t pid) {
+    for (int i = 0; i < 1000; ++i) {
+        if (gone(pid)) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
 }
 }  // namespace
 
@@ -93,4 +114,48 @@ TEST_CASE("a child's environment: the allow-list and what the manager sets, no P
     CHECK(std::getenv("PGPASSWORD") == nullptr);
     CHECK(std::getenv("PGSSLMODE") == nullptr);
     CHECK(std::getenv("HOME") != nullptr);
+}
+
+TEST_CASE("run_command: a passed deadline kills the child's whole group", "[process]") {
+    char tmpl[] = "/tmp/im-unit-pids-XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    std::string pids = tmpl;
+    SpawnOptions opts;
+    // The shell and a background job of its own, both far past the deadline.
+    opts.argv = {"/bin/sh", "-c", "sleep 60 & echo $! > " + pids + "; echo $$ >> " + pids +
+                                      "; sleep 60"};
+    opts.deadline = std::chrono::milliseconds(200);
+    auto r = run(opts);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message == "/bin/sh timed out after 200 ms");
+    std::ifstream in(pids);
+    pid_t grandchild = 0, child = 0;
+    in >> grandchild >> child;
+    std::filesystem::remove(pids);
+    REQUIRE(grandchild > 0);
+    REQUIRE(child > 0);
+    CHECK(gone(child));  // reaped before run_command returned
+    CHECK(becomes_gone(grandchild));  // the background job went with its group
+
+    // No output for the stall deadline: the same end, with its own message.
+    SpawnOptions stall;
+    stall.argv = {"/bin/sh", "-c", "echo started; sleep 60"};
+    stall.stall_deadline = std::chrono::milliseconds(200);
+    auto s = run(stall);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().message == "/bin/sh made no progress for 200 ms");
+
+    // A command that ends in time is not disturbed, and nothing is left waiting.
+    SpawnOptions quick;
+    quick.argv = {"/bin/sh", "-c", "echo done"};
+    quick.deadline = std::chrono::minutes(10);
+    quick.stall_deadline = std::chrono::minutes(10);
+    auto q = run(quick);
+    REQUIRE(q);
+    CHECK(q->success());
+    CHECK(q->output == "done\n");
+    CHECK(describe_duration(std::chrono::minutes(10)) == "10 min");
+    CHECK(describe_duration(std::chrono::seconds(30)) == "30 s");
 }
