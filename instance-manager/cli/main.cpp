@@ -2,6 +2,7 @@
 // the command line and hands over to Daemon; nothing else lives here.
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -31,6 +32,10 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A peer that closes early (an HTTP client, postgres on our libpq
+    // socket) is an EPIPE to handle, not a signal that ends the manager.
+    // Children get the default back in spawn().
+    std::signal(SIGPIPE, SIG_IGN);
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty()) {
         usage();

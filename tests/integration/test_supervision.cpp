@@ -162,6 +162,20 @@ TEST_CASE("postgres and its backends hold none of the manager's sockets", "[supe
     }
 }
 
+TEST_CASE("the manager ignores SIGPIPE", "[supervision]") {
+    Instance pg("sup-pipe");
+    pg.start();
+    REQUIRE(pg.wait_ready());
+    std::ifstream in("/proc/" + std::to_string(pg.manager_pid()) + "/status");
+    std::string line, ignored;
+    while (std::getline(in, line))
+        if (line.rfind("SigIgn:", 0) == 0) ignored = line.substr(7);
+    INFO("SigIgn:" << ignored);
+    REQUIRE(!ignored.empty());
+    unsigned long long mask = std::stoull(ignored, nullptr, 16);
+    CHECK(((mask >> (SIGPIPE - 1)) & 1) == 1);
+}
+
 TEST_CASE("a postmaster that ignores immediate shutdown is killed with its whole group",
           "[supervision]") {
     Instance pg("sup-kill");
