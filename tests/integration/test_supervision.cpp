@@ -176,7 +176,7 @@ TEST_CASE("the manager ignores SIGPIPE", "[supervision]") {
     CHECK(((mask >> (SIGPIPE - 1)) & 1) == 1);
 }
 
-TEST_CASE("a postmaster that ignores immediate shutdown is killed with its whole group",
+TEST_CASE("a postmaster that ignores immediate shutdown is killed with its backends",
           "[supervision]") {
     Instance pg("sup-kill");
     pg.smart_shutdown = "1s";
@@ -211,5 +211,5 @@ TEST_CASE("a postmaster that ignores immediate shutdown is killed with its whole
         return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
     };
     CHECK(pg.wait_until([&] { return gone(busy); }, 10s));
-    ::kill(busy, SIGKILL);  // without the group kill it would spin on
+    ::kill(busy, SIGKILL);  // a backend the kill missed would spin on
 }
