@@ -158,6 +158,8 @@ Status validate(Config& cfg) {
         return st;
     if (cfg.smart_shutdown_timeout.count() < 0 || cfg.fast_shutdown_timeout.count() <= 0)
         return make_error("shutdown timeouts must be positive");
+    if (cfg.copy_stall_timeout < std::chrono::seconds(1))
+        return make_error("--copy-stall-timeout: at least 1s");
     if (cfg.check_interval.count() < 50 || cfg.check_interval.count() > 1000)
         return make_error("--check-interval: must be between 50ms and 1s");
     if (auto st = check_readable("--replication-ca-file", cfg.replication_ca_file); !st) return st;
@@ -226,6 +228,7 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
     CLI::App app{"instance-manager run: supervise one PostgreSQL instance", "instance-manager run"};
     std::string http_listen = "0.0.0.0:8000", restart_policy = "always";
     std::string smart = "10s", fast = "20s", interval = "1s", rewind_failure = "fence";
+    std::string copy_stall = "10m";
 
     app.add_option("--name", cfg.name, "instance name (default: hostname)")->envname("IM_NAME");
     app.add_option("--pgdata", cfg.pgdata, "data directory")->envname("PGDATA");
@@ -266,6 +269,9 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
                    "WAL a replication slot may hold back: auto (a quarter of the data "
                    "directory's file system), -1 (unlimited) or a size like 4GB")
         ->envname("IM_MAX_SLOT_WAL_KEEP_SIZE");
+    app.add_option("--copy-stall-timeout", copy_stall,
+                   "kill pg_basebackup or pg_rewind after this long without progress")
+        ->envname("IM_COPY_STALL_TIMEOUT");
     app.add_option("--restart-policy", restart_policy, "always | never")
         ->envname("IM_RESTART_POLICY");
     app.add_option("--smart-shutdown-timeout", smart)->envname("IM_SMART_SHUTDOWN_TIMEOUT");
@@ -297,6 +303,8 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
         return make_error("--fast-shutdown-timeout: expected a duration like 20s", 2);
     if (!parse_duration(interval, cfg.check_interval))
         return make_error("--check-interval: expected a duration like 1s", 2);
+    if (!parse_duration(copy_stall, cfg.copy_stall_timeout))
+        return make_error("--copy-stall-timeout: expected a duration like 10m", 2);
     if (auto st = validate(cfg); !st) return make_error(st.error().message, 2);
     if (outcome) *outcome = {false, 0};
     return cfg;

@@ -49,6 +49,9 @@ struct Config {
     // A failed pg_rewind: stay fenced (false) or replace the data directory
     // with a fresh base backup (true, --on-rewind-failure reclone).
     bool reclone_on_rewind_failure = false;
+    // pg_basebackup and pg_rewind are killed when they print no progress for
+    // this long (a clone of a big database may rightly take hours).
+    std::chrono::milliseconds copy_stall_timeout{std::chrono::minutes(10)};
 
     RestartPolicy restart_policy = RestartPolicy::always;
     std::chrono::milliseconds smart_shutdown_timeout{10'000};

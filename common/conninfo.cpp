@@ -39,4 +39,9 @@ std::string build_conninfo(const ConninfoMap& m) {
     return out;
 }
 
+void pin_client_files(ConninfoMap& m) {
+    for (const char* key : {"passfile", "sslcert", "sslkey", "sslrootcert", "sslcrl"})
+        if (!m.count(key)) m[key] = kNoSuchFile;
+}
+
 }  // namespace im

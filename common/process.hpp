@@ -4,6 +4,7 @@
 // running a command to completion from the event loop.
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
@@ -17,10 +18,16 @@ namespace im {
 
 struct SpawnOptions {
     std::vector<std::string> argv;
-    std::vector<std::string> env;  // extra KEY=VALUE entries, override the inherited ones
+    // KEY=VALUE entries beside the few inherited ones (child_environment).
+    std::vector<std::string> env;
     bool own_process_group = true;
     int parent_death_signal = 0;  // e.g. SIGQUIT for the postmaster; 0: none
     bool capture_output = true;   // stdout+stderr to a pipe; otherwise inherited
+    // run_command only: SIGKILL to the child's process group (the child
+    // alone without one) when `deadline` has passed since the start, or
+    // `stall_deadline` since its last line of output (no progress); 0: none.
+    std::chrono::milliseconds deadline{0};
+    std::chrono::milliseconds stall_deadline{0};
 };
 
 struct SpawnedChild {
@@ -59,9 +66,16 @@ struct CommandResult {
     bool success() const;
 };
 
-// Runs a command to completion on the loop; its output lines are also logged
-// under `component`. The reaper must be fed SIGCHLD by the caller's loop.
-awaitable<Result<CommandResult>> run_command(Reaper& reaper, SpawnOptions opts,
-                                             std::string component);
+// Runs a command to completion on the loop; its output lines are logged
+// under `component` and kept in the result, except those `on_line` takes
+// (returns true for). The reaper must be fed SIGCHLD by the caller's loop.
+// A passed deadline is an error "<program> timed out after N s" (or "made no
+// progress for N s"), returned once the child is reaped.
+awaitable<Result<CommandResult>> run_command(
+    Reaper& reaper, SpawnOptions opts, std::string component,
+    std::function<bool(std::string_view)> on_line = {});
+
+// "200 ms", "10 s", "5 min": a deadline as its error messages show it.
+std::string describe_duration(std::chrono::milliseconds d);
 
 }  // namespace im

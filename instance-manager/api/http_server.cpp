@@ -1,5 +1,7 @@
 #include "api/http_server.hpp"
 
+#include <fcntl.h>
+
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -44,6 +46,9 @@ Status HttpServer::listen(const std::string& host, int port) {
     if (ec) return make_error("--http-listen: bad address '" + host + "'");
     asio::ip::tcp::endpoint ep(addr, static_cast<unsigned short>(port));
     acceptor_.open(ep.protocol(), ec);
+    // Asio opens without SOCK_CLOEXEC; spawn() closes what a child inherits
+    // anyway, this keeps the socket from any exec that does not go through it.
+    if (!ec) ::fcntl(acceptor_.native_handle(), F_SETFD, FD_CLOEXEC);
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(ep, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
@@ -90,6 +95,7 @@ awaitable<void> HttpServer::accept_loop() {
             socket.close(ec);
             continue;
         }
+        ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
         socket.set_option(asio::ip::tcp::no_delay(true), ec);
         asio::co_spawn(ex_, session(std::move(socket)), asio::detached);
     }

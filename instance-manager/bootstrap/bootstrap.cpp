@@ -26,6 +26,7 @@ namespace {
 awaitable<Result<int>> binaries_major_version(Reaper& reaper, const Config& cfg) {
     SpawnOptions opts;
     opts.argv = {cfg.pg_bin + "/postgres", "--version"};
+    opts.deadline = std::chrono::seconds(30);
     auto r = co_await run_command(reaper, opts, "bootstrap");
     if (!r) co_return r.error();
     std::smatch m;
@@ -45,6 +46,7 @@ awaitable<bool> upstream_answers(Reaper& reaper, const Config& cfg) {
                  "5",
                  "-d",
                  cfg.primary_conninfo + " dbname=postgres"};
+    opts.deadline = std::chrono::seconds(30);  // -t 5 bounds it already, unless it hangs
     auto r = co_await run_command(reaper, opts, "bootstrap");
     co_return r&& exit_code_of(r->wait_status) <= 1;
 }
@@ -57,6 +59,8 @@ awaitable<Status> run_initdb(Reaper& reaper, const Config& cfg) {
                  "--encoding=UTF8",      "--locale=C",
                  "--no-instructions"};
     opts.parent_death_signal = SIGTERM;
+    // An empty cluster takes seconds; minutes only on a very slow disk.
+    opts.deadline = std::chrono::minutes(10);
     log::info("bootstrap", "initializing an empty data directory", {{"pgdata", cfg.pgdata}});
     auto r = co_await run_command(reaper, opts, "initdb");
     if (!r) co_return r.error();

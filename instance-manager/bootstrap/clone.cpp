@@ -1,5 +1,6 @@
 #include "bootstrap/clone.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,37 +62,30 @@ awaitable<Status> run_basebackup(Reaper& reaper, const Config& cfg,
                  "--no-password",
                  "--verbose"};
     opts.parent_death_signal = SIGTERM;
-    opts.capture_output = true;
-    auto child = spawn(opts);
-    if (!child) co_return child.error();
-    auto ex = co_await asio::this_coro::executor;
-    auto done = std::make_shared<Event>(ex);
-    auto status = std::make_shared<int>(0);
-    reaper.watch(child->pid, [done, status](int s) {
-        *status = s;
-        done->set();
-    });
-    log::info("replication", "cloning the primary with pg_basebackup", {{"pid", child->pid}});
-    asio::posix::stream_descriptor pipe(ex, child->output.release());
+    // A clone of a big database may rightly take hours, but its progress
+    // line moves every second while data flows: silence means it is stuck.
+    opts.stall_deadline = cfg.copy_stall_timeout;
+    log::info("replication", "cloning the primary with pg_basebackup");
     int last_logged = -10;
-    std::string errors;
-    co_await read_lines(pipe, [&](std::string_view line) {
-        if (line.empty()) return;
+    // Progress lines become clone_progress and a log line per 10 %; the rest
+    // (pg_basebackup's messages) is logged and kept for the error.
+    auto progress_line = [&](std::string_view line) {
+        if (line.empty()) return true;
         int pct = parse_basebackup_progress(line);
-        if (pct >= 0) {
-            on_progress(pct);
-            if (pct >= last_logged + 10 || pct == 100) {
-                log::info("pg_basebackup", "progress", {{"percent", pct}});
-                last_logged = pct;
-            }
-            return;
+        if (pct < 0) return false;
+        on_progress(pct);
+        if (pct >= last_logged + 10 || pct == 100) {
+            log::info("pg_basebackup", "progress", {{"percent", pct}});
+            last_logged = pct;
         }
-        log::info("pg_basebackup", line);
-        errors.append(line).push_back('\n');
-    });
-    co_await done->wait();
-    if (exit_code_of(*status) != 0)
-        co_return make_error("pg_basebackup " + describe_wait_status(*status) + ": " + errors, 502);
+        return true;
+    };
+    auto r = co_await run_command(reaper, opts, "pg_basebackup", progress_line);
+    if (!r) co_return make_error(r.error().message, 502);
+    if (!r->success())
+        co_return make_error("pg_basebackup " + describe_wait_status(r->wait_status) + ": " +
+                                 r->output,
+                             502);
     on_progress(100);
     co_return Ok{};
 }
@@ -116,7 +110,7 @@ awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::st
                                 std::function<void(int)> on_progress) {
     // The data directory must stay empty for pg_basebackup: a private temporary passfile.
     char tmpl[] = "/tmp/instance-manager-pgpass-XXXXXX";
-    UniqueFd fd(::mkstemp(tmpl));
+    UniqueFd fd(::mkostemp(tmpl, O_CLOEXEC));
     if (!fd) co_return make_error("cannot create a temporary passfile");
     std::string tmp_passfile = tmpl;
     struct Remove {

@@ -25,6 +25,9 @@ SpawnOptions helper_command(std::vector<std::string> args) {
     opts.argv = {self_exe(), "helper"};
     opts.argv.insert(opts.argv.end(), args.begin(), args.end());
     opts.parent_death_signal = SIGTERM;
+    // Key generation and a few statements on the local socket: seconds. A
+    // hung job must not hold the start-up forever.
+    opts.deadline = std::chrono::minutes(2);
     return opts;
 }
 

@@ -60,6 +60,9 @@ Result<std::string> replication_conninfo(const std::string& upstream,
         m["sslmode"] = "require";
     }
     if (!m.count("connect_timeout")) m["connect_timeout"] = "5";
+    // The walreceiver, pg_basebackup and pg_rewind use this too: none of
+    // them may pick up a certificate from whatever HOME they run with.
+    pin_client_files(m);
     return build_conninfo(m);
 }
 

@@ -2,6 +2,7 @@
 // the command line and hands over to Daemon; nothing else lives here.
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -12,6 +13,7 @@
 #include "bootstrap/helper.hpp"
 #include "config.hpp"
 #include "controller/controller.hpp"
+#include "environment.hpp"
 #include "daemon/daemon.hpp"
 #include "fs_util.hpp"
 #include "log.hpp"
@@ -30,6 +32,10 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A peer that closes early (an HTTP client, postgres on our libpq
+    // socket) is an EPIPE to handle, not a signal that ends the manager.
+    // Children get the default back in spawn().
+    std::signal(SIGPIPE, SIG_IGN);
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty()) {
         usage();
@@ -59,6 +65,9 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "instance-manager run: %s\n", cfg.error().message.c_str());
         return outcome.exit_code;
     }
+    // The configuration is read (PGDATA is --pgdata's variable): from here
+    // on no PG* variable of the caller reaches our own libpq connections.
+    im::drop_pg_environment();
     if (::geteuid() == 0) {
         std::fputs(
             "instance-manager run: refusing to run as root; PostgreSQL must run as an unprivileged "

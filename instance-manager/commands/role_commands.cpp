@@ -258,6 +258,7 @@ awaitable<CommandAnswer> Daemon::do_replication(const nlohmann::json& body) {
 awaitable<std::string> Daemon::control_field(const std::string& label) {
     SpawnOptions controldata;
     controldata.argv = {cfg_.pg_bin + "/pg_controldata", cfg_.pgdata};
+    controldata.deadline = std::chrono::seconds(30);  // reads one 8 kB file
     auto control = co_await run_command(reaper_, controldata, "commands");
     if (!control || !control->success()) co_return std::string();
     std::smatch m;
@@ -304,6 +305,8 @@ awaitable<Status> Daemon::rewind_from(const std::string& upstream, bool dry_run)
                  "--source-server=" + *conninfo + " dbname=postgres", "--progress"};
     if (dry_run) opts.argv.push_back("--dry-run");
     opts.parent_death_signal = SIGTERM;
+    // With --progress it reports as it copies: silence means it is stuck.
+    opts.stall_deadline = cfg_.copy_stall_timeout;
     auto r = co_await run_command(reaper_, opts, "pg_rewind");
     if (stash)
         if (auto st = restore_state_dir(cfg_, *stash); !st) co_return st;

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "bootstrap/data_dir.hpp"
+#include "conninfo.hpp"
 #include "log.hpp"
 
 namespace im {
@@ -64,8 +65,16 @@ Monitor::Monitor(asio::any_io_executor ex, const Config& cfg, InstanceState& sta
     : ex_(ex), cfg_(cfg), state_(state), session_(ex), wake_(std::make_shared<Event>(ex)) {}
 
 std::string Monitor::local_conninfo() const {
-    return "host=" + conninfo_quote(cfg_.socket_dir) + " port=" + std::to_string(cfg_.pg_port) +
-           " dbname=postgres user=postgres application_name=instance-manager";
+    // Peer authentication over the socket: no password, no TLS, and no file
+    // of the user's home consulted for either.
+    ConninfoMap m{{"host", cfg_.socket_dir},
+                  {"port", std::to_string(cfg_.pg_port)},
+                  {"dbname", "postgres"},
+                  {"user", "postgres"},
+                  {"application_name", "instance-manager"},
+                  {"sslmode", "disable"}};
+    pin_client_files(m);
+    return build_conninfo(m);
 }
 
 Status Monitor::check_serving(const std::string& data_directory) const {

@@ -3,6 +3,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <fstream>
+#include <string>
+
 #include "log.hpp"
 
 namespace im {
@@ -15,6 +18,17 @@ log::Level level_of_pg_line(std::string_view line) {
                             {"WARNING:", log::Level::warn}})
         if (line.find(tag) != std::string_view::npos) return lvl;
     return log::Level::info;
+}
+
+// SIGKILL to the postmaster, its process group, and every child's group.
+// Each child of a postmaster calls setsid() (so that the postmaster can
+// signal a backend with whatever it runs): a backend is not in the
+// postmaster's group, and is found only as its child, while it still is.
+void kill_postgres_tree(pid_t postmaster) {
+    std::ifstream in("/proc/" + std::to_string(postmaster) + "/task/" +
+                     std::to_string(postmaster) + "/children");
+    for (pid_t child; in >> child;) ::kill(-child, SIGKILL);
+    ::kill(-postmaster, SIGKILL);
 }
 }  // namespace
 
@@ -120,7 +134,10 @@ awaitable<int> Supervisor::stop(StopMode first) {
     }
     if (!exited->is_set()) {
         log::error("supervisor", "postgres ignored immediate shutdown; killing it");
-        signal(SIGKILL);
+        // With its backends: stuck beside a stuck postmaster they would
+        // otherwise live on and hold its shared memory, and the next
+        // postmaster would refuse to start.
+        if (running()) kill_postgres_tree(state_.process.pid);
         co_await exited->wait();
     }
     co_return last_status_;

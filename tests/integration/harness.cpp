@@ -196,6 +196,10 @@ void Instance::start(bool as_pid1) {
     if (running_as_root())
         argv.insert(argv.end(), {"setpriv", "--reuid=" + run_user(), "--regid=" + run_user(),
                                  "--init-groups", "--reset-env", "--"});
+    if (!env.empty()) {
+        argv.push_back("env");
+        argv.insert(argv.end(), env.begin(), env.end());
+    }
     auto cmd = command_line();
     argv.insert(argv.end(), cmd.begin(), cmd.end());
 

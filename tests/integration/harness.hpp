@@ -52,6 +52,8 @@ class Instance {
     int pg_port;
     int http_port;
     std::vector<std::string> extra_args;
+    // KEY=VALUE entries added to the manager's environment (after setpriv's reset).
+    std::vector<std::string> env;
     bool with_token = true;
     std::string smart_shutdown = "3s";  // --smart-shutdown-timeout
     bool api_tls = false;               // speak https to the manager's API

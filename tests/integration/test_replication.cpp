@@ -278,3 +278,37 @@ TEST_CASE("an interrupted clone is cleared and cloned again; without the marker 
     CHECK(stranger.run_to_exit() != 0);
     CHECK(sh("cat " + stranger.pgdata + "/notes.txt").out == "mine\n");
 }
+
+TEST_CASE("the caller's PG* variables and HOME steer neither the manager nor its children",
+          "[replication]") {
+    Instance p("r-env1");
+    // A home whose client files would all break a connection: a garbage
+    // certificate, key and root certificate, and a passfile with a wrong password.
+    std::string home = p.root + "/home";
+    auto made = sh("mkdir -p " + home + "/.postgresql && cd " + home +
+                       " && for f in postgresql.crt postgresql.key root.crt root.crl; do echo garbage"
+                       " > .postgresql/$f; done && chmod 600 .postgresql/postgresql.key && echo "
+                       "'*:*:*:*:wrong' > .pgpass && chmod 600 .pgpass",
+                   true);
+    INFO(made.out);
+    REQUIRE(made.code == 0);
+    const std::vector<std::string> hostile = {"PGPASSWORD=wrong", "PGUSER=nobody",
+                                              "PGHOST=/nonexistent", "PGSSLMODE=verify-full",
+                                              "HOME=" + home};
+    p.env = hostile;
+    p.start();
+    REQUIRE(p.wait_ready());
+    CHECK(p.status()["role"] == "primary");
+    REQUIRE(p.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('cloned')").code == 0);
+
+    Instance r("r-env2");
+    r.env = hostile;
+    r.replica_of(p);
+    r.start();
+    REQUIRE(r.wait_ready(120s));
+    CHECK(r.psql("SELECT v FROM t").out == "cloned\n");
+    REQUIRE(p.psql("INSERT INTO t VALUES ('streamed')").code == 0);
+    CHECK(r.wait_until([&] { return r.psql("SELECT count(*) FROM t").out == "2\n"; }, 30s));
+    CHECK(r.wait_until([&] { return r.status()["replication"]["streaming"] == true; }, 30s));
+    CHECK(p.get("/readyz")->status == 200);
+}

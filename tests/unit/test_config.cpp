@@ -58,7 +58,10 @@ TEST_CASE("run arguments: valid", "[config]") {
     CHECK(cfg->http_port == 0);
     CHECK(cfg->restart_policy == RestartPolicy::never);
     CHECK(cfg->fast_shutdown_timeout.count() == 5000);
+    CHECK(cfg->copy_stall_timeout == std::chrono::minutes(10));
     CHECK_FALSE(cfg->pg_bin.empty());
+    args.insert(args.end(), {"--copy-stall-timeout", "90s"});
+    CHECK(parse_run_args(args)->copy_stall_timeout == std::chrono::seconds(90));
 }
 
 TEST_CASE("run arguments: every bad input is exit code 2 with a message", "[config]") {
@@ -80,6 +83,8 @@ TEST_CASE("run arguments: every bad input is exit code 2 with a message", "[conf
         {"--primary-conninfo", "host=h password=inline"},
         {"--primary-conninfo", "host='open"},
         {"--on-rewind-failure", "wipe"},
+        {"--copy-stall-timeout", "soon"},
+        {"--copy-stall-timeout", "500ms"},
         {"--app-password-file", "/nonexistent-dir/app.password"},
     };
     for (const auto& extra : bad) {

@@ -160,9 +160,16 @@ TEST_CASE("replication conninfo: TLS required, passfile, no inline password", "[
     CHECK(m->at("passfile") == "/d/replication.pgpass");
     CHECK(m->at("application_name") == "pg-2");
     CHECK_FALSE(m->count("password"));
+    // No client file is left for libpq to find in a home directory.
+    for (const char* key : {"sslcert", "sslkey", "sslrootcert", "sslcrl"})
+        CHECK(m->at(key) == kNoSuchFile);
     auto verify = replication_conninfo("host=h", "x", {"/p", "/ca.crt"});
     REQUIRE(verify.ok());
     CHECK(parse_conninfo(*verify)->at("sslmode") == "verify-full");
+    CHECK(parse_conninfo(*verify)->at("sslrootcert") == "/ca.crt");
+    auto own_cert = replication_conninfo("host=h sslcert=/c.crt sslkey=/c.key", "x", auth);
+    REQUIRE(own_cert.ok());
+    CHECK(parse_conninfo(*own_cert)->at("sslcert") == "/c.crt");
     CHECK_FALSE(replication_conninfo("host=h password=secret", "x", auth).ok());
     CHECK_FALSE(replication_conninfo("port=5432", "x", auth).ok());
     CHECK_FALSE(replication_conninfo("host=h user=app", "x", auth).ok());
