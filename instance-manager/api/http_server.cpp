@@ -177,7 +177,18 @@ awaitable<void> HttpServer::serve(Stream& stream, PeerInfo peer) {
         } answering{*this};
         bool head = req.method() == http::verb::head;
         bool keep_alive = req.keep_alive();
-        HttpResponse res = co_await handler_(std::move(req), peer);
+        unsigned version = req.version();
+        // A handler that throws is a bug, but the client still gets an
+        // answer rather than a dropped connection.
+        std::optional<HttpResponse> answer;
+        try {
+            answer.emplace(co_await handler_(std::move(req), peer));
+        } catch (const std::exception& e) {
+            log::error("http", "handler failed", {{"error", e.what()}});
+        }
+        HttpResponse res = answer ? std::move(*answer)
+                                  : error_response(http::status::internal_server_error,
+                                                   "internal error", version);
         res.set(http::field::server, "instance-manager");
         res.keep_alive(keep_alive);
         res.prepare_payload();

@@ -9,6 +9,7 @@
 #include "controller/role_labels.hpp"
 #include "secrets.hpp"
 #include "api/status_report.hpp"
+#include "json_text.hpp"
 
 namespace im {
 
@@ -159,7 +160,7 @@ awaitable<Result<nlohmann::json>> Controller::command(const MemberView& m, const
     auto url = http_client::parse_url(m.url);
     if (!url) co_return url.error();
     url->path = "/v1/" + name;
-    auto reply = co_await http_client::async_http_request("POST", *url, body.dump(), token_, timeout,
+    auto reply = co_await http_client::async_http_request("POST", *url, json_text(body), token_, timeout,
                                                      tls_, cfg_.tls.ca_file.empty() ? false : true);
     if (!reply) co_return make_error(reply.error().message, 0);
     auto j = nlohmann::json::parse(reply->body, nullptr, false);

@@ -19,6 +19,7 @@ struct Server {
         : server(io.get_executor(), limits,
                  [this](HttpRequest req, PeerInfo) -> awaitable<HttpResponse> {
                      ++handled;
+                     if (req.target() == "/throw") throw std::runtime_error("handler bug");
                      co_return json_response(http::status::ok, {{"path", std::string(req.target())},
                                                                 {"bytes", req.body().size()}});
                  }) {
@@ -80,6 +81,36 @@ TEST_CASE("garbage is 400", "[http]") {
     Server srv(HttpLimits{});
     auto out = raw_exchange(srv.server.port(), "NOT HTTP AT ALL\r\n\r\n");
     CHECK(out.rfind("HTTP/1.1 400", 0) == 0);
+    CHECK(srv.handled == 0);
+}
+
+TEST_CASE("bytes that are not UTF-8 in the target are answered, not a dropped connection",
+          "[http]") {
+    Server srv(HttpLimits{});
+    // The handler echoes the target: its answer must still be written.
+    auto out = raw_exchange(srv.server.port(),
+                            "GET /caf\xc3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(out.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(srv.handled == 1);
+}
+
+TEST_CASE("a handler that throws gets its client a 500", "[http]") {
+    Server srv(HttpLimits{});
+    auto out =
+        raw_exchange(srv.server.port(), "GET /throw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(out.rfind("HTTP/1.1 500", 0) == 0);
+}
+
+TEST_CASE("invalid request lines and headers are 400 and never reach the handler", "[http]") {
+    Server srv(HttpLimits{});
+    for (std::string bad : {std::string("GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n", 30),
+                            std::string("GET /a HTTP/1.1\r\nHost: x\0y\r\n\r\n", 30),
+                            std::string("GET /a HTTP/1.1\r\nBad Name: x\r\n\r\n"),
+                            std::string("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"),
+                            std::string("GET /a HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n")}) {
+        INFO(bad);
+        CHECK(raw_exchange(srv.server.port(), bad).rfind("HTTP/1.1 400", 0) == 0);
+    }
     CHECK(srv.handled == 0);
 }
 
