@@ -47,8 +47,10 @@ awaitable<void> slow_client(asio::ip::tcp::endpoint ep, bool idle) {
             s.non_blocking(true, ec);
             char buf[512];
             s.read_some(asio::buffer(buf), ec);
-            if (ec == asio::error::would_block) ec = {};
-            else if (!ec) ec = asio::error::connection_reset;  // an answer (503): start over
+            if (ec == asio::error::would_block)
+                ec = {};
+            else if (!ec)
+                ec = asio::error::connection_reset;  // an answer (503): start over
             if (ec) break;
             t.expires_after(idle ? milliseconds(200) : seconds(1));
             co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
@@ -63,7 +65,9 @@ awaitable<void> slow_client(asio::ip::tcp::endpoint ep, bool idle) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: bench-probe-flood PORT [CONNECTIONS=2000] [SECONDS=10] [INTERVAL_MS=100]\n");
+        std::fprintf(
+            stderr,
+            "usage: bench-probe-flood PORT [CONNECTIONS=2000] [SECONDS=10] [INTERVAL_MS=100]\n");
         return 2;
     }
     std::string port = argv[1];

@@ -86,8 +86,7 @@ std::vector<std::string> host_names_to_resolve(const ConninfoMap& conninfo) {
     auto host = conninfo.find("host");
     if (host == conninfo.end()) return out;
     for (auto& h : split_commas(host->second))
-        if (needs_lookup(h) && std::find(out.begin(), out.end(), h) == out.end())
-            out.push_back(h);
+        if (needs_lookup(h) && std::find(out.begin(), out.end(), h) == out.end()) out.push_back(h);
     return out;
 }
 
@@ -97,7 +96,8 @@ Result<ConninfoMap> with_host_addresses(
     if (host == conninfo.end() || conninfo.count("hostaddr")) return conninfo;
     auto hosts = split_commas(host->second);
     std::vector<std::string> ports;
-    if (auto port = conninfo.find("port"); port != conninfo.end()) ports = split_commas(port->second);
+    if (auto port = conninfo.find("port"); port != conninfo.end())
+        ports = split_commas(port->second);
     // libpq's rule: one port for all hosts, or one per host. Anything else is
     // libpq's error to report, on the conninfo as it was given.
     bool per_host_ports = ports.size() == hosts.size() && ports.size() > 1;
@@ -145,7 +145,8 @@ awaitable<Result<std::string>> resolve_conninfo(std::string conninfo,
         for (const auto& a : *r) addresses[name].push_back(a.to_string());
     }
     auto rewritten = with_host_addresses(std::move(*parsed), addresses);
-    if (!rewritten) co_return make_error(last_error.empty() ? rewritten.error().message : last_error);
+    if (!rewritten)
+        co_return make_error(last_error.empty() ? rewritten.error().message : last_error);
     co_return build_conninfo(*rewritten);
 }
 

@@ -31,7 +31,10 @@ TEST_CASE("a replica whose upstream's name server never answers keeps answering 
 
     Instance r("dns1");
     r.resolv_conf = r.root + "/resolv.conf";
-    { std::ofstream(r.resolv_conf) << "nameserver " << ns_address << "\noptions timeout:5 attempts:2\n"; }
+    {
+        std::ofstream(r.resolv_conf)
+            << "nameserver " << ns_address << "\noptions timeout:5 attempts:2\n";
+    }
     std::string password = r.root + "/replication.password";
     { std::ofstream(password) << "unused\n"; }
     // Not in /etc/hosts: only the silent name server could answer for it.

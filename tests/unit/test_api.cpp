@@ -275,9 +275,10 @@ TEST_CASE("a body that is not exactly one JSON object is refused whole", "[api]"
     auto twice = f.call(http::verb::post, "/v1/fence", R"({"term": 1, "term": 7})");
     CHECK(twice.result_int() == 400);
     CHECK(f.body(twice)["error"] == "a key appears twice in the JSON body");
-    CHECK(f.call(http::verb::post, "/v1/lease",
-                 R"({"term": 1, "ttl_ms": 1000, "members": {"a": "http://a:1", "a": "http://b:1"}})")
-              .result_int() == 400);
+    CHECK(
+        f.call(http::verb::post, "/v1/lease",
+               R"({"term": 1, "ttl_ms": 1000, "members": {"a": "http://a:1", "a": "http://b:1"}})")
+            .result_int() == 400);
     CHECK(f.actions.calls.empty());
     // Equal keys in different objects are fine; so is whitespace around the object.
     CHECK(f.call(http::verb::post, "/v1/lease",

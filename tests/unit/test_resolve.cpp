@@ -20,8 +20,9 @@ TEST_CASE("conninfo: which hosts need a lookup", "[resolve]") {
 }
 
 TEST_CASE("conninfo: hostaddr beside host, one entry per address", "[resolve]") {
-    auto one = with_host_addresses({{"host", "db.demo"}, {"port", "5432"}, {"sslmode", "verify-full"}},
-                                   {{"db.demo", {"10.0.0.7"}}});
+    auto one =
+        with_host_addresses({{"host", "db.demo"}, {"port", "5432"}, {"sslmode", "verify-full"}},
+                            {{"db.demo", {"10.0.0.7"}}});
     REQUIRE(one.ok());
     CHECK(one->at("host") == "db.demo");  // TLS verification still uses the name
     CHECK(one->at("hostaddr") == "10.0.0.7");
