@@ -6,12 +6,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <charconv>
 #include <functional>
 #include <optional>
 #include <string_view>
 
 #include "asio.hpp"
 #include "event.hpp"
+#include "resolve.hpp"
 
 namespace im::http_client {
 
@@ -120,12 +122,20 @@ awaitable<Result<HttpReply>> over_connection(Url url, std::chrono::milliseconds 
                                              bool verify_host, Talk talk) {
     auto ex = co_await asio::this_coro::executor;
     if (url.tls && !tls) co_return make_error("https needs a TLS context");
+    // One deadline for the whole exchange, the name's lookup included.
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    unsigned short port = 0;
+    auto [end, perr] = std::from_chars(url.port.data(), url.port.data() + url.port.size(), port);
+    if (perr != std::errc() || end != url.port.data() + url.port.size() || port == 0)
+        co_return make_error("bad port in URL: " + url.port);
+    auto addresses = co_await resolve_host(url.host, deadline);
+    if (!addresses) co_return make_error("cannot connect: " + addresses.error().message);
+    std::vector<asio::ip::tcp::endpoint> endpoints;
+    for (const auto& a : *addresses) endpoints.emplace_back(a, port);
     std::string stage = "cannot connect";
     try {
-        asio::ip::tcp::resolver resolver(ex);
-        auto endpoints = co_await resolver.async_resolve(url.host, url.port, use_awaitable);
         beast::tcp_stream tcp(ex);
-        tcp.expires_after(timeout);
+        tcp.expires_at(deadline);
         co_await tcp.async_connect(endpoints, use_awaitable);
         stage = "no answer";
         if (!url.tls) co_return co_await talk(tcp);

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "json_text.hpp"
+
 namespace im {
 
 // The string at `key`, or "" when `j` is not an object, the key is missing
@@ -16,9 +18,8 @@ inline std::string json_string(const nlohmann::json& j, const char* key) {
 }
 
 // A value as text: a string as it is, anything else as its JSON.
-inline std::string json_text(const nlohmann::json& v) {
-    return v.is_string() ? v.get<std::string>()
-                         : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+inline std::string json_as_text(const nlohmann::json& v) {
+    return v.is_string() ? v.get<std::string>() : json_text(v);
 }
 
 }  // namespace im

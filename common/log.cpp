@@ -7,6 +7,8 @@
 
 #include <chrono>
 
+#include "json_text.hpp"
+
 namespace im::log {
 namespace {
 
@@ -79,7 +81,7 @@ std::string format_line(Level level, std::string_view component, std::string_vie
         }
     }
     // Invalid UTF-8 (postgres can print anything) is replaced, never thrown.
-    return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return json_text(line);
 }
 
 void write(Level level, std::string_view component, std::string_view msg,

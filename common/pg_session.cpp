@@ -1,5 +1,7 @@
 #include "pg_session.hpp"
 
+#include "resolve.hpp"
+
 namespace im {
 
 std::optional<std::string> pg_value(const PGresult* r, int row, int col) {
@@ -53,7 +55,14 @@ awaitable<Status> PgSession::connect(const std::string& conninfo,
                                      std::chrono::milliseconds timeout) {
     sqlstate_.clear();
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    conn_.reset(PQconnectStart(conninfo.c_str()));
+    // PQconnectStart would resolve a host name itself, blocking the loop for
+    // as long as the name server takes: it gets the addresses instead.
+    auto resolved = co_await resolve_conninfo(conninfo, deadline);
+    if (!resolved) {
+        conn_.reset();
+        co_return make_error(resolved.error().message);
+    }
+    conn_.reset(PQconnectStart(resolved->c_str()));
     if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) {
         std::string msg = conn_error(conn_.get());
         conn_.reset();

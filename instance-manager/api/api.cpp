@@ -5,6 +5,7 @@
 #include "bootstrap/replication_config.hpp"
 #include "conninfo.hpp"
 #include "http_client.hpp"
+#include "json_text.hpp"
 #include "log.hpp"
 #include "probe_logic.hpp"
 #include "secrets.hpp"
@@ -16,7 +17,8 @@ HttpResponse json_response(http::status status, const nlohmann::json& body, unsi
     HttpResponse res{status, version};
     res.set(http::field::content_type, "application/json");
     res.set(http::field::cache_control, "no-store");
-    res.body() = body.dump() + "\n";
+    // The body may echo what a client sent (a path): json_text cannot throw.
+    res.body() = json_text(body) + "\n";
     return res;
 }
 
@@ -93,9 +95,9 @@ std::optional<std::string> check_field(const nlohmann::json& v, FieldType type) 
 Result<nlohmann::json> parse_command_body(const std::string& body, const CommandSpec& spec) {
     nlohmann::json j = nlohmann::json::object();
     if (body.find_first_not_of(" \t\r\n") != std::string::npos) {
-        j = nlohmann::json::parse(body, nullptr, false);
-        if (j.is_discarded()) return make_error("malformed JSON body", 400);
-        if (!j.is_object()) return make_error("the body must be a JSON object", 400);
+        auto parsed = parse_json_object(body);
+        if (!parsed) return make_error(parsed.error().message, 400);
+        j = std::move(*parsed);
     }
     for (auto it = j.begin(); it != j.end(); ++it) {
         auto field = spec.find(it.key());
@@ -245,12 +247,27 @@ awaitable<HttpResponse> Api::command(const std::string& path, const HttpRequest&
     co_return json_response(http::status::ok, r->value(), req.version());
 }
 
+namespace {
+// A request target is ASCII (RFC 3986: other bytes are percent-encoded).
+// Beast lets bytes 0x80-0xFF through; refusing them here means no route,
+// query parameter or error message ever sees them.
+bool target_is_ascii(std::string_view target) {
+    for (unsigned char c : target)
+        if (c <= 0x20 || c >= 0x7f) return false;
+    return true;
+}
+}  // namespace
+
 awaitable<HttpResponse> Api::handle(HttpRequest req, PeerInfo peer) {
     std::string target(req.target());
     std::string path = target.substr(0, target.find('?'));
     HttpResponse res;
-    auto it = routes().find(path);
-    if (it == routes().end()) {
+    auto it = routes().end();
+    if (!target_is_ascii(target)) {
+        res = error_response(http::status::bad_request,
+                             "the request target must be ASCII (percent-encode other bytes)",
+                             req.version());
+    } else if (it = routes().find(path); it == routes().end()) {
         res = error_response(http::status::not_found, "no such path: " + path, req.version());
     } else if (!it->second.methods.count(req.method())) {
         res =

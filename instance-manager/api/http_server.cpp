@@ -38,7 +38,12 @@ Result<std::shared_ptr<asio::ssl::context>> make_server_tls(const std::string& c
 
 HttpServer::HttpServer(asio::any_io_executor ex, HttpLimits limits, Handler handler,
                        std::shared_ptr<asio::ssl::context> tls)
-    : ex_(ex), limits_(limits), handler_(std::move(handler)), tls_(std::move(tls)), acceptor_(ex) {}
+    : ex_(ex),
+      limits_(limits),
+      handler_(std::move(handler)),
+      tls_(std::move(tls)),
+      acceptor_(ex),
+      slots_(limits.max_connections) {}
 
 Status HttpServer::listen(const std::string& host, int port) {
     boost::system::error_code ec;
@@ -84,8 +89,10 @@ awaitable<void> HttpServer::accept_loop() {
             co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
             continue;
         }
-        if (*open_ >= limits_.max_connections) {
-            // Over the cap: a short answer and close, so a flood cannot starve the loop.
+        auto slot = slots_.take();
+        if (!slot) {
+            // Every slot is answering a request: a short answer and close,
+            // so a flood cannot starve the loop.
             static const std::string busy =
                 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: "
                 "close\r\n"
@@ -97,22 +104,28 @@ awaitable<void> HttpServer::accept_loop() {
         }
         ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
         socket.set_option(asio::ip::tcp::no_delay(true), ec);
-        asio::co_spawn(ex_, session(std::move(socket)), asio::detached);
+        asio::co_spawn(ex_, session(std::move(socket), std::move(slot)), asio::detached);
     }
 }
 
-awaitable<void> HttpServer::session(asio::ip::tcp::socket socket) {
-    auto open = open_;
-    ++*open;
-    struct Count {
-        std::shared_ptr<size_t> n;
-        ~Count() { --*n; }
-    } count{open};
+namespace {
+// While a session waits for its client, a new connection may take its slot:
+// this closes the socket, which ends the pending read or handshake.
+template <class Lowest>
+std::function<void()> closer(Lowest& lowest) {
+    return [&lowest] {
+        boost::system::error_code ec;
+        lowest.socket().close(ec);
+    };
+}
+}  // namespace
 
+awaitable<void> HttpServer::session(asio::ip::tcp::socket socket,
+                                    std::unique_ptr<ConnectionSlots::Slot> slot) {
     try {
         if (!tls_) {
             beast::tcp_stream stream(std::move(socket));
-            co_await serve(stream, PeerInfo{});
+            co_await serve(stream, PeerInfo{}, *slot);
             boost::system::error_code ec;
             stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
             co_return;
@@ -120,8 +133,10 @@ awaitable<void> HttpServer::session(asio::ip::tcp::socket socket) {
         beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls_);
         beast::get_lowest_layer(stream).expires_after(limits_.timeout);
         boost::system::error_code ec;
+        slot->waiting(closer(beast::get_lowest_layer(stream)));
         co_await stream.async_handshake(asio::ssl::stream_base::server,
                                         asio::redirect_error(use_awaitable, ec));
+        slot->busy();
         if (ec) {
             log::debug("http", "TLS handshake failed", {{"error", ec.message()}});
             co_return;
@@ -133,7 +148,8 @@ awaitable<void> HttpServer::session(asio::ip::tcp::socket socket) {
             peer.client_cert = SSL_get_verify_result(stream.native_handle()) == X509_V_OK;
             X509_free(cert);
         }
-        co_await serve(stream, peer);
+        co_await serve(stream, peer, *slot);
+        if (slot->evicted()) co_return;
         beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
         co_await stream.async_shutdown(asio::redirect_error(use_awaitable, ec));
     } catch (const std::exception& e) {
@@ -143,7 +159,7 @@ awaitable<void> HttpServer::session(asio::ip::tcp::socket socket) {
 }
 
 template <class Stream>
-awaitable<void> HttpServer::serve(Stream& stream, PeerInfo peer) {
+awaitable<void> HttpServer::serve(Stream& stream, PeerInfo peer, ConnectionSlots::Slot& slot) {
     auto& lowest = beast::get_lowest_layer(stream);
     beast::flat_buffer buffer;
     for (;;) {
@@ -152,7 +168,10 @@ awaitable<void> HttpServer::serve(Stream& stream, PeerInfo peer) {
         parser.header_limit(static_cast<std::uint32_t>(limits_.max_header));
         lowest.expires_after(limits_.timeout);
         boost::system::error_code ec;
+        slot.waiting(closer(lowest));
         co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+        slot.busy();
+        if (slot.evicted()) break;
         if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
             ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
             ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
@@ -183,7 +202,18 @@ awaitable<void> HttpServer::serve(Stream& stream, PeerInfo peer) {
         } answering{*this};
         bool head = req.method() == http::verb::head;
         bool keep_alive = req.keep_alive();
-        HttpResponse res = co_await handler_(std::move(req), peer);
+        unsigned version = req.version();
+        // A handler that throws is a bug, but the client still gets an
+        // answer rather than a dropped connection.
+        std::optional<HttpResponse> answer;
+        try {
+            answer.emplace(co_await handler_(std::move(req), peer));
+        } catch (const std::exception& e) {
+            log::error("http", "handler failed", {{"error", e.what()}});
+        }
+        HttpResponse res = answer ? std::move(*answer)
+                                  : error_response(http::status::internal_server_error,
+                                                   "internal error", version);
         res.set(http::field::server, "instance-manager");
         res.keep_alive(keep_alive);
         res.prepare_payload();

@@ -1,7 +1,8 @@
 #pragma once
 // The HTTP listener and its sessions (Boost.Beast) on the one event loop:
 // keep-alive, a timeout for slow or idle clients, a body limit, and a cap
-// on open connections.
+// on open connections that a flood of idle clients cannot hold against the
+// probes (api/connection_slots.hpp).
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "api/api.hpp"
+#include "api/connection_slots.hpp"
 #include "asio.hpp"
 #include "event.hpp"
 #include "result.hpp"
@@ -45,13 +47,16 @@ class HttpServer {
     // already being handled has had its answer written: a command that a
     // shutdown let finish (a fence) reaches its caller.
     awaitable<void> drain(std::chrono::milliseconds timeout);
-    size_t open_connections() const { return *open_; }
+    size_t open_connections() const { return slots_.open(); }
+    // Idle or slow connections closed to make room for new ones.
+    size_t evictions() const { return slots_.evictions(); }
 
   private:
     awaitable<void> accept_loop();
-    awaitable<void> session(asio::ip::tcp::socket socket);
+    awaitable<void> session(asio::ip::tcp::socket socket,
+                            std::unique_ptr<ConnectionSlots::Slot> slot);
     template <class Stream>
-    awaitable<void> serve(Stream& stream, PeerInfo peer);
+    awaitable<void> serve(Stream& stream, PeerInfo peer, ConnectionSlots::Slot& slot);
 
     asio::any_io_executor ex_;
     HttpLimits limits_;
@@ -59,7 +64,7 @@ class HttpServer {
     std::shared_ptr<asio::ssl::context> tls_;
     asio::ip::tcp::acceptor acceptor_;
     unsigned short port_ = 0;
-    std::shared_ptr<size_t> open_ = std::make_shared<size_t>(0);
+    ConnectionSlots slots_;
     size_t answering_ = 0;            // requests read whose answer is not written yet
     std::unique_ptr<Event> drained_;  // set by the last of them once drain() waits
 };

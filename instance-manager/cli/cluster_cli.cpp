@@ -6,6 +6,7 @@
 #include "cli/cluster_table.hpp"
 #include "controller/controller_config.hpp"
 #include "fs_util.hpp"
+#include "json_text.hpp"
 
 namespace im {
 
@@ -52,7 +53,7 @@ int status_main(const std::vector<std::string>& args) {
         cluster = {{"term", term}, {"primary", primary}, {"members", members}};
     }
     if (a->json)
-        std::cout << cluster.dump(2) << "\n";
+        std::cout << json_text(cluster, 2) << "\n";
     else
         std::cout << render_table(cluster);
     return 0;
@@ -67,14 +68,14 @@ int switchover_main(const std::vector<std::string>& args) {
     auto url = *http_client::parse_url(a->controller);
     url.path = "/v1/switchover";
     nlohmann::json body = {{"to", a->to}};
-    auto r = http_client::http_request("POST", url, body.dump(), *token, a->timeout, a->tls);
+    auto r = http_client::http_request("POST", url, json_text(body), *token, a->timeout, a->tls);
     if (!r) return fail("switchover", a->controller + ": " + r.error().message);
     auto j = nlohmann::json::parse(r->body, nullptr, false);
     if (r->status != 200)
         return fail("switchover", j.is_object() && j.contains("error")
                                       ? j["error"].get<std::string>()
                                       : "HTTP " + std::to_string(r->status));
-    std::cout << j.dump(2) << "\n";
+    std::cout << json_text(j, 2) << "\n";
     return 0;
 }
 

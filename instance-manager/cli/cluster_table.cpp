@@ -3,6 +3,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include "json_text.hpp"
+
 namespace im {
 
 namespace {
@@ -18,7 +20,7 @@ std::string cell(const nlohmann::json& j, const char* key) {
     if (it == j.end() || it->is_null()) return "-";
     if (it->is_string()) return it->get<std::string>().empty() ? "-" : it->get<std::string>();
     if (it->is_boolean()) return it->get<bool>() ? "yes" : "no";
-    return it->dump();
+    return json_text(*it);
 }
 }  // namespace
 

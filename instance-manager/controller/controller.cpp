@@ -10,6 +10,7 @@
 #include "json_fields.hpp"
 #include "log.hpp"
 #include "secrets.hpp"
+#include "json_text.hpp"
 
 namespace im {
 
@@ -164,8 +165,8 @@ awaitable<Result<nlohmann::json>> Controller::command(const MemberView& m, const
     auto url = http_client::parse_url(m.url);
     if (!url) co_return url.error();
     url->path = "/v1/" + name;
-    auto reply = co_await http_client::async_http_request(
-        "POST", *url, body.dump(), token_, timeout, tls_, cfg_.tls.ca_file.empty() ? false : true);
+    auto reply = co_await http_client::async_http_request("POST", *url, json_text(body), token_, timeout,
+                                                     tls_, cfg_.tls.ca_file.empty() ? false : true);
     if (!reply) co_return make_error(reply.error().message, 0);
     auto j = nlohmann::json::parse(reply->body, nullptr, false);
     if (reply->status != 200) {
@@ -174,7 +175,7 @@ awaitable<Result<nlohmann::json>> Controller::command(const MemberView& m, const
                               : "HTTP " + std::to_string(reply->status);
         Error e = make_error(why, static_cast<int>(reply->status));
         if (j.is_object())
-            for (auto it = j.begin(); it != j.end(); ++it) e.fields[it.key()] = json_text(*it);
+            for (auto it = j.begin(); it != j.end(); ++it) e.fields[it.key()] = json_as_text(*it);
         co_return e;
     }
     co_return j;

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fs_util.hpp"
+#include "json_text.hpp"
 
 namespace im {
 
@@ -41,13 +42,13 @@ Status StateStore::save(const PersistentState& s) const {
                         {"lease_members", s.lease_members},
                         {"lease_ttl_ms", s.lease_ttl_ms},
                         {"managed_slots", s.managed_slots}};
-    return fs::write_file_atomic(path_, j.dump(2) + "\n", 0600);
+    return fs::write_file_atomic(path_, json_text(j, 2) + "\n", 0600);
 }
 
 std::string command_key(const std::string& command, uint64_t term, const nlohmann::json& body) {
     nlohmann::json rest = body.is_object() ? body : nlohmann::json::object();
     rest.erase("term");
-    return command + ":" + std::to_string(term) + ":" + rest.dump();
+    return command + ":" + std::to_string(term) + ":" + json_text(rest);
 }
 
 TermVerdict judge_term(const PersistentState& s, const std::string& key, uint64_t term) {

@@ -191,6 +191,12 @@ void Instance::start(bool as_pid1) {
     pid1_ = as_pid1;
     std::vector<std::string> argv;
     if (!netns.empty()) argv = {"ip", "netns", "exec", netns};
+    if (!resolv_conf.empty())
+        // A mount namespace of its own, where the file is bind-mounted over
+        // /etc/resolv.conf (root only); sh execs, so the pid stays the manager's.
+        argv.insert(argv.end(), {"unshare", "--mount", "--", "sh", "-c",
+                                 "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"",
+                                 resolv_conf});
     if (as_pid1)
         argv.insert(argv.end(), {"unshare", "--pid", "--fork", "--kill-child", "--mount-proc"});
     if (running_as_root())

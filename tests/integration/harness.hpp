@@ -46,6 +46,7 @@ class Instance {
     std::string root;                   // test directory (owned by the run user)
     std::string address = "127.0.0.1";  // where its postgres and API listen
     std::string netns;                  // when set, the manager runs in this network namespace
+    std::string resolv_conf;            // when set, the manager sees this file as /etc/resolv.conf
     std::string pgdata;                 // root + "/data" unless changed
     std::string token_file;
     std::string name;

@@ -1,6 +1,9 @@
 // The HTTP server over real loopback sockets: keep-alive, limits, timeouts.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <thread>
+
+#include "event.hpp"
 
 #include "http_client.hpp"
 #include "api/http_server.hpp"
@@ -13,12 +16,19 @@ struct Server {
     asio::io_context io;
     HttpServer server;
     std::thread thread;
-    int handled = 0;
+    std::atomic<int> handled = 0;
+    std::atomic<int> holding = 0;  // requests to /hold waiting for `release`
+    Event release{io.get_executor()};
 
     explicit Server(HttpLimits limits)
         : server(io.get_executor(), limits,
                  [this](HttpRequest req, PeerInfo) -> awaitable<HttpResponse> {
                      ++handled;
+                     if (req.target() == "/throw") throw std::runtime_error("handler bug");
+                     if (req.target() == "/hold") {
+                         ++holding;
+                         co_await release.wait();
+                     }
                      co_return json_response(http::status::ok, {{"path", std::string(req.target())},
                                                                 {"bytes", req.body().size()}});
                  }) {
@@ -83,6 +93,36 @@ TEST_CASE("garbage is 400", "[http]") {
     CHECK(srv.handled == 0);
 }
 
+TEST_CASE("bytes that are not UTF-8 in the target are answered, not a dropped connection",
+          "[http]") {
+    Server srv(HttpLimits{});
+    // The handler echoes the target: its answer must still be written.
+    auto out = raw_exchange(srv.server.port(),
+                            "GET /caf\xc3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(out.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(srv.handled == 1);
+}
+
+TEST_CASE("a handler that throws gets its client a 500", "[http]") {
+    Server srv(HttpLimits{});
+    auto out =
+        raw_exchange(srv.server.port(), "GET /throw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(out.rfind("HTTP/1.1 500", 0) == 0);
+}
+
+TEST_CASE("invalid request lines and headers are 400 and never reach the handler", "[http]") {
+    Server srv(HttpLimits{});
+    for (std::string bad : {std::string("GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n", 30),
+                            std::string("GET /a HTTP/1.1\r\nHost: x\0y\r\n\r\n", 30),
+                            std::string("GET /a HTTP/1.1\r\nBad Name: x\r\n\r\n"),
+                            std::string("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"),
+                            std::string("GET /a HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n")}) {
+        INFO(bad);
+        CHECK(raw_exchange(srv.server.port(), bad).rfind("HTTP/1.1 400", 0) == 0);
+    }
+    CHECK(srv.handled == 0);
+}
+
 TEST_CASE("idle and slow clients are cut off", "[http]") {
     HttpLimits limits;
     limits.timeout = std::chrono::milliseconds(200);
@@ -94,7 +134,14 @@ TEST_CASE("idle and slow clients are cut off", "[http]") {
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
 }
 
-TEST_CASE("connections over the cap get 503", "[http]") {
+// Waits (bounded) until `cond` holds; the server runs on its own thread.
+bool eventually(const std::function<bool()>& cond) {
+    for (int i = 0; i < 500 && !cond(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return cond();
+}
+
+TEST_CASE("only when every slot is answering does a new connection get 503", "[http]") {
     HttpLimits limits;
     limits.max_connections = 2;
     limits.timeout = std::chrono::seconds(5);
@@ -104,20 +151,53 @@ TEST_CASE("connections over the cap get 503", "[http]") {
     for (int i = 0; i < 2; ++i) {
         held.emplace_back(io);
         held.back().connect({asio::ip::make_address("127.0.0.1"), srv.server.port()});
+        asio::write(held.back(), asio::buffer(std::string("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")));
     }
-    // Let the server accept the two held connections before the third.
-    for (int i = 0; i < 100 && srv.server.open_connections() < 2; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(eventually([&] { return srv.holding == 2; }));
     auto out = raw_exchange(srv.server.port(), "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK(out.rfind("HTTP/1.1 503", 0) == 0);
+    CHECK(srv.server.evictions() == 0);
+    asio::post(srv.io, [&] { srv.release.set(); });
     held.clear();
-    for (int i = 0; i < 100 && srv.server.open_connections() > 0; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    auto ok =
-        http_client::http_request("GET", {false, "127.0.0.1", std::to_string(srv.server.port()), "/x"},
-                             "", "", std::chrono::seconds(2));
+    REQUIRE(eventually([&] { return srv.server.open_connections() == 0; }));
+    auto ok = http_client::http_request(
+        "GET", {false, "127.0.0.1", std::to_string(srv.server.port()), "/x"}, "", "",
+        std::chrono::seconds(2));
     REQUIRE(ok.ok());
     CHECK(ok->status == 200);
+}
+
+TEST_CASE("a flood of idle and slow clients beyond the cap does not keep probes out", "[http]") {
+    HttpLimits limits;
+    limits.max_connections = 8;
+    limits.timeout = std::chrono::seconds(30);
+    Server srv(limits);
+    asio::io_context io;
+    std::vector<asio::ip::tcp::socket> flood;
+    auto more_flood = [&](int n) {
+        for (int i = 0; i < n; ++i) {
+            flood.emplace_back(io);
+            flood.back().connect({asio::ip::make_address("127.0.0.1"), srv.server.port()});
+            // Half idle, half a request that never ends.
+            if (i % 2) asio::write(flood.back(), asio::buffer(std::string("GET /slow HT")));
+        }
+    };
+    more_flood(40);
+    REQUIRE(eventually([&] { return srv.server.open_connections() == 8; }));
+    // Kubelet's probes, each on a new connection, while the flood goes on.
+    int ok = 0;
+    for (int i = 0; i < 20; ++i) {
+        auto r = http_client::http_request(
+            "GET", {false, "127.0.0.1", std::to_string(srv.server.port()), "/healthz"}, "", "",
+            std::chrono::seconds(5));
+        if (r && r->status == 200) ++ok;
+        more_flood(4);
+    }
+    CHECK(ok == 20);
+    CHECK(srv.server.evictions() > 0);
+    CHECK(srv.server.open_connections() <= 8);
+    // The slow request never reached the handler; only the probes did.
+    CHECK(srv.handled == 20);
 }
 
 TEST_CASE("the probe client parses URLs", "[http]") {

@@ -3,6 +3,7 @@
 #include "fs_util.hpp"
 #include "json_fields.hpp"
 #include "url_query.hpp"
+#include "json_text.hpp"
 
 namespace im {
 
@@ -108,7 +109,7 @@ awaitable<Result<Pod>> KubeApi::get_pod(const std::string& name) {
 }
 
 awaitable<Result<Pod>> KubeApi::patch_role(const Pod& pod, const std::optional<std::string>& role) {
-    auto j = co_await call("PATCH", pods_path(pod.name), role_label_patch(pod, role).dump(),
+    auto j = co_await call("PATCH", pods_path(pod.name), json_text(role_label_patch(pod, role)),
                            "application/merge-patch+json");
     if (!j) co_return j.error();
     co_return pod_from_json(*j);
