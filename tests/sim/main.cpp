@@ -78,10 +78,19 @@ int main(int argc, char** argv) {
     uint64_t with_two_controllers = 0, without_active_fault = 0;
     std::map<std::string, uint64_t> shapes;
     std::string first_what;
+    uint64_t promotions = 0, seeds_promoting = 0, takeovers = 0, superseded_rounds = 0;
+    uint64_t step_downs = 0, crashes = 0, crashes_at_persist = 0;
     for (uint64_t s = o.first; s < o.first + o.count; ++s) {
         sim::World w(s, params, o.trace && o.single);
         sim::Outcome r = w.run();
         events += r.events;
+        promotions += r.promotions;
+        seeds_promoting += r.promotions > 0 ? 1 : 0;
+        takeovers += r.takeovers;
+        superseded_rounds += r.superseded_rounds;
+        step_downs += r.step_downs;
+        crashes += r.crashes;
+        crashes_at_persist += r.crashes_at_persist;
         sim_seconds += static_cast<double>(r.sim_time) / 1e6;
         if (o.single) {
             if (o.trace) print_trace(w, SIZE_MAX);
@@ -129,6 +138,12 @@ int main(int argc, char** argv) {
                     static_cast<double>(o.count) / wall, static_cast<double>(events) / wall,
                     sim_seconds / static_cast<double>(o.count),
                     static_cast<double>(events) / static_cast<double>(o.count));
+        auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+        std::printf("exercised: %llu promotions (in %llu seeds), %llu rounds by a stood-by "
+                    "controller taking over, %llu rounds refused (superseded), %llu primaries "
+                    "stepping down, %llu crashes (%llu between persist and reply)\n",
+                    u(promotions), u(seeds_promoting), u(takeovers), u(superseded_rounds),
+                    u(step_downs), u(crashes), u(crashes_at_persist));
         std::printf("violations (two writable primaries): %llu; liveness failures: %llu\n",
                     static_cast<unsigned long long>(violations),
                     static_cast<unsigned long long>(liveness));

@@ -251,6 +251,7 @@ void World::o_poll(int c) {
                     log(node, "failover: promotes " + members_[cand].name + " with term " +
                                   std::to_string(next));
                     send_to(cand, MsgKind::promote, next);
+                    ++out_.promotions;
                     ctl.primary = cand;
                     ctl.leased_seen[cand] = true;  // it leases it at once
                     ctl.lost_since.reset();

@@ -8,7 +8,7 @@
 namespace sim {
 
 namespace {
-MemberParams member_params(const Params& p) { return MemberParams{1, p.ttl}; }
+MemberParams member_params(const Params& p) { return MemberParams{1, p.max_ttl}; }
 WriteRightParams right_params(const Params& p) { return WriteRightParams{p.ttl, p.rho}; }
 std::string us(Duration d) { return std::to_string(d.count() / 1000) + " ms"; }
 }  // namespace
@@ -81,6 +81,7 @@ void World::q_right_changed(int i) {
     if (!m.right) return;
     if (m.right->superseded()) {
         log(i, "superseded by term " + std::to_string(*m.right->newer_term()) + ": steps down");
+        ++out_.step_downs;
         m.right.reset();
         m.disk_primary_term = 0;
         stop_writes(i, now_ + p_.fencing_bound);  // the manager fences at once
@@ -122,6 +123,13 @@ void World::q_message(const Msg& msg) {
                 return;
             }
             case MsgKind::promise_req: {
+                // A bounce just before: the proposer's retry then finds a
+                // member that lost its volatile grant expiry.
+                if (crash_after_persist_ > 0 && rng_.chance(crash_after_persist_)) {
+                    crash(i);
+                    push(now_ + rng_.range(ms(5), ms(300)), EvKind::timer, i, 0, TimerKind::restart);
+                    return;
+                }
                 auto d = m.auth->on_promise(msg.preq, now, m.lsn);
                 if (d.persist) {
                     m.disk = *d.persist;
@@ -133,7 +141,7 @@ void World::q_message(const Msg& msg) {
                 reply.kind = MsgKind::promise_ans;
                 reply.pans = d.reply;
                 send(reply);
-                if (d.persist) after_reply(i);
+                if (d.reply.ok) after_reply(i);  // did the promise reach the disk?
                 return;
             }
             case MsgKind::status_req:
@@ -210,13 +218,13 @@ void World::q_poll(int c) {
     }
     ctl.proposer->observe_poll(seen, now);
     if (!ctl.round && ctl.proposer->should_propose(now)) {
+        if (ctl.proposer->stood_by()) ++out_.takeovers;
         uint64_t term = ctl.proposer->begin_round(now);
         std::map<std::string, int> priority;
         // A member that is never promoted, in some seeds.
         if (n_ == 5 && seed_ % 5 == 0) priority["h5"] = -1;
         ctl.round.emplace(ctl.name, term, membership_, priority, PromotionParams{}, now);
-        log(node, "no writable primary: asks for promises of term " + std::to_string(term) +
-                      (ctl.proposer->stood_by() ? " (taking over)" : ""));
+        log(node, "no writable primary: asks for promises of term " + std::to_string(term));
         q_promotion_step(c);
     }
     ++ctl.poll_round;
@@ -252,6 +260,7 @@ void World::q_promotion_step(int c) {
         case PromotionStep::Kind::waiting: q_schedule_round(c); return;
         case PromotionStep::Kind::promote: {
             log(node, "promotes " + s.candidate + " with term " + std::to_string(s.term));
+            ++out_.promotions;
             Msg msg;
             msg.kind = MsgKind::promote;
             msg.from = node;
@@ -267,6 +276,7 @@ void World::q_promotion_step(int c) {
             log(node, "term " + std::to_string(ctl.round->term()) + " refused: term " +
                           std::to_string(s.newer_term) + " exists, stands by");
             ctl.proposer->on_superseded(s.newer_term);
+            ++out_.superseded_rounds;
             break;
         case PromotionStep::Kind::failed: log(node, "promotion failed: " + s.reason); break;
     }

@@ -55,6 +55,10 @@ World::World(uint64_t seed, Params params, bool trace)
     dup_ = rng_.chance(0.5) ? 0 : rng_.unit() * 0.05;
     spike_ = rng_.chance(0.5) ? 0 : rng_.unit() * 0.03;
     crash_after_persist_ = rng_.chance(0.5) ? 0 : rng_.unit() * 0.05;
+    // Grants longer than the failover delay, or shorter; members that would
+    // grant longer than primaries ask (then a restart assumes the longer).
+    p_.ttl = std::chrono::milliseconds(rng_.range(1000, 5000));
+    p_.max_ttl = rng_.chance(0.5) ? p_.ttl : p_.ttl + std::chrono::milliseconds(rng_.range(1, 3000));
     delay_lo_ = rng_.range(100, 5000);
     delay_hi_ = delay_lo_ + rng_.range(1000, 60000);
     plan_faults();
@@ -312,6 +316,7 @@ void World::crash(int i) {
     for (const auto& e : m.deferred)
         if (e.kind == EvKind::deliver) free_.push_back(e.index);
     m.deferred.clear();
+    ++out_.crashes;
     log(i, "crashed");
 }
 
@@ -329,6 +334,7 @@ void World::restart(int i) {
 bool World::after_persist(int i) {
     if (crash_after_persist_ <= 0 || !rng_.chance(crash_after_persist_)) return false;
     crash(i);
+    ++out_.crashes_at_persist;
     log(i, "(crashed after persisting, before replying)");
     push(now_ + rng_.range(ms(20), ms(3000)), EvKind::timer, i, 0, TimerKind::restart);
     return true;

@@ -126,7 +126,8 @@ struct Fault {
 struct Params {
     bool old_rule = false;
     double rho = kDefaultRho;
-    Duration ttl = std::chrono::milliseconds(3000);
+    Duration ttl = std::chrono::milliseconds(3000);      // asked by primaries (per seed: 1-5 s)
+    Duration max_ttl = std::chrono::milliseconds(3000);  // the longest a member grants (>= ttl)
     RealTime fencing_bound = ms(500);  // F
     Duration poll_interval = std::chrono::milliseconds(1000);
     Duration failover_delay = std::chrono::milliseconds(3000);
@@ -185,6 +186,9 @@ struct Outcome {
     std::vector<FaultKind> active;  // faults active at the violation
     uint64_t events = 0;
     RealTime sim_time = 0;
+    // what happened, for the figures
+    uint64_t promotions = 0, takeovers = 0, superseded_rounds = 0, step_downs = 0;
+    uint64_t crashes = 0, crashes_at_persist = 0;
 };
 
 class World {
