@@ -17,6 +17,25 @@
 // manager, promoted, sees a majority for its term; it stops at the earliest
 // of (the manager notices the loss + F) and (the watchdog deadline + F). A
 // crash stops postgres at once (the manager is PID 1 of its container).
+//
+// One seed: 3 or 5 members, 1 or 2 controllers, clock rates (often at the
+// edge of rho), a network (delay 0.1-65 ms, rare spikes of 0.2-3 s that
+// reorder, loss up to 8%, duplication up to 5%), grant ttl 1-5 s, members'
+// longest ttl up to 3 s above it, and 1-5 faults between 2.5 s and the heal
+// (8-45 s): symmetric, asymmetric (the primary loses the controller(s) and
+// some replicas but keeps a majority), one-way, controllers' partitions (two
+// controllers each with a side), crashes (half of them quick bounces),
+// pauses. Besides, per seed, a chance that a member crashes between
+// persisting and replying, just after a promise, or just before one.
+// At the heal every link comes back, crashed members restart, paused ones
+// resume, loss and duplication stop; the seed passes when one member, and
+// only one, is primary and writable within liveness_bound.
+//
+// Not modelled (decided): controllers never crash (their state is volatile
+// and relearned from polls anyway); replication is reduced to an LSN that a
+// writable primary advances at each renewal round and that grant requests
+// carry to the members; the membership never changes; F (the time postgres
+// takes to stop committing) is always taken at its worst, the full F.
 #include <cstdint>
 #include <optional>
 #include <queue>
