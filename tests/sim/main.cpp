@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     uint64_t events = 0, violations = 0, liveness = 0, first_bad = 0;
     double sim_seconds = 0;
-    std::array<uint64_t, static_cast<size_t>(sim::FaultKind::count)> by_fault{};
+    std::array<uint64_t, static_cast<size_t>(sim::FaultKind::count)> by_fault{}, alone{};
     uint64_t with_two_controllers = 0, without_active_fault = 0;
     std::map<std::string, uint64_t> shapes;
     std::string first_what;
@@ -105,7 +105,12 @@ int main(int argc, char** argv) {
             ++violations;
             bool seen[static_cast<size_t>(sim::FaultKind::count)] = {};
             for (auto k : r.active) seen[static_cast<size_t>(k)] = true;
-            for (size_t k = 0; k < by_fault.size(); ++k) by_fault[k] += seen[k] ? 1 : 0;
+            size_t kinds = 0, only = 0;
+            for (size_t k = 0; k < by_fault.size(); ++k) {
+                by_fault[k] += seen[k] ? 1 : 0;
+                if (seen[k]) ++kinds, only = k;
+            }
+            if (kinds == 1) ++alone[only];  // the one kind of fault about at the time
             if (r.active.empty()) ++without_active_fault;
             if (w.controllers() == 2) ++with_two_controllers;
         } else {
@@ -155,6 +160,11 @@ int main(int argc, char** argv) {
             std::printf(" none %llu; with two controllers %llu\n",
                         static_cast<unsigned long long>(without_active_fault),
                         static_cast<unsigned long long>(with_two_controllers));
+            std::printf("violations where one kind of fault alone was about:");
+            for (size_t k = 0; k < alone.size(); ++k)
+                std::printf(" %s %llu;", sim::to_string(static_cast<sim::FaultKind>(k)),
+                            static_cast<unsigned long long>(alone[k]));
+            std::printf("\n");
         }
         for (const auto& [shape, n] : shapes)
             std::printf("  failing seeds with %s: %llu\n", shape.c_str(),
