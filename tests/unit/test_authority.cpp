@@ -283,3 +283,32 @@ TEST_CASE("the proposer: failover delay in charge, takeover delay when stood by"
     p.observe_poll(true, at(9500));
     CHECK_FALSE(p.should_propose(at(20000)));
 }
+
+TEST_CASE("a proposer refused for its own term stands by", "[authority]") {
+    Proposer p("c2", ProposerParams{seconds(3), seconds(8), seconds(1)}, 0);
+    p.observe_term(4);  // learned from the members: a new controller stands by
+    CHECK(p.stood_by());
+    p.observe_poll(false, at(0));
+    CHECK_FALSE(p.should_propose(at(7999)));
+    REQUIRE(p.should_propose(at(8000)));
+    CHECK(p.begin_round(at(8000)) == 5);
+    CHECK_FALSE(p.stood_by());
+    p.on_superseded(5);  // another proposer got term 5 first
+    CHECK(p.stood_by());
+    CHECK(p.begin_round(at(17000)) == 6);
+}
+
+TEST_CASE("a promise retried after a restart reports the assumed grant", "[authority]") {
+    // Crashed between persisting the promise and replying: the retry is
+    // idempotent and must still report a grant that may run (max_ttl).
+    MemberAuthority m(MemberParams{1, seconds(5)});
+    REQUIRE(m.on_grant(grant("h1", 1, milliseconds(3000)), at(0)).reply.ok);
+    auto first = m.on_promise(promise(2, "c1"), at(500), 0);
+    REQUIRE(first.persist);
+    auto back = MemberAuthority::restore(MemberParams{1, seconds(5)}, *first.persist, at(800));
+    auto retry = back.on_promise(promise(2, "c1"), at(900), 0);
+    REQUIRE(retry.reply.ok);
+    CHECK_FALSE(retry.persist);
+    CHECK(retry.reply.grant_remaining == milliseconds(4900));
+    CHECK_FALSE(back.on_grant(grant("h1", 1, milliseconds(3000)), at(950)).reply.ok);
+}
