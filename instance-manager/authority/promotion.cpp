@@ -125,16 +125,26 @@ Instant Promotion::next_wakeup() const {
 Proposer::Proposer(std::string id, ProposerParams params, uint64_t own_term)
     : id_(std::move(id)), params_(params), own_term_(own_term), highest_seen_(own_term) {}
 
-void Proposer::observe_term(uint64_t term) {
+void Proposer::observe_term(uint64_t term, Instant now) {
+    if (term > own_term_ && (!stood_by_ || term > highest_seen_)) {
+        stood_by_ = true;
+        stood_by_since_ = now;
+    }
     highest_seen_ = std::max(highest_seen_, term);
-    if (term > own_term_) stood_by_ = true;
 }
 
-void Proposer::on_superseded(uint64_t term) {
+void Proposer::on_superseded(uint64_t term, Instant now) {
     highest_seen_ = std::max(highest_seen_, term);
     // The same term refused: another proposer got there first. Standing by
     // (and taking over only after takeover_delay) keeps two from racing.
-    if (term >= own_term_) stood_by_ = true;
+    if (term >= own_term_) {
+        stood_by_ = true;
+        stood_by_since_ = now;
+    }
+}
+
+void Proposer::on_promoted(Instant now) {
+    if (no_primary_since_) no_primary_since_ = now;
 }
 
 void Proposer::observe_poll(bool writable_primary_seen, Instant now) {
@@ -149,8 +159,11 @@ bool Proposer::should_propose(Instant now) const {
     if (last_round_ && now - *last_round_ < params_.retry_after) return false;
     // A proposer that learned of a newer term stands by: someone else is in
     // charge, and racing it would only make both fail.
-    Duration wait = stood_by() ? params_.takeover_delay : params_.failover_delay;
-    return now - *no_primary_since_ >= wait;
+    if (stood_by_) {
+        Instant since = std::max(*no_primary_since_, stood_by_since_.value_or(*no_primary_since_));
+        return now - since >= params_.takeover_delay;
+    }
+    return now - *no_primary_since_ >= params_.failover_delay;
 }
 
 uint64_t Proposer::begin_round(Instant now) {

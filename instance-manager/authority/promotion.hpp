@@ -107,16 +107,22 @@ public:
     Proposer(std::string id, ProposerParams params, uint64_t own_term);
 
     // Any term a member reports (promised or as primary): above ours, someone
-    // else is in charge and we stand by.
-    void observe_term(uint64_t term);
+    // else is in charge and we stand by. Each newer term seen is a sign of
+    // that other proposer at work: the takeover delay counts from the last.
+    void observe_term(uint64_t term, Instant now);
     // Our round was refused with `term` (>= ours): another proposer holds it.
-    void on_superseded(uint64_t term);
+    void on_superseded(uint64_t term, Instant now);
     // One poll done at `now`: whether it saw a member that may write.
     void observe_poll(bool writable_primary_seen, Instant now);
     // Whether to start a round now.
     bool should_propose(Instant now) const;
     // The round's term (above every term seen); the proposer is in charge again.
     uint64_t begin_round(Instant now);
+    // Our round promoted its candidate at `now`: it needs a while to gather
+    // its grants and show up in the polls, so the failover delay starts
+    // afresh (otherwise the next poll, still without a writable primary,
+    // would start a round that supersedes it).
+    void on_promoted(Instant now);
 
     bool stood_by() const { return stood_by_; }
     uint64_t highest_seen() const { return highest_seen_; }
@@ -130,6 +136,7 @@ private:
     bool stood_by_ = false;
     std::optional<Instant> no_primary_since_;
     std::optional<Instant> last_round_;
+    std::optional<Instant> stood_by_since_;
 };
 
 }  // namespace im::authority

@@ -212,8 +212,8 @@ void World::q_poll(int c) {
     bool seen = false;
     for (const auto& v : ctl.views) {
         if (!v.answered) continue;
-        ctl.proposer->observe_term(v.promised);
-        ctl.proposer->observe_term(v.role_term);
+        ctl.proposer->observe_term(v.promised, now);
+        ctl.proposer->observe_term(v.role_term, now);
         seen = seen || v.may_write;
     }
     ctl.proposer->observe_poll(seen, now);
@@ -261,6 +261,7 @@ void World::q_promotion_step(int c) {
         case PromotionStep::Kind::promote: {
             log(node, "promotes " + s.candidate + " with term " + std::to_string(s.term));
             ++out_.promotions;
+            ctl.proposer->on_promoted(now);
             Msg msg;
             msg.kind = MsgKind::promote;
             msg.from = node;
@@ -275,7 +276,7 @@ void World::q_promotion_step(int c) {
         case PromotionStep::Kind::superseded:
             log(node, "term " + std::to_string(ctl.round->term()) + " refused: term " +
                           std::to_string(s.newer_term) + " exists, stands by");
-            ctl.proposer->on_superseded(s.newer_term);
+            ctl.proposer->on_superseded(s.newer_term, now);
             ++out_.superseded_rounds;
             break;
         case PromotionStep::Kind::failed: log(node, "promotion failed: " + s.reason); break;

@@ -366,7 +366,8 @@ bool World::check() {
 }
 
 Outcome World::run() {
-    const RealTime end = heal_at_ + (p_.old_rule ? ms(10000) : p_.liveness_bound);
+    RealTime end = heal_at_ + (p_.old_rule ? ms(10000) : p_.liveness_bound);
+    std::optional<RealTime> settled;
     while (!queue_.empty()) {
         Event e = queue_.top();
         queue_.pop();
@@ -401,13 +402,15 @@ Outcome World::run() {
             }
         }
         if (!check()) break;
-        if (healed_ && !p_.old_rule && q_settled()) {
-            out_.sim_time = now_;
-            return out_;
+        if (healed_ && !p_.old_rule && !settled && q_settled()) {
+            // Live. A few more seconds, checked for safety only: a round
+            // begun before the heal may still be under way.
+            settled = now_;
+            end = now_ + ms(5000);
         }
     }
     out_.sim_time = now_;
-    if (!out_.violation && !p_.old_rule) {
+    if (!out_.violation && !p_.old_rule && !settled) {
         out_.liveness_failed = true;
         out_.what = "no single writable primary " +
                     std::to_string(p_.liveness_bound / 1000000) + " s after the faults healed";

@@ -274,28 +274,35 @@ TEST_CASE("the proposer: failover delay in charge, takeover delay when stood by"
     CHECK(p.begin_round(at(4000)) == 2);
     CHECK_FALSE(p.should_propose(at(4500)));  // retry_after
     CHECK(p.should_propose(at(5000)));
-    p.observe_term(7);  // someone else proposed 7
+    p.observe_term(7, at(5000));  // someone else proposed 7: it is at work
     CHECK(p.stood_by());
-    CHECK_FALSE(p.should_propose(at(8999)));
-    CHECK(p.should_propose(at(9000)));
-    CHECK(p.begin_round(at(9000)) == 8);
+    CHECK_FALSE(p.should_propose(at(12999)));
+    CHECK(p.should_propose(at(13000)));  // takeover delay since then
+    p.observe_term(7, at(6000));         // the same term again: no news
+    CHECK(p.should_propose(at(13000)));
+    CHECK(p.begin_round(at(13000)) == 8);
     CHECK_FALSE(p.stood_by());
-    p.observe_poll(true, at(9500));
-    CHECK_FALSE(p.should_propose(at(20000)));
+    p.on_promoted(at(13500));  // the failover delay starts afresh
+    CHECK_FALSE(p.should_propose(at(16499)));
+    CHECK(p.should_propose(at(16500)));
+    p.observe_poll(true, at(16500));
+    CHECK_FALSE(p.should_propose(at(30000)));
 }
 
 TEST_CASE("a proposer refused for its own term stands by", "[authority]") {
     Proposer p("c2", ProposerParams{seconds(3), seconds(8), seconds(1)}, 0);
-    p.observe_term(4);  // learned from the members: a new controller stands by
-    CHECK(p.stood_by());
     p.observe_poll(false, at(0));
+    p.observe_term(4, at(0));  // learned from the members: a new controller stands by
+    CHECK(p.stood_by());
     CHECK_FALSE(p.should_propose(at(7999)));
     REQUIRE(p.should_propose(at(8000)));
     CHECK(p.begin_round(at(8000)) == 5);
     CHECK_FALSE(p.stood_by());
-    p.on_superseded(5);  // another proposer got term 5 first
+    p.on_superseded(5, at(8100));  // another proposer got term 5 first
     CHECK(p.stood_by());
-    CHECK(p.begin_round(at(17000)) == 6);
+    CHECK_FALSE(p.should_propose(at(16099)));
+    CHECK(p.should_propose(at(16100)));
+    CHECK(p.begin_round(at(16100)) == 6);
 }
 
 TEST_CASE("a promise retried after a restart reports the assumed grant", "[authority]") {
