@@ -26,6 +26,7 @@ void World::o_init() {
             m.old_primary = true;
             m.writable_since = 0;
             m.writable_until = kNever;
+            m.writable_term = 1;
             m.lease_expires = now_of(i) + dur_ms(kLeaseTtlMs);
             timer(i, *m.lease_expires, TimerKind::lease_check);
         }
@@ -115,6 +116,7 @@ void World::o_message(const Msg& msg) {
                 m.lease_expires.reset();
                 if (!writable(i)) m.writable_since = now_;
                 m.writable_until = kNever;
+                m.writable_term = msg.term;
                 log(i, "promoted with term " + std::to_string(msg.term) + " (writable)");
                 return;
             case MsgKind::fence:
@@ -180,6 +182,7 @@ void World::o_timer(int node, TimerKind kind) {
             m.starting = false;
             m.writable_since = now_;
             m.writable_until = kNever;
+            m.writable_term = m.disk.promised_term;
             m.lease_expires = now + dur_ms(kLeaseTtlMs);
             timer(node, *m.lease_expires, TimerKind::lease_check);
             log(node, "start gate: a majority answers: serves");

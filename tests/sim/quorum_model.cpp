@@ -94,9 +94,11 @@ void World::q_right_changed(int i) {
     if (!writable(i)) {
         m.writable_since = now_;
         m.writable_until = until;
+        m.writable_term = m.right->term();
         log(i, "writable (term " + std::to_string(m.right->term()) + ")");
     } else {
         m.writable_until = std::max(m.writable_until, until);
+        m.writable_term = m.right->term();
     }
 }
 

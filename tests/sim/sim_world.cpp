@@ -356,9 +356,7 @@ bool World::check() {
     for (int i = 0; i < n_; ++i)
         if (writable(i))
             out_.what += " " + members_[i].name + " (term " +
-                         std::to_string(p_.old_rule ? members_[i].disk.promised_term
-                                                    : members_[i].disk_primary_term) +
-                         ")";
+                         std::to_string(members_[i].writable_term) + ")";
     for (const auto& f : faults_)
         if (f.active || (f.end <= now_ && f.end + ms(10000) > now_)) out_.active.push_back(f.kind);
     if (c_ == 2) out_.what += " [two controllers]";

@@ -168,6 +168,7 @@ struct Member {
     std::vector<Event> deferred;  // while paused
     // postgres, as the checker sees it
     RealTime writable_since = -1, writable_until = -1;
+    uint64_t writable_term = 0;  // the term it writes under (kept while it stops)
     // the old rule
     bool old_primary = false, fenced = false;
     std::optional<Instant> lease_expires;
