@@ -6,11 +6,15 @@
 namespace im::authority {
 
 WriteRight::WriteRight(std::string self, uint64_t term, Membership membership,
-                       WriteRightParams params)
-    : self_(std::move(self)), term_(term), membership_(std::move(membership)), params_(params) {}
+                       WriteRightParams params, uint64_t first_seq)
+    : self_(std::move(self)),
+      term_(term),
+      membership_(std::move(membership)),
+      params_(params),
+      seq_(first_seq) {}
 
 GrantRequest WriteRight::begin_round(Instant now) {
-    ++seq_;
+    if (++seq_ == 0) ++seq_;  // 0 never names a round
     rounds_[seq_ % kRoundsKept] = {seq_, now};
     next_renewal_ = now + params_.ttl / 3;
     GrantRequest r;

@@ -8,6 +8,11 @@
 // Decided here: an answer is matched to its request by `seq` (the shell need
 // not remember send times); only the last kRoundsKept rounds are remembered,
 // and an answer to an older round is ignored (it would count for less anyway).
+// The sequence starts at `first_seq`, which the shell draws at random for
+// every WriteRight it makes: a late answer to a round of an EARLIER
+// incarnation (before a restart, same term) must never match a new round,
+// or a grant given long ago would count as if given now. (The simulator
+// found this with seq restarting at 1.)
 // A refusal naming a promised term above ours means a newer term exists: the
 // right is lost for good (superseded) and the primary must step down.
 #include <array>
@@ -30,7 +35,8 @@ enum class AnswerOutcome { recorded, refused, ignored, superseded };
 
 class WriteRight {
 public:
-    WriteRight(std::string self, uint64_t term, Membership membership, WriteRightParams params);
+    WriteRight(std::string self, uint64_t term, Membership membership, WriteRightParams params,
+               uint64_t first_seq);
 
     // A renewal round: the same request goes to every member (itself too);
     // its send time is `now` on our clock. Call it at next_renewal().

@@ -44,7 +44,7 @@ void World::q_started(int i) {
     if (m.disk_primary_term > 0) {
         // A primary comes back under the same term and must gather a
         // majority again before it writes.
-        m.right.emplace(m.name, m.disk_primary_term, membership_, right_params(p_));
+        m.right.emplace(m.name, m.disk_primary_term, membership_, right_params(p_), rng_.next());
         q_renew(i);
     }
 }
@@ -159,7 +159,7 @@ void World::q_message(const Msg& msg) {
                 if (msg.term <= m.disk_promoted_max) return;  // a late or repeated promote
                 m.disk_primary_term = m.disk_promoted_max = msg.term;
                 log(i, "promoted with term " + std::to_string(msg.term));
-                m.right.emplace(m.name, msg.term, membership_, right_params(p_));
+                m.right.emplace(m.name, msg.term, membership_, right_params(p_), rng_.next());
                 q_renew(i);
                 return;
             case MsgKind::grant_ans:

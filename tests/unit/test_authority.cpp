@@ -124,7 +124,7 @@ TEST_CASE("another membership version is refused", "[authority]") {
 }
 
 TEST_CASE("a write right needs a majority of unexpired grants for its term", "[authority]") {
-    WriteRight w("h1", 2, three(), WriteRightParams{milliseconds(3000), 0.01});
+    WriteRight w("h1", 2, three(), WriteRightParams{milliseconds(3000), 0.01}, 0);
     CHECK_FALSE(w.may_write(at(0)));
     auto r = w.begin_round(at(1000));
     CHECK(w.next_renewal() == at(2000));
@@ -147,7 +147,7 @@ TEST_CASE("a write right needs a majority of unexpired grants for its term", "[a
 
 TEST_CASE("the deadline is the majority-th latest expiry; a late answer never shortens it",
           "[authority]") {
-    WriteRight w("h1", 1, Membership{1, {"a", "b", "c", "d", "e"}}, {milliseconds(3000), 0.0});
+    WriteRight w("h1", 1, Membership{1, {"a", "b", "c", "d", "e"}}, {milliseconds(3000), 0.0}, 7);
     auto r1 = w.begin_round(at(0));
     auto r2 = w.begin_round(at(1000));
     auto r3 = w.begin_round(at(2000));
@@ -162,8 +162,22 @@ TEST_CASE("the deadline is the majority-th latest expiry; a late answer never sh
     CHECK(*w.deadline() == at(3000));
 }
 
+TEST_CASE("an answer to a round before a restart never counts for a new round", "[authority]") {
+    WriteRight before("h1", 1, three(), {milliseconds(3000), 0.01}, 1000);
+    auto old_round = before.begin_round(at(0));
+    // Restarted (same term): a fresh sequence, drawn at random by the shell.
+    WriteRight after("h1", 1, three(), {milliseconds(3000), 0.01}, 987654321);
+    auto r = after.begin_round(at(60000));
+    REQUIRE(r.seq != old_round.seq);
+    GrantAnswer stale{true, milliseconds(3000), 1, 1, old_round.seq};
+    CHECK(after.on_answer("h2", stale) == AnswerOutcome::ignored);
+    CHECK(after.on_answer("h1", GrantAnswer{true, milliseconds(3000), 1, 1, r.seq}) ==
+          AnswerOutcome::recorded);
+    CHECK_FALSE(after.may_write(at(60001)));
+}
+
 TEST_CASE("a refusal naming a newer term supersedes the write right", "[authority]") {
-    WriteRight w("h1", 2, three(), {milliseconds(3000), 0.01});
+    WriteRight w("h1", 2, three(), {milliseconds(3000), 0.01}, 41);
     auto r = w.begin_round(at(0));
     GrantAnswer ok{true, milliseconds(3000), 2, 2, r.seq};
     w.on_answer("h1", ok);
