@@ -1,0 +1,307 @@
+// The write authority by quorum in the simulator: thin shells around the
+// real MemberAuthority, WriteRight, Promotion and Proposer, doing for them
+// what the daemon and the controller will do (persist, send, set timers).
+#include <algorithm>
+
+#include "sim_world.hpp"
+
+namespace sim {
+
+namespace {
+MemberParams member_params(const Params& p) { return MemberParams{1, p.max_ttl}; }
+WriteRightParams right_params(const Params& p) { return WriteRightParams{p.ttl, p.rho}; }
+std::string us(Duration d) { return std::to_string(d.count() / 1000) + " ms"; }
+}  // namespace
+
+void World::q_init() {
+    // Bootstrapped: h1 is primary of term 1, which c1 proposed and every
+    // member promised; c2 (if any) is a newer controller that learns the
+    // term from its polls and stands by.
+    for (int i = 0; i < n_; ++i) {
+        Member& m = members_[i];
+        m.disk = DurableGrantState{1, "c1", 1, "h1"};
+        if (i == 0) m.disk_primary_term = m.disk_promoted_max = 1;
+        q_started(i);
+    }
+    for (int c = 0; c < c_; ++c) {
+        Controller& ctl = controllers_[c];
+        ProposerParams pp;
+        pp.failover_delay = p_.failover_delay;
+        // Different takeover delays, so that two stood-by proposers do not
+        // keep colliding on the same term.
+        pp.takeover_delay = std::chrono::milliseconds(rng_.range(6000, 10000));
+        pp.retry_after = std::chrono::milliseconds(1000);
+        ctl.proposer.emplace(ctl.name, pp, c == 0 ? 1 : 0);
+        timer(n_ + c, now_of(n_ + c) + std::chrono::milliseconds(rng_.range(0, 1000)),
+              TimerKind::poll);
+    }
+}
+
+void World::q_started(int i) {
+    Member& m = members_[i];
+    m.auth = MemberAuthority::restore(member_params(p_), m.disk, now_of(i));
+    m.right.reset();
+    if (m.disk_primary_term > 0) {
+        // A primary comes back under the same term and must gather a
+        // majority again before it writes.
+        m.right.emplace(m.name, m.disk_primary_term, membership_, right_params(p_), rng_.next());
+        q_renew(i);
+    }
+}
+
+void World::q_renew(int i) {
+    Member& m = members_[i];
+    if (!m.right) return;
+    const Instant now = now_of(i);
+    if (writable(i)) ++m.lsn;  // it commits
+    GrantRequest req = m.right->begin_round(now);
+    for (int j = 0; j < n_; ++j) {
+        if (j == i) continue;
+        Msg msg;
+        msg.kind = MsgKind::grant_req;
+        msg.from = i;
+        msg.to = j;
+        msg.greq = req;
+        msg.lsn = m.lsn;
+        send(msg);
+    }
+    timer(i, m.right->next_renewal(), TimerKind::renew);
+    // Its own member grants like any other (no network in between).
+    auto d = m.auth->on_grant(req, now);
+    if (d.persist) {
+        m.disk = *d.persist;
+        if (after_persist(i)) return;
+    }
+    m.right->on_answer(m.name, d.reply);
+    q_right_changed(i);
+}
+
+void World::q_right_changed(int i) {
+    Member& m = members_[i];
+    if (!m.right) return;
+    if (m.right->superseded()) {
+        log(i, "superseded by term " + std::to_string(*m.right->newer_term()) + ": steps down");
+        ++out_.step_downs;
+        m.right.reset();
+        m.disk_primary_term = 0;
+        stop_writes(i, now_ + p_.fencing_bound);  // the manager fences at once
+        return;
+    }
+    const Instant now = now_of(i);
+    if (!m.right->may_write(now)) return;
+    // The watchdog is fed the deadline; postgres stops by deadline + F.
+    RealTime until = clocks_[i].real_at(*m.right->deadline()) + p_.fencing_bound;
+    if (!writable(i)) {
+        m.writable_since = now_;
+        m.writable_until = until;
+        m.writable_term = m.right->term();
+        log(i, "writable (term " + std::to_string(m.right->term()) + ")");
+    } else {
+        m.writable_until = std::max(m.writable_until, until);
+        m.writable_term = m.right->term();
+    }
+}
+
+void World::q_message(const Msg& msg) {
+    if (is_member(msg.to)) {
+        const int i = msg.to;
+        Member& m = members_[i];
+        const Instant now = now_of(i);
+        Msg reply;
+        reply.from = i;
+        reply.to = msg.from;
+        switch (msg.kind) {
+            case MsgKind::grant_req: {
+                auto d = m.auth->on_grant(msg.greq, now);
+                if (d.persist) {
+                    m.disk = *d.persist;
+                    if (after_persist(i)) return;
+                }
+                if (d.reply.ok) m.lsn = std::max(m.lsn, msg.lsn);
+                reply.kind = MsgKind::grant_ans;
+                reply.gans = d.reply;
+                send(reply);
+                if (d.persist) after_reply(i);
+                return;
+            }
+            case MsgKind::promise_req: {
+                // A bounce just before: the proposer's retry then finds a
+                // member that lost its volatile grant expiry.
+                if (crash_after_persist_ > 0 && rng_.chance(crash_after_persist_)) {
+                    crash(i);
+                    push(now_ + rng_.range(ms(5), ms(300)), EvKind::timer, i, 0, TimerKind::restart);
+                    return;
+                }
+                auto d = m.auth->on_promise(msg.preq, now, m.lsn);
+                if (d.persist) {
+                    m.disk = *d.persist;
+                    log(i, "promised term " + std::to_string(msg.preq.term) + " to " +
+                               msg.preq.proposer + " (grants run " +
+                               us(d.reply.grant_remaining) + " more)");
+                    if (after_persist(i)) return;
+                }
+                reply.kind = MsgKind::promise_ans;
+                reply.pans = d.reply;
+                send(reply);
+                if (d.reply.ok) after_reply(i);  // did the promise reach the disk?
+                return;
+            }
+            case MsgKind::status_req:
+                reply.kind = MsgKind::status_ans;
+                reply.term = m.auth->durable().promised_term;
+                reply.role_term = m.right ? m.right->term() : 0;
+                reply.flag = m.right && m.right->may_write(now);
+                reply.lsn = m.lsn;
+                reply.round = msg.round;
+                send(reply);
+                return;
+            case MsgKind::promote:
+                if (msg.term <= m.disk_promoted_max) return;  // a late or repeated promote
+                m.disk_primary_term = m.disk_promoted_max = msg.term;
+                log(i, "promoted with term " + std::to_string(msg.term));
+                m.right.emplace(m.name, msg.term, membership_, right_params(p_), rng_.next());
+                q_renew(i);
+                return;
+            case MsgKind::grant_ans:
+                if (!m.right) return;
+                m.right->on_answer(name_of(msg.from), msg.gans);
+                q_right_changed(i);
+                return;
+            default: return;
+        }
+    }
+    const int c = msg.to - n_;
+    Controller& ctl = controllers_[c];
+    switch (msg.kind) {
+        case MsgKind::status_ans:
+            if (msg.round == ctl.poll_round) {
+                auto& v = ctl.views[msg.from];
+                v.answered = true;
+                v.promised = msg.term;
+                v.role_term = msg.role_term;
+                v.may_write = msg.flag;
+                v.lsn = msg.lsn;
+            }
+            return;
+        case MsgKind::promise_ans:
+            if (!ctl.round) return;
+            ctl.round->on_answer(name_of(msg.from), msg.pans, now_of(msg.to));
+            q_promotion_step(c);
+            return;
+        default: return;
+    }
+}
+
+void World::q_timer(int node, TimerKind kind) {
+    if (is_member(node)) {
+        if (kind == TimerKind::renew && members_[node].right &&
+            now_of(node) >= members_[node].right->next_renewal())
+            q_renew(node);
+        return;
+    }
+    const int c = node - n_;
+    if (kind == TimerKind::poll) q_poll(c);
+    if (kind == TimerKind::promotion) {
+        controllers_[c].round_wake.reset();
+        q_promotion_step(c);
+    }
+}
+
+void World::q_poll(int c) {
+    Controller& ctl = controllers_[c];
+    const int node = n_ + c;
+    const Instant now = now_of(node);
+    bool seen = false;
+    for (const auto& v : ctl.views) {
+        if (!v.answered) continue;
+        ctl.proposer->observe_term(v.promised, now);
+        ctl.proposer->observe_term(v.role_term, now);
+        seen = seen || v.may_write;
+    }
+    ctl.proposer->observe_poll(seen, now);
+    if (!ctl.round && ctl.proposer->should_propose(now)) {
+        if (ctl.proposer->stood_by()) ++out_.takeovers;
+        uint64_t term = ctl.proposer->begin_round(now);
+        std::map<std::string, int> priority;
+        // A member that is never promoted, in some seeds.
+        if (n_ == 5 && seed_ % 5 == 0) priority["h5"] = -1;
+        ctl.round.emplace(ctl.name, term, membership_, priority, PromotionParams{}, now);
+        log(node, "no writable primary: asks for promises of term " + std::to_string(term));
+        q_promotion_step(c);
+    }
+    ++ctl.poll_round;
+    for (auto& v : ctl.views) v = ControllerView{};
+    for (int j = 0; j < n_; ++j) {
+        Msg msg;
+        msg.kind = MsgKind::status_req;
+        msg.from = node;
+        msg.to = j;
+        msg.round = ctl.poll_round;
+        send(msg);
+    }
+    timer(node, now + p_.poll_interval, TimerKind::poll);
+}
+
+void World::q_promotion_step(int c) {
+    Controller& ctl = controllers_[c];
+    if (!ctl.round) return;
+    const int node = n_ + c;
+    const Instant now = now_of(node);
+    for (const auto& name : ctl.round->due_sends(now)) {
+        Msg msg;
+        msg.kind = MsgKind::promise_req;
+        msg.from = node;
+        msg.to = static_cast<int>(std::find(membership_.names.begin(), membership_.names.end(), name) -
+                                  membership_.names.begin());
+        msg.preq = ctl.round->request();
+        send(msg);
+    }
+    PromotionStep s = ctl.round->step(now);
+    switch (s.kind) {
+        case PromotionStep::Kind::asking:
+        case PromotionStep::Kind::waiting: q_schedule_round(c); return;
+        case PromotionStep::Kind::promote: {
+            log(node, "promotes " + s.candidate + " with term " + std::to_string(s.term));
+            ++out_.promotions;
+            ctl.proposer->on_promoted(now);
+            Msg msg;
+            msg.kind = MsgKind::promote;
+            msg.from = node;
+            msg.to = static_cast<int>(
+                std::find(membership_.names.begin(), membership_.names.end(), s.candidate) -
+                membership_.names.begin());
+            msg.term = s.term;
+            msg.lsn = s.min_lsn;
+            send(msg);
+            break;
+        }
+        case PromotionStep::Kind::superseded:
+            log(node, "term " + std::to_string(ctl.round->term()) + " refused: term " +
+                          std::to_string(s.newer_term) + " exists, stands by");
+            ctl.proposer->on_superseded(s.newer_term, now);
+            ++out_.superseded_rounds;
+            break;
+        case PromotionStep::Kind::failed: log(node, "promotion failed: " + s.reason); break;
+    }
+    ctl.round.reset();
+}
+
+void World::q_schedule_round(int c) {
+    Controller& ctl = controllers_[c];
+    Instant wake = ctl.round->next_wakeup();
+    if (ctl.round_wake && *ctl.round_wake <= wake) return;
+    ctl.round_wake = wake;
+    timer(n_ + c, wake, TimerKind::promotion);
+}
+
+bool World::q_settled() {
+    int primaries = 0, who = -1;
+    for (int i = 0; i < n_; ++i) {
+        const Member& m = members_[i];
+        if (!m.up || m.paused) return false;
+        if (m.right) ++primaries, who = i;
+    }
+    return primaries == 1 && writable(who) && members_[who].right->may_write(now_of(who));
+}
+
+}  // namespace sim
