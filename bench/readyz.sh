@@ -10,24 +10,8 @@ scripts/build.sh >/dev/null
 
 duration=${BENCH_DURATION:-10s}
 connections=${BENCH_CONNECTIONS:-16}
-dir=$(mktemp -d /tmp/im-bench-XXXXXX)
-chmod 755 "$dir"
-install -m 755 build/instance-manager build/instance-probe "$dir/"
-run=()
-if [[ $(id -u) -eq 0 ]]; then chown postgres: "$dir"; run=(setpriv --reuid=postgres --regid=postgres --init-groups --reset-env --); fi
-http_port=$(( 20000 + RANDOM % 20000 ))
-pg_port=$(( 40000 + RANDOM % 20000 ))
-
-"${run[@]}" "$dir/instance-manager" run --name bench --pgdata "$dir/data" --pg-port "$pg_port" \
-  --socket-dir "$dir" --http-listen "127.0.0.1:$http_port" --log-level warn >"$dir/manager.log" 2>&1 &
-manager=$!
-cleanup() { kill -TERM $manager 2>/dev/null || true; wait $manager 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-for _ in $(seq 1 120); do
-  "$dir/instance-probe" --url "http://127.0.0.1:$http_port" --timeout 1s readyz 2>/dev/null && break
-  sleep 0.5
-done
+source bench/bench-lib.sh
+start_bench_manager build/instance-manager
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # PSS shares each shared-library page among the processes that map it; USS
 # (private clean + dirty) is what the manager alone costs the machine.

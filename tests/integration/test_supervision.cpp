@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include "../process_gone.hpp"
 #include "harness.hpp"
 
 using namespace harness;
@@ -202,14 +203,6 @@ TEST_CASE("a postmaster that ignores immediate shutdown is killed with its backe
     pg.signal(SIGTERM);
     REQUIRE(pg.wait_exit(90s).has_value());
     CHECK(pg.log().find("postgres ignored immediate shutdown") != std::string::npos);
-    auto gone = [](pid_t pid) {
-        if (::kill(pid, 0) != 0) return errno == ESRCH;
-        std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-        std::string line;
-        std::getline(in, line);
-        auto close = line.rfind(')');
-        return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
-    };
-    CHECK(pg.wait_until([&] { return gone(busy); }, 10s));
+    CHECK(pg.wait_until([&] { return test_util::gone(busy); }, 10s));
     ::kill(busy, SIGKILL);  // a backend the kill missed would spin on
 }

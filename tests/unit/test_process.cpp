@@ -12,6 +12,7 @@
 #include <optional>
 #include <thread>
 
+#include "../process_gone.hpp"
 #include "environment.hpp"
 #include "fd.hpp"
 #include "process.hpp"
@@ -43,15 +44,7 @@ Result<CommandResult> run(SpawnOptions opts) {
     io.run();
     return std::move(*out);
 }
-// Gone: no such process, or a zombie waiting for whoever adopted it.
-bool gone(pid_t pid) {
-    if (::kill(pid, 0) != 0) return errno == ESRCH;
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(in, line);
-    auto close = line.rfind(')');
-    return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
-}
+using test_util::gone;
 // SIGKILL is delivered asynchronously: waits (bounded) until `pid` is gone.
 bool becomes_gone(pid_t pid) {
     for (int i = 0; i < 1000; ++i) {
