@@ -77,8 +77,12 @@ void Supervisor::on_exit(int wait_status) {
     state_.process.last_exit = describe_wait_status(wait_status);
     last_status_ = wait_status;
     bool planned = stop_planned_;
-    // Backends of a postmaster that died hard would otherwise linger holding
-    // shared memory, and the next postmaster would refuse to start.
+    // What is left of the postmaster's own process group goes (a helper it
+    // ran there). Its backends each run in a session of their own (setsid),
+    // so this does not reach them: they notice the postmaster's death and
+    // exit by themselves, and the next postmaster refuses to start while one
+    // still holds the shared memory (the restart is then tried again after
+    // its backoff).
     if (!planned) ::kill(-pid, SIGKILL);
     log::write(planned ? log::Level::info : log::Level::error, "supervisor",
                planned ? "postgres stopped" : "postgres exited unexpectedly",
