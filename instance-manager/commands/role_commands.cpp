@@ -324,14 +324,19 @@ awaitable<Status> Daemon::rewind_for_rejoin(const std::string& upstream) {
         co_return make_error(
             "a rewind or re-clone of this data directory was interrupted earlier; it is not "
             "rewound again");
-    // A dry run first: what fails before pg_rewind writes anything (the
-    // source does not answer yet, the histories cannot be matched) leaves the
-    // directory as it was, and the rejoin may simply be tried again later.
-    if (auto st = co_await rewind_from(upstream, true); !st) co_return st;
-    // From here until it is rewound whole, a kill or a failure leaves the
-    // mark: that directory is then only ever replaced by a new clone.
+    // From here until it is rewound whole, a kill leaves the mark: that
+    // directory is then only ever replaced by a new clone.
     if (auto st = set_rewind_mark(cfg_, upstream); !st) co_return st;
-    if (auto st = co_await rewind_from(upstream, false); !st) co_return st;
+    if (auto st = co_await rewind_from(upstream, false); !st) {
+        // pg_rewind copies nothing before it says how much it will copy: a
+        // failure before that (the source does not answer yet, a crash
+        // recovery of the target) left the directory whole, and the rejoin
+        // may simply be tried again. (A dry run cannot tell: it skips the
+        // target's crash recovery and then refuses an unclean shutdown.)
+        if (st.error().message.find("need to copy") == std::string::npos)
+            if (auto cleared = clear_rewind_mark(cfg_); !cleared) co_return cleared;
+        co_return st;
+    }
     // Rewound whole, our own state back: what is left to do (standby.signal,
     // the start) may be repeated; the instance stays fenced until it is done.
     co_return clear_rewind_mark(cfg_);
