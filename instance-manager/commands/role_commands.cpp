@@ -339,6 +339,12 @@ awaitable<Status> Daemon::rewind_for_rejoin(const std::string& upstream) {
     }
     // Rewound whole, our own state back: what is left to do (standby.signal,
     // the start) may be repeated; the instance stays fenced until it is done.
+    // A standby before the mark goes: a kill after this point finds a
+    // rewound directory that can only start read-only.
+    if (auto st = fs::write_file_atomic(fs::join(cfg_.pgdata, "standby.signal"), "", 0600); !st)
+        co_return st;
+    prepared_->replica = true;
+    if (auto st = save_persistent(); !st) co_return st;
     co_return clear_rewind_mark(cfg_);
 }
 
@@ -369,6 +375,10 @@ awaitable<CommandAnswer> Daemon::after_failed_rewind(const Error& why, const std
 awaitable<Status> Daemon::reclone_from(const std::string& upstream) {
     auto password = fs::read_secret(cfg_.replication_password_file);
     if (!password) co_return password.error();
+    // Marked before anything is cleared: a kill from here on comes back
+    // fenced and clones again from `upstream`, never initdb over the empty
+    // directory (the rewind may have failed before it set the mark).
+    if (auto st = set_rewind_mark(cfg_, upstream); !st) co_return st;
     // Our identity (term, passwords, certificates) outlives the old data.
     auto stash = stash_state_dir(cfg_);
     if (!stash) co_return stash.error();
