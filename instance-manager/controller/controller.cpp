@@ -114,7 +114,9 @@ std::optional<std::pair<std::string, std::string>> Controller::failover_holdoff(
     if (primary_lost_since_ &&
         Clock::now() - *primary_lost_since_ < cfg_.failover_delay + kFirstFailoverWait)
         for (const auto& m : views_)
-            if (m.reachable && !m.standby && m.role == "starting")
+            // (A primary that reports its role before it is ready is on its way up too.)
+            if (m.reachable && !m.standby &&
+                (m.role == "starting" || (m.role == "primary" && !m.ready)))
                 return std::make_pair(m.name, std::string("a primary on its way up: waiting"));
     // A controller that has not seen a primary yet (it just started, or the
     // whole cluster did) does not know who was primary: it waits for every
