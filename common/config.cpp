@@ -228,7 +228,7 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
     CLI::App app{"instance-manager run: supervise one PostgreSQL instance", "instance-manager run"};
     std::string http_listen = "0.0.0.0:8000", restart_policy = "always";
     std::string smart = "10s", fast = "20s", interval = "1s", rewind_failure = "fence";
-    std::string copy_stall = "10m";
+    std::string copy_stall = "10m", grant_ttl = "1s";
 
     app.add_option("--name", cfg.name, "instance name (default: hostname)")->envname("IM_NAME");
     app.add_option("--pgdata", cfg.pgdata, "data directory")->envname("PGDATA");
@@ -272,6 +272,10 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
     app.add_option("--copy-stall-timeout", copy_stall,
                    "kill pg_basebackup or pg_rewind after this long without progress")
         ->envname("IM_COPY_STALL_TIMEOUT");
+    app.add_option("--grant-ttl", grant_ttl,
+                   "how long a member's grant of the write right runs (renewed every third; "
+                   "the same on every member)")
+        ->envname("IM_GRANT_TTL");
     app.add_option("--restart-policy", restart_policy, "always | never")
         ->envname("IM_RESTART_POLICY");
     app.add_option("--smart-shutdown-timeout", smart)->envname("IM_SMART_SHUTDOWN_TIMEOUT");
@@ -305,6 +309,9 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
         return make_error("--check-interval: expected a duration like 1s", 2);
     if (!parse_duration(copy_stall, cfg.copy_stall_timeout))
         return make_error("--copy-stall-timeout: expected a duration like 10m", 2);
+    if (!parse_duration(grant_ttl, cfg.grant_ttl) || cfg.grant_ttl < std::chrono::milliseconds(300) ||
+        cfg.grant_ttl > std::chrono::minutes(1))
+        return make_error("--grant-ttl: a duration between 300ms and 1m, like 1s", 2);
     if (auto st = validate(cfg); !st) return make_error(st.error().message, 2);
     if (outcome) *outcome = {false, 0};
     return cfg;

@@ -52,6 +52,9 @@ struct Config {
     // pg_basebackup and pg_rewind are killed when they print no progress for
     // this long (a clone of a big database may rightly take hours).
     std::chrono::milliseconds copy_stall_timeout{std::chrono::minutes(10)};
+    // The write authority (quorum/): how long a primary asks each member's
+    // grant to run, and the longest this member grants (renewed every third).
+    std::chrono::milliseconds grant_ttl{1'000};
 
     RestartPolicy restart_policy = RestartPolicy::always;
     std::chrono::milliseconds smart_shutdown_timeout{10'000};
@@ -73,6 +76,9 @@ struct Config {
 
     // Derived paths, filled by finalize.
     std::string state_dir() const { return pgdata + "/instance-manager"; }
+    // What this member promised and granted: beside the data directory, not
+    // in it, so that no re-clone or restore of the directory ever forgets it.
+    std::string authority_file() const { return pgdata + ".authority.json"; }
 };
 
 // Exit codes of the command line: 0 help shown, 2 bad usage.

@@ -62,8 +62,12 @@ Result<SpawnedChild> spawn(const SpawnOptions& opts) {
             ::prctl(PR_SET_PDEATHSIG, opts.parent_death_signal);
             if (::getppid() != parent) ::_exit(127);  // the parent is already gone
         }
-        int devnull = ::open("/dev/null", O_RDONLY);
-        if (devnull >= 0) ::dup2(devnull, 0);
+        if (opts.stdin_fd >= 0) {
+            ::dup2(opts.stdin_fd, 0);
+        } else {
+            int devnull = ::open("/dev/null", O_RDONLY);
+            if (devnull >= 0) ::dup2(devnull, 0);
+        }
         if (opts.capture_output) {
             ::dup2(pipefd[1], 1);
             ::dup2(pipefd[1], 2);

@@ -23,6 +23,7 @@ struct SpawnOptions {
     bool own_process_group = true;
     int parent_death_signal = 0;  // e.g. SIGQUIT for the postmaster; 0: none
     bool capture_output = true;   // stdout+stderr to a pipe; otherwise inherited
+    int stdin_fd = -1;            // becomes the child's stdin; -1: /dev/null
     // run_command only: SIGKILL to the child's process group (the child
     // alone without one) when `deadline` has passed since the start, or
     // `stall_deadline` since its last line of output (no progress); 0: none.

@@ -116,7 +116,7 @@ Result<nlohmann::json> parse_command_body(const std::string& body, const Command
 
 namespace {
 
-enum class Kind { probe, status, metrics, command };
+enum class Kind { probe, status, metrics, command, authority };
 struct Route {
     Kind kind;
     std::set<http::verb> methods;
@@ -143,7 +143,8 @@ const std::map<std::string, Route>& routes() {
           {{"term", term},
            {"min_lsn", {FieldType::lsn}},
            {"timeout_s", {FieldType::seconds}},
-           {"members", {FieldType::names}}}}},
+           {"members", {FieldType::names}},
+           {"member_urls", {FieldType::member_urls}}}}},
         {"/v1/demote",
          {Kind::command, post, {{"term", term}, {"primary_conninfo", {FieldType::conninfo}}}}},
         {"/v1/follow",
@@ -152,12 +153,25 @@ const std::map<std::string, Route>& routes() {
           {{"term", term}, {"primary_conninfo", {FieldType::conninfo, true}}}}},
         {"/v1/fence", {Kind::command, post, {{"term", term}}}},
         {"/v1/unfence", {Kind::command, post, {{"term", term}}}},
-        {"/v1/lease",
-         {Kind::command,
+        {"/v1/members",
+         {Kind::command, post, {{"term", term}, {"member_urls", {FieldType::member_urls, true}}}}},
+        {"/v1/authority/promise",
+         {Kind::authority,
           post,
           {{"term", term},
+           {"proposer", {FieldType::name, true}},
+           {"membership_version", {FieldType::term, true}},
+           {"members", {FieldType::names, true}}}}},
+        {"/v1/authority/grant",
+         {Kind::authority,
+          post,
+          {{"holder", {FieldType::name, true}},
+           {"term", term},
            {"ttl_ms", {FieldType::millis, true}},
-           {"members", {FieldType::member_urls, true}}}}},
+           {"membership_version", {FieldType::term, true}},
+           {"seq", {FieldType::term, true}}}}},
+        {"/v1/authority/release",
+         {Kind::authority, post, {{"holder", {FieldType::name, true}}, {"term", term}}}},
         {"/v1/replication",
          {Kind::command, post, {{"term", term}, {"synchronous", {FieldType::synchronous, true}}}}},
     };
@@ -247,6 +261,18 @@ awaitable<HttpResponse> Api::command(const std::string& path, const HttpRequest&
     co_return json_response(http::status::ok, r->value(), req.version());
 }
 
+HttpResponse Api::authority(const std::string& path, const HttpRequest& req, PeerInfo peer) {
+    if (auto denied = authorize(req, peer)) return std::move(*denied);
+    auto body = parse_command_body(req.body(), routes().at(path).fields);
+    if (!body) return error_response(http::status::bad_request, body.error().message, req.version());
+    auto r = actions_.authority(path.substr(std::string("/v1/authority/").size()), *body);
+    if (!r) {
+        int code = r.error().code >= 400 && r.error().code < 600 ? r.error().code : 500;
+        return error_response(static_cast<http::status>(code), r.error().message, req.version());
+    }
+    return json_response(http::status::ok, *r, req.version());
+}
+
 namespace {
 // A request target is ASCII (RFC 3986: other bytes are percent-encoded).
 // Beast lets bytes 0x80-0xFF through; refusing them here means no route,
@@ -290,6 +316,9 @@ awaitable<HttpResponse> Api::handle(HttpRequest req, PeerInfo peer) {
                 break;
             case Kind::command:
                 res = co_await command(path, req, peer);
+                break;
+            case Kind::authority:
+                res = authority(path, req, peer);
                 break;
         }
     }

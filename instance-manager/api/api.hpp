@@ -36,6 +36,9 @@ class ApiActions {
     virtual ~ApiActions() = default;
     virtual awaitable<CommandAnswer> run(const std::string& command,
                                          const nlohmann::json& body) = 0;
+    // The write authority's member endpoints (promise, grant, release): never
+    // behind a role command, answered at once (quorum/member_service.hpp).
+    virtual CommandAnswer authority(const std::string& what, const nlohmann::json& body) = 0;
 };
 
 // Whether the request carries "Authorization: Bearer <token>" (constant-time compare).
@@ -90,6 +93,7 @@ class Api {
   private:
     HttpResponse probe(const std::string& name, const HttpRequest& req);
     awaitable<HttpResponse> command(const std::string& path, const HttpRequest& req, PeerInfo peer);
+    HttpResponse authority(const std::string& path, const HttpRequest& req, PeerInfo peer);
     std::optional<HttpResponse> authorize(const HttpRequest& req, PeerInfo peer) const;
 
     const Config& cfg_;

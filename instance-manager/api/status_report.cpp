@@ -89,12 +89,7 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
         replication["received_lsn"] = or_null(pg.receive_lsn);
         replication["replayed_lsn"] = or_null(pg.replay_lsn);
     }
-    json lease = nullptr;
-    if (s.lease_expires)
-        lease = {{"ttl_ms", s.lease_ttl.count()},
-                 {"expires_in_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       *s.lease_expires - std::chrono::steady_clock::now())
-                                       .count()}};
+    json authority = s.authority_view ? s.authority_view() : json();
     json changes = json::array();
     for (const auto& c : s.role.history())
         changes.push_back(
@@ -114,7 +109,7 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
         {"restart_count", s.process.restarts},
         {"term", s.term},
         {"standby", s.standby},
-        {"lease", lease},
+        {"authority", authority},
         {"replication", replication},
         {"clone_progress", s.clone_progress ? json(*s.clone_progress) : json()},
         {"last_error", or_null(last_error)},
@@ -170,7 +165,19 @@ Metrics::Metrics()
                            "Primary: WAL bytes each physical slot holds back")),
       slot_lost_(gauge(*registry_, "pg_replication_slot_lost",
                        "Primary: 1 when PostgreSQL invalidated the slot (max_slot_wal_keep_size)")),
-      term_(gauge(*registry_, "instance_manager_term", "Highest accepted command term")) {}
+      term_(gauge(*registry_, "instance_manager_term", "Highest accepted command term")),
+      promised_term_(gauge(*registry_, "instance_manager_promised_term",
+                           "Highest term this member promised (write authority)")),
+      grant_remaining_(gauge(*registry_, "instance_manager_grant_remaining_seconds",
+                             "How long this member's last grant of the write right still runs")),
+      may_write_(gauge(*registry_, "instance_manager_write_right",
+                       "1 while this primary holds grants from a majority")),
+      write_remaining_(gauge(*registry_, "instance_manager_write_right_remaining_seconds",
+                             "How long this primary may still write without a renewal")),
+      grants_held_(gauge(*registry_, "instance_manager_write_grants",
+                         "Unexpired grants this primary holds (itself included)")),
+      right_losses_(gauge(*registry_, "instance_manager_write_right_losses",
+                          "Times the write right was lost while postgres ran writable")) {}
 
 void Metrics::count_request(const std::string& route, unsigned status) {
     requests_.Add({{"route", route}, {"code", std::to_string(status)}}).Increment();
@@ -203,6 +210,24 @@ std::string Metrics::render(const InstanceState& s) {
     replay_lag_.Add({}).Set(pg.in_recovery ? pg.replication.value("replay_lag_s", 0.0) : 0.0);
     streaming_.Add({}).Set(pg.streaming ? 1 : 0);
     term_.Add({}).Set(static_cast<double>(s.term));
+    right_losses_.Add({}).Set(static_cast<double>(s.write_right_losses));
+    if (s.authority_view) {
+        const nlohmann::json a = s.authority_view();
+        const nlohmann::json& member = a.contains("member") ? a["member"] : nlohmann::json();
+        if (member.is_object()) {
+            promised_term_.Add({}).Set(member.value("promised_term", 0.0));
+            grant_remaining_.Add({}).Set(member.value("grant_remaining_ms", 0.0) / 1000.0);
+        }
+        const nlohmann::json& right = a.contains("write_right") ? a["write_right"] : nlohmann::json();
+        bool held = right.is_object();
+        may_write_.Add({}).Set(held && right.value("may_write", false) ? 1 : 0);
+        write_remaining_.Add({}).Set(held ? right.value("remaining_ms", 0.0) / 1000.0 : 0.0);
+        double live = 0;
+        if (held && right.contains("grants_ms") && right["grants_ms"].is_object())
+            for (const auto& [member_name, ms] : right["grants_ms"].items())
+                live += ms.is_number() && ms.get<double>() > 0 ? 1 : 0;
+        grants_held_.Add({}).Set(live);
+    }
     if (auto it = pg.replication.find("replicas"); it != pg.replication.end() && it->is_array())
         for (const auto& r : *it)
             if (r.value("name", "") != "" && r["lag_bytes"].is_number())

@@ -48,6 +48,12 @@ class Metrics {
     prometheus::Family<prometheus::Gauge>& slot_retained_;
     prometheus::Family<prometheus::Gauge>& slot_lost_;
     prometheus::Family<prometheus::Gauge>& term_;
+    prometheus::Family<prometheus::Gauge>& promised_term_;
+    prometheus::Family<prometheus::Gauge>& grant_remaining_;
+    prometheus::Family<prometheus::Gauge>& may_write_;
+    prometheus::Family<prometheus::Gauge>& write_remaining_;
+    prometheus::Family<prometheus::Gauge>& grants_held_;
+    prometheus::Family<prometheus::Gauge>& right_losses_;
 };
 
 // A UTC time as 2026-11-24T13:46:37Z.

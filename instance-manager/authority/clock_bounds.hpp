@@ -27,6 +27,10 @@ struct OwnClock {
 using Instant = OwnClock::time_point;
 
 inline constexpr double kDefaultRho = 0.01;
+// F, real time: from a primary's deadline to its last possible commit (the
+// watchdog's kill; measured by bench/fencing-bound.sh). Members wait it out
+// before granting a new holder, proposers before promoting.
+inline constexpr Duration kFencingBound = std::chrono::milliseconds(250);
 
 // A member granted for `d` on ITS clock, starting no earlier than the moment
 // we sent the request. How long after our send may we (on OUR clock) still

@@ -17,8 +17,20 @@ MemberAuthority MemberAuthority::restore(MemberParams params, DurableGrantState 
 }
 
 Duration MemberAuthority::grant_remaining(Instant now) const {
-    if (!grant_expires_ || *grant_expires_ <= now) return Duration{0};
+    if (!grant_expires_ || released_ || *grant_expires_ <= now) return Duration{0};
     return *grant_expires_ - now;
+}
+
+std::optional<Instant> MemberAuthority::in_use_until() const {
+    if (!grant_expires_ || released_) return std::nullopt;
+    return *grant_expires_ + real_to_own(params_.fencing_bound, params_.rho);
+}
+
+bool MemberAuthority::on_release(const std::string& holder, uint64_t term) {
+    if (holder.empty() || holder != durable_.granted_to || term != durable_.granted_term)
+        return false;
+    released_ = true;
+    return true;
 }
 
 Decision<PromiseAnswer> MemberAuthority::on_promise(const PromiseRequest& req, Instant now,
@@ -48,6 +60,7 @@ Decision<PromiseAnswer> MemberAuthority::on_promise(const PromiseRequest& req, I
     d.reply.promised_term = durable_.promised_term;
     // Measured at the answer (an idempotent retry reports it afresh).
     d.reply.grant_remaining = grant_remaining(now);
+    d.reply.quiet = !in_use_until() || *in_use_until() <= now;
     return d;
 }
 
@@ -69,11 +82,17 @@ Decision<GrantAnswer> MemberAuthority::on_grant(const GrantRequest& req, Instant
     if (req.term == durable_.granted_term && !durable_.granted_to.empty() &&
         durable_.granted_to != req.holder)
         return refuse();
+    // A new holder (or term) only once the current grant is out of use: the
+    // rule that keeps two primaries from ever writing at once.
+    const bool new_holder = req.term != durable_.granted_term || req.holder != durable_.granted_to;
+    if (new_holder)
+        if (auto busy = in_use_until(); busy && now < *busy) return refuse();
     DurableGrantState next = durable_;
     if (req.term > next.promised_term) {
         next.promised_term = req.term;
         next.promised_to.clear();
     }
+    if (new_holder) grant_expires_.reset();
     next.granted_term = req.term;
     next.granted_to = req.holder;
     // Only a change of holder or term needs the fsync: a restart assumes a
@@ -84,6 +103,7 @@ Decision<GrantAnswer> MemberAuthority::on_grant(const GrantRequest& req, Instant
     }
     Duration granted = std::min(req.ttl, params_.max_ttl);
     Instant until = now + granted;
+    released_ = false;
     grant_expires_ = grant_expires_ ? std::max(*grant_expires_, until) : until;
     d.reply.ok = true;
     d.reply.granted = granted;

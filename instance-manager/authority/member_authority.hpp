@@ -1,29 +1,34 @@
 #pragma once
 // One member's side of the write authority (one per member, pure, no I/O):
 // it promises terms to proposers and grants a time-limited write right to one
-// holder per term. The shell persists what it is told to BEFORE it replies.
+// holder at a time. The shell persists what it is told to BEFORE it replies.
 //
-// Safety, in one paragraph: a proposer promotes for term T only after a
-// majority promised T and it waited out every grant those promisers reported.
-// A member that promised T never grants (nor renews) a term below T. Any
-// majority an older primary could count shares a member with that promise
-// majority, whose grant to it has run out and will not be renewed: so the
-// older primary cannot hold a majority once the new one is promoted.
+// Safety, in one paragraph: a member gives a grant to a new holder (another
+// member, or a newer term) only once its grant to the previous holder can no
+// longer be in use: expired on its own clock, plus the fencing bound F (the
+// time a holder past its deadline may still commit), or released by the
+// holder after its postgres stopped. A primary writes only while grants from
+// a majority run; any two majorities share a member, and that member's two
+// grants are never in use at once: so two primaries never write at once,
+// whatever a proposer does (two controllers, a stale one, a promote by hand).
+// Promises serve progress and order: a member that promised T renews no term
+// below T, so the old primary's grants run out and the new one can get them;
+// the proposer waits them out before promoting, so the candidate finds them
+// free; and an old primary learns it is superseded.
 //
 // Decided here (the brief left it open):
-// - A grant for T > promised_term is given and raises promised_term to T (with
-//   promised_to cleared): only a primary promoted by a promise majority asks
-//   for T, so the member learns the term and refuses older ones from then on.
-// - A grant for a HIGHER term to another holder is given even while an older
-//   grant still runs: the promise majority of that term already waited the old
-//   grants out, so the old holder cannot count a majority anyway. Within the
-//   same term there is only one holder, and never a lower term.
-// - grant_expires never moves back: it is the end of the LAST-ending grant
-//   this member gave, to anyone. Promise answers report that, so nothing the
-//   member ever granted is missed.
+// - A grant for T > promised_term raises promised_term to T (promised_to
+//   cleared): the member learns the term and refuses older ones from then on.
+// - Within one term there is only one holder, and never a lower term.
 // - Requests are clamped to max_ttl; after a restart the member assumes a
-//   grant of max_ttl was just given (the volatile expiry is lost).
+//   grant of max_ttl to its last holder was just given (the expiry is lost).
 // - A request whose membership version differs from the member's is refused.
+// - A holder that has stopped writing (a demote, a switchover) releases its
+//   grant: it is no longer in use, so a new holder need not wait for it, and
+//   the next promotion need not wait it out. Only the holder's own grant in
+//   its own term is released. Safe because the holder sends it only after
+//   postgres stopped and after it persisted that it will never ask for that
+//   term again (a release that arrives late cannot end a newer grant).
 #include <optional>
 #include <string>
 
@@ -44,6 +49,9 @@ struct DurableGrantState {
 struct MemberParams {
     uint64_t membership_version = 1;
     Duration max_ttl = std::chrono::seconds(10);
+    // F, real time: a holder past its deadline may commit this much longer.
+    Duration fencing_bound = kFencingBound;
+    double rho = kDefaultRho;
 };
 
 // What the shell does with a request: persist first (when set), then reply.
@@ -64,15 +72,23 @@ public:
     Decision<PromiseAnswer> on_promise(const PromiseRequest& req, Instant now,
                                        uint64_t received_lsn);
     Decision<GrantAnswer> on_grant(const GrantRequest& req, Instant now);
+    // The holder of (term) gave its grant back: true when it was ours to forget.
+    bool on_release(const std::string& holder, uint64_t term);
 
     const DurableGrantState& durable() const { return durable_; }
-    // How long the last-ending grant still runs (0 when none), own clock.
+    // How long the current grant still runs (0 when none or released), own clock.
     Duration grant_remaining(Instant now) const;
+    // Until when (own clock) the current grant may still be in use: its end
+    // plus F; empty when there is none, or it was released.
+    std::optional<Instant> in_use_until() const;
 
 private:
     MemberParams params_;
     DurableGrantState durable_;
-    std::optional<Instant> grant_expires_;  // volatile
+    // Volatile: the end of the grant to (granted_term, granted_to); grants to
+    // earlier holders were out of use before it was given.
+    std::optional<Instant> grant_expires_;
+    bool released_ = false;  // the current holder gave its grant back
 };
 
 }  // namespace im::authority

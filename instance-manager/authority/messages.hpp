@@ -27,6 +27,11 @@ struct PromiseAnswer {
     // Filled in by the shell (from postgres): the promotion picks the most
     // advanced promiser. The hook for synchronous-mode durability.
     uint64_t received_lsn = 0;
+    // No grant of this member can still be in use: it never granted, or its
+    // holder released the grant (after its postgres stopped), and no older
+    // grant ended within quiet_after. Then the proposer need not wait the
+    // fencing bound for it (a clean switchover).
+    bool quiet = false;
 };
 
 // The primary of `term` asking for (or renewing) a member's grant.

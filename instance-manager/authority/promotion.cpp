@@ -56,7 +56,9 @@ bool Promotion::decide(Instant now) {
     const std::string* best = nullptr;
     uint64_t best_lsn = 0;
     Instant until = now;
+    bool all_quiet = true;
     for (const auto& [name, p] : promises_) {
+        all_quiet = all_quiet && p.answer.quiet;
         // Every promiser's grants are waited out, candidate or not: that is
         // what stops an older primary counting any majority.
         until = std::max(until, p.received + stretch_to_own(p.answer.grant_remaining, params_.rho));
@@ -79,7 +81,10 @@ bool Promotion::decide(Instant now) {
         // The most advanced promiser's LSN: the hook for synchronous-mode
         // durability (the candidate must have at least this before serving).
         for (const auto& [name, p] : promises_) s.min_lsn = std::max(s.min_lsn, p.answer.received_lsn);
-        s.until = until + real_to_own(params_.fencing_bound, params_.rho) + params_.margin;
+        // Every promiser quiet (no grant of theirs can be in use: a clean
+        // switchover, a fresh cluster): nobody can still be committing.
+        s.until = all_quiet ? until
+                            : until + real_to_own(params_.fencing_bound, params_.rho) + params_.margin;
     }
     decided_ = s;
     return true;
@@ -112,6 +117,12 @@ PromotionStep Promotion::step(Instant now) {
         return finish(s);
     }
     return PromotionStep{};
+}
+
+std::vector<std::string> Promotion::promisers() const {
+    std::vector<std::string> out;
+    for (const auto& [name, p] : promises_) out.push_back(name);
+    return out;
 }
 
 Instant Promotion::next_wakeup() const {

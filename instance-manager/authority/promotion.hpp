@@ -8,7 +8,8 @@
 //      advanced promiser (received LSN, then priority, then name; a negative
 //      priority is never promoted), wait until every promiser's reported
 //      grant has run out on OUR clock (stretch_to_own) plus the fencing bound
-//      F (real time, real_to_own) plus a margin; then promote the candidate
+//      F (real time, real_to_own) plus a margin (not when every promiser is
+//      quiet: no grant of theirs can be in use); then promote the candidate
 //      with T and min_lsn. The new primary gathers grants for T itself.
 //
 // Decided here: once a majority promised, the round waits collect_grace for
@@ -32,7 +33,9 @@ namespace im::authority {
 
 struct PromotionParams {
     double rho = kDefaultRho;
-    Duration fencing_bound = std::chrono::milliseconds(500);  // F, real time
+    // F, real time: lease lapse to the last possible commit (measured by
+    // bench/fencing-bound.sh; the watchdog's kill lands within milliseconds).
+    Duration fencing_bound = std::chrono::milliseconds(250);
     Duration margin = std::chrono::milliseconds(50);
     Duration collect_grace = std::chrono::milliseconds(200);
     Duration resend_every = std::chrono::milliseconds(300);
@@ -69,6 +72,8 @@ public:
     Instant next_wakeup() const;
     bool done() const { return done_; }
     uint64_t term() const { return request_.term; }
+    // The members whose promises the round counts (for the decision's log).
+    std::vector<std::string> promisers() const;
 
 private:
     struct Promise {
@@ -126,6 +131,7 @@ public:
 
     bool stood_by() const { return stood_by_; }
     uint64_t highest_seen() const { return highest_seen_; }
+    uint64_t own_term() const { return own_term_; }
     const std::string& id() const { return id_; }
 
 private:

@@ -60,6 +60,9 @@ public:
     bool superseded() const { return superseded_.has_value(); }
     std::optional<uint64_t> newer_term() const { return superseded_; }
     const std::string& self() const { return self_; }
+    // Per member: until when (own clock) its grant counts. For status only.
+    const std::map<std::string, Instant>& valid_until() const { return valid_until_; }
+    const Membership& membership() const { return membership_; }
 
 private:
     static constexpr size_t kRoundsKept = 8;

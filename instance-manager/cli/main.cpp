@@ -17,6 +17,7 @@
 #include "daemon/daemon.hpp"
 #include "fs_util.hpp"
 #include "log.hpp"
+#include "quorum/watchdog.hpp"
 
 namespace {
 void usage() {
@@ -49,6 +50,8 @@ int main(int argc, char** argv) {
         usage();
         return 0;
     }
+    // The write authority's watchdog (quorum/watchdog.hpp), started by the manager.
+    if (args[0] == "watchdog") return im::quorum::watchdog_main();
     if (args[0] == "helper") return im::helper_main({args.begin() + 1, args.end()});
     if (args[0] == "controller") return im::controller_main({args.begin() + 1, args.end()});
     if (args[0] == "status") return im::status_main({args.begin() + 1, args.end()});

@@ -61,9 +61,8 @@ awaitable<CommandAnswer> Daemon::run(const std::string& command, const nlohmann:
     auto slot = commands_.try_take();
     if (!slot) co_return conflict("busy: another command is running");
     // The term rule, the same for every command: an older term is refused; the
-    // same command again in its term is answered without acting (a lease is
-    // renewed with the same term every round, so it is never skipped);
-    // the term counts once the command was carried out.
+    // same command again in its term is answered without acting; the term
+    // counts once the command was carried out.
     std::optional<uint64_t> term;
     auto& p = prepared_->persistent;
     if (body.contains("term")) {
@@ -72,7 +71,7 @@ awaitable<CommandAnswer> Daemon::run(const std::string& command, const nlohmann:
             case TermVerdict::stale:
                 co_return stale_term(*term, p.term);
             case TermVerdict::repeat:
-                if (command == "lease") break;
+                if (command == "members") break;  // addresses change within a term
                 co_return nlohmann::json{{"changed", false},
                                          {"role", to_string(state_.role.current())},
                                          {"term", *term}};
@@ -97,13 +96,13 @@ awaitable<CommandAnswer> Daemon::run(const std::string& command, const nlohmann:
         r.emplace(co_await do_unfence());
     else if (command == "replication")
         r.emplace(co_await do_replication(body));
-    else if (command == "lease")
-        r.emplace(co_await do_lease(body));
+    else if (command == "members")
+        r.emplace(co_await do_members(body));
     else
         co_return make_error("unknown command " + command, 404);
-    // Renewals in the same term write nothing: no fsync every round, and the
-    // last command's key stays that of the last real command.
-    if (*r && term && (command != "lease" || *term > p.term)) {
+    // Addresses in the same term write no term: the last command's key stays
+    // that of the last role command.
+    if (*r && term && (command != "members" || *term > p.term)) {
         p.term = *term;
         p.last_command = command_key(command, *term, body);
         if (auto st = save_persistent(); !st)
@@ -135,9 +134,34 @@ awaitable<CommandAnswer> Daemon::do_reload() {
 
 awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
     Role role = state_.role.current();
+    auto& p = prepared_->persistent;
+    const uint64_t term = body["term"].get<uint64_t>();
+    const bool member = authority_.membership().version != 0;
     if (role == Role::fenced)
         co_return conflict("cannot promote a fenced instance; unfence it first");
-    if (role == Role::primary) co_return conflict("the instance is already a primary");
+    if (body.contains("member_urls"))
+        p.member_urls = body["member_urls"].get<std::map<std::string, std::string>>();
+    if (role == Role::primary) {
+        // A primary that runs without the write right (it bootstrapped the
+        // cluster, before any promise round) takes it for `term`: from then on
+        // it writes only with a majority's grants.
+        if (!member || p.write_term != 0 || !supervisor_.running())
+            co_return conflict("the instance is already a primary" +
+                               std::string(p.write_term ? " of term " + std::to_string(p.write_term)
+                                                        : std::string()));
+        auto verdict = co_await take_write_right(term);
+        if (verdict != quorum::GatherVerdict::granted) {
+            keeper_.drop();
+            sync_watchdog();
+            co_return make_error("no majority granted the write right for term " +
+                                     std::to_string(term),
+                                 503);
+        }
+        p.write_term = term;
+        if (body.contains("members")) p.members = body["members"].get<std::vector<std::string>>();
+        if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
+        co_return changed(state_, {{"promoted", false}, {"write_right", true}});
+    }
     if (role != Role::replica || !state_.pg.accepting)
         co_return conflict("only a running replica can be promoted (role " +
                            std::string(to_string(role)) + ")");
@@ -162,9 +186,27 @@ awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
             co_return e;
         }
     }
+    if (member) {
+        // The write right before the promotion: postgres is writable only
+        // while a majority's grants for this term run (the promise round the
+        // controller made waited out every older grant).
+        auto verdict = co_await take_write_right(term);
+        if (verdict != quorum::GatherVerdict::granted) {
+            keeper_.drop();
+            sync_watchdog();
+            co_return make_error(
+                verdict == quorum::GatherVerdict::superseded
+                    ? "a member promised a term newer than " + std::to_string(term)
+                    : "no majority granted the write right for term " + std::to_string(term),
+                503);
+        }
+    }
     double timeout = body.value("timeout_s", 60.0);
-    if (auto st = enter(state_.role, Role::promoting, "promote requested"); !st)
+    if (auto st = enter(state_.role, Role::promoting, "promote requested"); !st) {
+        keeper_.drop();
+        sync_watchdog();
         co_return st.error();
+    }
     // Locals, not braced lists, inside co_await: GCC 12 rejects the latter.
     std::vector<std::optional<std::string>> params = {std::to_string(static_cast<int>(timeout))};
     auto promoted = co_await session.query("SELECT pg_promote(true, $1)", kSqlTimeout, params);
@@ -183,9 +225,9 @@ awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
     auto info = co_await session.query(
         "SELECT timeline_id, pg_current_wal_lsn()::text FROM pg_control_checkpoint()", kSqlTimeout);
     prepared_->replica = false;
-    prepared_->persistent.primary_conninfo.clear();
-    if (body.contains("members"))
-        prepared_->persistent.members = body["members"].get<std::vector<std::string>>();
+    p.primary_conninfo.clear();
+    if (member) p.write_term = term;
+    if (body.contains("members")) p.members = body["members"].get<std::vector<std::string>>();
     if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
     if (auto st = write_managed_files(cfg_, *prepared_); !st)
         co_return make_error(st.error().message, 500);
@@ -195,7 +237,7 @@ awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
     state_.setup_done = true;  // the roles came with the data
     (void)state_.role.transition(Role::primary, "promoted");
     monitor_.poke();
-    nlohmann::json out = {{"promoted", true}};
+    nlohmann::json out = {{"promoted", true}, {"write_right", member}};
     if (info) {
         out["timeline"] = std::stoi(pg_value(info->get(), 0, 0).value_or("0"));
         out["lsn"] = pg_value(info->get(), 0, 1).value_or("");
@@ -211,6 +253,10 @@ awaitable<CommandAnswer> Daemon::do_fence() {
     // Persisted before postgres stops: a crash in between still comes back fenced.
     if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
     if (supervisor_.running()) co_await supervisor_.stop(StopMode::fast);
+    // The right is not given back (that is the demote's): an unfence of this
+    // primary asks for the same term's grants again.
+    keeper_.drop();
+    sync_watchdog();
     (void)state_.role.transition(Role::fenced, "fenced");
     monitor_.poke();
     co_return changed(state_);
@@ -439,9 +485,14 @@ awaitable<CommandAnswer> Daemon::do_demote(const nlohmann::json& body) {
     if (auto st = enter(state_.role, Role::demoting, "demote requested"); !st) co_return st.error();
     // Fenced first, persisted: a kill anywhere in the demote leaves an
     // instance that comes back down, never a writable primary.
-    if (auto st = persist_fence("demote in progress"); !st)
+    // write_term goes with it: this instance never asks for that term's grants
+    // again, which is what makes giving them back below safe.
+    const uint64_t held_term = prepared_->persistent.write_term;
+    prepared_->persistent.write_term = 0;
+    if (auto st = persist_fence("demote in progress"); !st) {
+        prepared_->persistent.write_term = held_term;
         co_return make_error(st.error().message, 500);
-    state_.lease_expires.reset();
+    }
     if (supervisor_.running()) {
         {
             PgSession session(io_.get_executor());
@@ -452,6 +503,9 @@ awaitable<CommandAnswer> Daemon::do_demote(const nlohmann::json& body) {
         // exits; after --fast-shutdown-timeout it becomes immediate.
         co_await supervisor_.stop(StopMode::fast);
     }
+    // Postgres is down: the members may forget our grants, so that the next
+    // promotion (a switchover) need not wait them out.
+    co_await give_up_write_right();
     std::string checkpoint_lsn = co_await control_field("Latest checkpoint location");
     nlohmann::json out = {{"demoted", true}, {"shutdown_checkpoint_lsn", checkpoint_lsn}};
 

@@ -22,6 +22,19 @@ MemberView member_view(const std::string& name, const std::string& url,
     m.ready = status.value("ready", false);
     m.standby = status.value("standby", false);
     m.term = status.value("term", uint64_t{0});
+    if (auto a = status.find("authority"); a != status.end() && a->is_object()) {
+        auto u64 = [](const nlohmann::json& j, const char* key) {
+            auto it = j.is_object() ? j.find(key) : j.end();
+            return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : uint64_t{0};
+        };
+        const nlohmann::json member = a->value("member", nlohmann::json());
+        m.promised_term = u64(member, "promised_term");
+        m.joined = member.is_object() && member.value("membership", nlohmann::json()).is_object();
+        m.write_term = u64(*a, "write_term");
+        const nlohmann::json right = a->value("write_right", nlohmann::json());
+        auto w = right.is_object() ? right.find("may_write") : right.end();
+        m.may_write = w != right.end() && w->is_boolean() && w->get<bool>();
+    }
     const auto& pg = status.value("postgres", nlohmann::json::object());
     m.running = pg.value("running", false);
     m.timeline =
@@ -55,6 +68,7 @@ std::optional<size_t> find_primary(const std::vector<MemberView>& members) {
     for (size_t i = 0; i < members.size(); ++i) {
         const auto& m = members[i];
         if (!m.reachable || m.role != "primary" || !m.ready) continue;
+        if (m.write_term != 0 && !m.may_write) continue;  // its grants run out: not writable
         if (!best || m.term > members[*best].term) best = i;
     }
     return best;

@@ -35,6 +35,14 @@ struct MemberView {
     uint64_t lag_bytes = 0;
     std::string synchronous_standby_names;       // primary
     std::vector<std::string> synchronous_peers;  // primary: replicas now in sync_state "sync"
+    // The write authority (status "authority"): the term it promised, the
+    // term it is primary of (0: none, or a primary from before the cluster
+    // ran under the write authority), whether it holds a majority's grants,
+    // and whether it belongs to a membership yet.
+    uint64_t promised_term = 0;
+    uint64_t write_term = 0;
+    bool may_write = false;
+    bool joined = false;
     nlohmann::json status;                       // as reported
 };
 
@@ -42,8 +50,10 @@ struct MemberView {
 MemberView member_view(const std::string& name, const std::string& url,
                        const nlohmann::json& status);
 
-// The writable primary: reachable, role primary and ready; among several,
-// the one with the highest term (the others are stale and get demoted).
+// The writable primary: reachable, role primary and ready, and holding the
+// write right if it is primary of a term (a primary from before the write
+// authority has none to hold); among several, the one with the highest term
+// (the others are stale and get demoted).
 std::optional<size_t> find_primary(const std::vector<MemberView>& members);
 
 // The cluster's system identifier: the one most reachable members report.

@@ -1,6 +1,9 @@
 #include "controller/controller.hpp"
 
 #include <signal.h>
+#include <unistd.h>
+
+#include <random>
 
 #include "api/status_report.hpp"
 #include "bootstrap/replication_config.hpp"
@@ -9,6 +12,7 @@
 #include "fs_util.hpp"
 #include "json_fields.hpp"
 #include "log.hpp"
+#include "quorum/member_service.hpp"
 #include "secrets.hpp"
 #include "json_text.hpp"
 
@@ -34,6 +38,12 @@ Controller::Controller(asio::io_context& io, ControllerConfig cfg, std::string t
       http_(io.get_executor(), HttpLimits{},
             [this](HttpRequest req, PeerInfo peer) { return handle(std::move(req), peer); }) {
     for (const auto& [name, url] : cfg_.members) views_.push_back(member_view(name, url, nullptr));
+    membership_ = authority::Membership{1, cfg_.membership};
+    // Unique per run: two controllers proposing the same term are told apart.
+    std::random_device rd;
+    char host[64] = {0};
+    ::gethostname(host, sizeof host - 1);
+    id_ = std::string(host) + "-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 100000);
     bool https = cfg_.kube.enabled && cfg_.kube.member_scheme == "https";
     for (const auto& [name, url] : cfg_.members)
         if (auto u = http_client::parse_url(url); u && u->tls) https = true;
@@ -66,8 +76,9 @@ int Controller::run() {
     log::info("controller", "starting",
               {{"members",
                 cfg_.kube.enabled ? nlohmann::json("pods " + cfg_.kube.selector) : member_urls()},
+               {"membership", cfg_.membership},
+               {"proposer", id_},
                {"interval_ms", cfg_.interval.count()},
-               {"lease_ttl_ms", cfg_.lease_ttl.count()},
                {"failover_delay_ms", cfg_.failover_delay.count()},
                {"synchronous", cfg_.synchronous}});
     // A loop that dies is a controller that silently stops: say so and exit.
@@ -87,7 +98,6 @@ int Controller::run() {
         };
     };
     asio::co_spawn(io_, control_loop(), on_exit("the control loop"));
-    asio::co_spawn(io_, lease_loop(), on_exit("the lease loop"));
     if (kube_) {
         asio::co_spawn(io_, pod_watch_loop(), on_exit("the pod watch"));
         asio::co_spawn(io_, label_loop(), on_exit("the label loop"));
@@ -151,10 +161,6 @@ nlohmann::json Controller::member_names() const {
     return out;
 }
 
-nlohmann::json Controller::lease_body() const {
-    return {{"term", term_}, {"ttl_ms", cfg_.lease_ttl.count()}, {"members", member_urls()}};
-}
-
 nlohmann::json Controller::member_urls() const {
     nlohmann::json out = nlohmann::json::object();
     for (const auto& [name, url] : cfg_.members) out[name] = url;
@@ -178,6 +184,19 @@ awaitable<Result<nlohmann::json>> Controller::command(const MemberView& m, const
         Error e = make_error(why, static_cast<int>(reply->status));
         if (j.is_object())
             for (auto it = j.begin(); it != j.end(); ++it) e.fields[it.key()] = json_as_text(*it);
+        if (reply->status == 409 && json_string(j, "reason") == "stale_term" && proposer_) {
+            // A member accepted a newer term: another controller is in charge.
+            uint64_t accepted = 0;
+            try {
+                accepted = std::stoull(json_string(j, "accepted_term"));
+            } catch (...) {
+            }
+            proposer_->on_superseded(std::max(accepted, term_), quorum::own_now());
+            if (!superseded_) {
+                superseded_ = true;
+                decide("stand-by", m.name, "a member refused our term: " + why);
+            }
+        }
         co_return e;
     }
     co_return j;
@@ -223,26 +242,41 @@ awaitable<void> Controller::poll() {
         if (!status.is_discarded()) statuses[asked[k]] = std::move(status);
     }
     uint64_t highest = 0;
-    bool any = false;
+    bool any = false, writable = false;
     views_.clear();
     for (size_t i = 0; i < members.size(); ++i) {
         views_.push_back(member_view(members[i].first, members[i].second, statuses[i]));
-        if (views_.back().reachable) {
+        const auto& v = views_.back();
+        if (v.reachable) {
             any = true;
-            highest = std::max(highest, views_.back().term);
+            highest = std::max({highest, v.term, v.promised_term});
         }
     }
+    writable = find_primary(views_).has_value();
     if (!any) co_return;
+    const auto now = quorum::own_now();
     if (!term_learned_) {
-        // Take over with a term above everything the members accepted: a
-        // controller still running with the old term gets 409s and stands by.
+        // Take over with a term above everything the members accepted or
+        // promised: a controller still running with an older term gets 409s
+        // (or sees ours in the polls) and stands by.
         term_ = highest + 1;
         term_learned_ = true;
+        authority::ProposerParams pp;
+        pp.failover_delay = std::chrono::duration_cast<authority::Duration>(cfg_.failover_delay);
+        pp.takeover_delay = std::chrono::duration_cast<authority::Duration>(cfg_.takeover_delay);
+        proposer_.emplace(id_, pp, term_);
         decide("take-over", "", "learned the term back from the members");
-    } else if (highest > term_ && !superseded_) {
+    }
+    for (const auto& v : views_) {
+        if (!v.reachable) continue;
+        proposer_->observe_term(v.term, now);
+        proposer_->observe_term(v.promised_term, now);
+    }
+    proposer_->observe_poll(writable, now);
+    if (proposer_->stood_by() && !superseded_) {
         superseded_ = true;
         decide("stand-by", "",
-               "a member accepted term " + std::to_string(highest) +
+               "a member accepted or promised term " + std::to_string(highest) +
                    ": a newer controller is in charge");
     }
 }
@@ -253,35 +287,17 @@ awaitable<void> Controller::control_loop() {
         auto start = Clock::now();
         co_await poll();
         if (term_learned_ && !busy_ && !superseded_) co_await converge();
+        // Standing by, but no writable primary for the takeover delay: the
+        // controller in charge is gone (or cut off); take over, higher term.
+        if (term_learned_ && !busy_ && superseded_ &&
+            proposer_->should_propose(quorum::own_now())) {
+            decide("take-over", "", "no writable primary while standing by");
+            superseded_ = false;
+            co_await failover(std::nullopt);
+        }
         timer.expires_at(start + cfg_.interval);
         boost::system::error_code ec;
         co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
-    }
-}
-
-awaitable<void> Controller::lease_loop() {
-    asio::steady_timer timer(io_);
-    while (!stopping_) {
-        timer.expires_after(cfg_.interval);
-        boost::system::error_code ec;
-        co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
-        if (superseded_ || busy_ || primary_.empty() || !term_learned_) continue;
-        auto it = std::find_if(views_.begin(), views_.end(),
-                               [&](const MemberView& m) { return m.name == primary_; });
-        if (it == views_.end() || it->role != "primary") continue;
-        nlohmann::json body = lease_body();
-        MemberView target = *it;  // views_ may change while we wait
-        auto r = co_await command(target, "lease", body, cfg_.request_timeout);
-        if (!r && !lease_failing_)
-            log::warn("controller", "cannot renew the lease",
-                      {{"member", target.name}, {"error", r.error().message}});
-        lease_failing_ = !r;
-        if (r) leased_.insert(target.name);
-        if (!r && r.error().code == 409 && r.error().fields.count("reason") &&
-            r.error().fields.at("reason") == "stale_term" && !superseded_) {
-            superseded_ = true;
-            decide("stand-by", target.name, "the primary refused our lease: " + r.error().message);
-        }
     }
 }
 
@@ -291,10 +307,10 @@ awaitable<void> Controller::converge() {
         if (!primary_lost_since_) {
             primary_lost_since_ = Clock::now();
             decide("primary-lost", primary_,
-                   primary_.empty() ? "no member is a ready primary"
-                                    : "the primary is unreachable or not ready");
+                   primary_.empty() ? "no member is a writable primary"
+                                    : "the primary is unreachable, not ready, or without grants");
         }
-        if (Clock::now() - *primary_lost_since_ >= cfg_.failover_delay) {
+        if (proposer_->should_propose(quorum::own_now())) {
             if (auto why = failover_holdoff()) {
                 decide_now_and_then("no-failover", why->first, why->second);
                 co_return;
@@ -307,19 +323,27 @@ awaitable<void> Controller::converge() {
         co_return;
     }
     const MemberView primary = views_[*p];
-    if (primary.status.value("lease", nlohmann::json()).is_object()) leased_.insert(primary.name);
+    if (primary.write_term != 0) authorized_.insert(primary.name);
     if (primary_ != primary.name) {
-        decide("adopt-primary", primary.name, "the member reports itself a ready primary");
+        decide("adopt-primary", primary.name, "the member reports itself a writable primary");
         primary_ = primary.name;
         adopted_once_ = true;
-        // Leased at once: until its first lease a primary cannot know to fence itself.
-        if (co_await command(primary, "lease", lease_body(), cfg_.request_timeout))
-            leased_.insert(primary.name);
+        // Where its members are, with our term: an older controller sees the
+        // term in the polls and stands by.
+        nlohmann::json body = {{"term", term_}, {"member_urls", member_urls()}};
+        (void)co_await command(primary, "members", body, cfg_.request_timeout);
     }
     if (primary_lost_since_) {
         decide("primary-back", primary.name,
-               "ready again after " + std::to_string(ms_since(*primary_lost_since_)) + " ms");
+               "writable again after " + std::to_string(ms_since(*primary_lost_since_)) + " ms");
         primary_lost_since_.reset();
+    }
+    if (primary.write_term == 0) {
+        // A primary from before the write authority (it bootstrapped the
+        // cluster): it takes the write right, and from then on writes only
+        // while a majority grants it.
+        co_await adopt(primary);
+        co_return;
     }
     if (!primary.synchronous_peers.empty())
         sync_standbys_ = {primary.synchronous_peers.begin(), primary.synchronous_peers.end()};
@@ -338,6 +362,14 @@ awaitable<void> Controller::converge() {
                                   "the replica does not stream from " + primary.name);
         else if (m.role == "fenced" && m.standby)
             co_await command_once(m, "follow", rejoin, "a fenced replica rejoins " + primary.name);
+        else if ((m.role == "fenced" || m.role == "stopped") && !m.standby && m.write_term != 0 &&
+                 m.write_term < primary.write_term)
+            // Stopped by the write authority (its grants ran out, or a newer
+            // term was promised) and a newer primary exists: it rejoins.
+            co_await command_once(
+                m, "demote", rejoin,
+                "a former primary (term " + std::to_string(m.write_term) +
+                    ") rejoins as a replica of " + primary.name);
         else if (m.role == "fenced" && !m.standby)
             co_await command_once(
                 m, "demote", rejoin,
@@ -353,60 +385,167 @@ awaitable<void> Controller::converge() {
     }
 }
 
+uint64_t Controller::next_term() {
+    term_ = proposer_->begin_round(quorum::own_now());
+    superseded_ = false;
+    return term_;
+}
+
+std::map<std::string, int> Controller::only_candidate(const std::string& only) const {
+    std::map<std::string, int> out;
+    for (const auto& name : membership_.names) {
+        auto it = cfg_.priority.find(name);
+        out[name] = name == only ? (it == cfg_.priority.end() ? 0 : std::max(it->second, 0)) : -1;
+    }
+    return out;
+}
+
+nlohmann::json Controller::promote_body(uint64_t term) const {
+    return {{"term", term}, {"members", member_names()}, {"member_urls", member_urls()}};
+}
+
+awaitable<Controller::RoundEnd> Controller::promotion_round(uint64_t term,
+                                                            std::map<std::string, int> priority) {
+    authority::PromotionParams params;
+    auto round = std::make_shared<authority::Promotion>(id_, term, membership_, std::move(priority),
+                                                        params, quorum::own_now());
+    const auto& req = round->request();
+    const std::string body = json_text(nlohmann::json{{"term", req.term},
+                                                      {"proposer", req.proposer},
+                                                      {"membership_version", req.membership_version},
+                                                      {"members", membership_.names}});
+    std::map<std::string, std::string> urls(cfg_.members.begin(), cfg_.members.end());
+    auto ask = [this, round, body](std::string name, http_client::Url url) -> awaitable<void> {
+        auto reply = co_await http_client::async_http_request(
+            "POST", url, body, token_, cfg_.request_timeout, tls_, !cfg_.tls.ca_file.empty());
+        if (!reply || reply->status != 200) co_return;
+        auto j = parse_json_object(reply->body);
+        if (!j) co_return;
+        round->on_answer(name, quorum::promise_answer_from(*j), quorum::own_now());
+    };
+    asio::steady_timer timer(io_);
+    for (;;) {
+        const auto now = quorum::own_now();
+        for (const auto& name : round->due_sends(now)) {
+            auto it = urls.find(name);
+            if (it == urls.end()) continue;  // a declared member without a pod yet
+            auto url = http_client::parse_url(it->second);
+            if (!url) continue;
+            url->path = "/v1/authority/promise";
+            asio::co_spawn(io_, ask(name, *url), asio::detached);
+        }
+        auto step = round->step(now);
+        if (round->done()) co_return RoundEnd{step, round->promisers()};
+        // Answers arrive between wake-ups: look again soon.
+        auto wake = std::min(round->next_wakeup(), now + std::chrono::milliseconds(10));
+        timer.expires_after(std::max(wake - now, authority::Duration{0}));
+        boost::system::error_code ec;
+        co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+}
+
+awaitable<void> Controller::adopt(const MemberView& primary) {
+    std::string key = primary.name + "/adopt";
+    if (auto it = cooldown_.find(key); it != cooldown_.end() && Clock::now() < it->second)
+        co_return;
+    ScopedFlag running{busy_};
+    uint64_t term = next_term();
+    auto end = co_await promotion_round(term, only_candidate(primary.name));
+    if (end.step.kind != authority::PromotionStep::Kind::promote) {
+        if (end.step.kind == authority::PromotionStep::Kind::superseded)
+            proposer_->on_superseded(end.step.newer_term, quorum::own_now());
+        decide_now_and_then("no-write-right", primary.name,
+                            "the promise round for term " + std::to_string(term) + " did not " +
+                                "succeed: " + (end.step.reason.empty() ? "superseded"
+                                                                        : end.step.reason));
+        cooldown_[key] = Clock::now() + kCooldown;
+        co_return;
+    }
+    decide("write-right", primary.name,
+           "the primary takes the write right: a majority promised term " + std::to_string(term),
+           {{"majority", end.promisers}});
+    auto r = co_await command(primary, "promote", promote_body(term), kCommandTimeout);
+    if (!r) {
+        decide("write-right-failed", primary.name, r.error().message);
+        cooldown_[key] = Clock::now() + kCooldown;
+        co_return;
+    }
+    authorized_.insert(primary.name);
+    proposer_->on_promoted(quorum::own_now());
+}
+
 awaitable<void> Controller::failover(std::optional<size_t> old_index) {
     ScopedFlag running{busy_};
     std::optional<std::set<std::string>> only;
     if (cfg_.synchronous > 0) only = sync_standbys_;
-    auto idx = pick_candidate(views_, cluster_system_identifier(views_), cfg_.priority, only);
+    const std::string system_id = cluster_system_identifier(views_);
+    auto idx = pick_candidate(views_, system_id, cfg_.priority, only);
     if (!idx) {
         decide_now_and_then("no-failover", "",
                             only ? "no synchronous standby is reachable and running"
                                  : "no reachable, running replica of this cluster");
         co_return;
     }
-    const MemberView candidate = views_[*idx];
-    if (!primary_.empty() && !leased_.count(primary_)) {
-        // It may be alive behind a partition and would not know to fence itself.
+    if (!primary_.empty() && !authorized_.count(primary_)) {
+        // A primary from before the write authority does not stop by itself:
+        // it may be alive behind a partition.
         decide_now_and_then("no-failover", primary_,
-                            "the lost primary was never seen under a lease: it could still be "
-                            "serving writes behind a partition");
+                            "the lost primary was never seen under the write authority: it could "
+                            "still be serving writes behind a partition");
         co_return;
     }
-    uint64_t next = term_ + 1;
-    std::optional<MemberView> old;
-    if (old_index) old = views_[*old_index];
-    // A primary whose manager still answers (postgres down or not ready) is
-    // fenced first, so it cannot come back writable beside the new one.
-    if (old && old->reachable) {
-        nlohmann::json fence = {{"term", next}};
-        auto fenced = co_await command(*old, "fence", fence, kCommandTimeout);
-        if (!fenced) {
-            // Typically a primary still shutting down (a deleted pod): it may
-            // serve its sessions until it is gone.
-            decide_now_and_then("failover-aborted", old->name,
-                                "cannot fence the old primary: " + fenced.error().message);
-            co_return;
-        }
+    // Who may be promoted: reachable, running replicas of the cluster (the
+    // synchronous standbys in synchronous mode); the round picks the most
+    // advanced of them among the members that promised.
+    std::map<std::string, int> priority;
+    for (const auto& name : membership_.names) priority[name] = -1;
+    for (const auto& m : views_) {
+        if (!priority.count(m.name) || !m.reachable || m.role != "replica" || !m.running ||
+            m.system_identifier != system_id || (only && !only->count(m.name)))
+            continue;
+        auto it = cfg_.priority.find(m.name);
+        priority[m.name] = it == cfg_.priority.end() ? 0 : it->second;
     }
-    term_ = next;
-    std::string old_name = old ? old->name : "";
+    std::string old_name = old_index ? views_[*old_index].name : "";
+    uint64_t term = next_term();
+    auto end = co_await promotion_round(term, priority);
+    using Kind = authority::PromotionStep::Kind;
+    if (end.step.kind == Kind::superseded) {
+        proposer_->on_superseded(end.step.newer_term, quorum::own_now());
+        superseded_ = true;
+        decide("stand-by", "",
+               "term " + std::to_string(term) + " was refused: term " +
+                   std::to_string(end.step.newer_term) + " exists");
+        co_return;
+    }
+    if (end.step.kind != Kind::promote) {
+        decide_now_and_then("no-failover", "",
+                            "the promise round for term " + std::to_string(term) +
+                                " failed: " + end.step.reason);
+        co_return;
+    }
+    auto cand = std::find_if(views_.begin(), views_.end(),
+                             [&](const MemberView& m) { return m.name == end.step.candidate; });
+    if (cand == views_.end()) co_return;
+    const MemberView candidate = *cand;
     decide("failover", candidate.name,
            "primary " + (old_name.empty() ? std::string("(none)") : old_name) + " lost for " +
-               std::to_string(ms_since(*primary_lost_since_)) +
-               " ms; the candidate has the most WAL among eligible replicas",
-           {{"received_lsn", candidate.received_lsn}, {"replayed_lsn", candidate.replayed_lsn}});
-    nlohmann::json promote = {{"term", term_}, {"members", member_names()}};
-    auto promoted = co_await command(candidate, "promote", promote, kCommandTimeout);
+               std::to_string(primary_lost_since_ ? ms_since(*primary_lost_since_) : 0) +
+               " ms; a majority promised term " + std::to_string(term) +
+               " and the candidate is its most advanced eligible member",
+           {{"majority", end.promisers},
+            {"received_lsn", candidate.received_lsn},
+            {"replayed_lsn", candidate.replayed_lsn}});
+    auto promoted = co_await command(candidate, "promote", promote_body(term), kCommandTimeout);
     if (!promoted) {
         decide("promote-failed", candidate.name, promoted.error().message);
         co_return;
     }
+    proposer_->on_promoted(quorum::own_now());
     primary_ = candidate.name;
+    authorized_.insert(candidate.name);
     primary_lost_since_.reset();
     sync_standbys_.clear();
-    // The lease right away: the new primary runs under it from the start.
-    if (co_await command(candidate, "lease", lease_body(), cfg_.request_timeout))
-        leased_.insert(candidate.name);
 }
 
 awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) {
@@ -414,21 +553,23 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
         co_return make_error("this controller stands by: a newer one is in charge", 409);
     if (busy_) co_return make_error("busy: a failover or switchover is under way", 409);
     auto p = find_primary(views_);
-    if (!p) co_return make_error("there is no ready primary to switch over from", 409);
+    if (!p) co_return make_error("there is no writable primary to switch over from", 409);
     auto t = std::find_if(views_.begin(), views_.end(),
                           [&](const MemberView& m) { return m.name == to; });
     if (t == views_.end()) co_return make_error("no member named " + to, 404);
     if (t->name == views_[*p].name) co_return make_error(to + " is already the primary", 409);
     if (t->role != "replica" || !t->ready || !t->streaming)
         co_return make_error(to + " is not a ready, streaming replica (role " + t->role + ")", 409);
+    if (!membership_.contains(to)) co_return make_error(to + " is not in the membership", 409);
     ScopedFlag running{busy_};
     const MemberView primary = views_[*p];
     const MemberView target = *t;
     auto start = Clock::now();
-    term_ += 1;
+    uint64_t term = next_term();
     decide("switchover", target.name, "requested: " + primary.name + " -> " + target.name);
-    // Fast shutdown of the old primary sends all its WAL to the standbys.
-    nlohmann::json demote = {{"term", term_}};
+    // Fast shutdown of the old primary sends all its WAL to the standbys;
+    // then it gives its grants back, so the promise round need not wait them out.
+    nlohmann::json demote = {{"term", term}};
     auto demoted = co_await command(primary, "demote", demote, kCommandTimeout);
     if (!demoted) {
         decide("switchover-failed", primary.name, "demote: " + demoted.error().message);
@@ -436,7 +577,17 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
                              502);
     }
     std::string checkpoint = demoted->value("shutdown_checkpoint_lsn", "");
-    nlohmann::json promote = {{"term", term_}, {"members", member_names()}};
+    auto end = co_await promotion_round(term, only_candidate(target.name));
+    if (end.step.kind != authority::PromotionStep::Kind::promote) {
+        std::string why = end.step.kind == authority::PromotionStep::Kind::superseded
+                              ? "term " + std::to_string(end.step.newer_term) + " exists"
+                              : end.step.reason;
+        decide("switchover-failed", target.name, "promise round: " + why);
+        co_return make_error("the promise round for term " + std::to_string(term) + " failed: " +
+                                 why + "; the old primary stays stopped, a failover follows",
+                             502);
+    }
+    nlohmann::json promote = promote_body(term);
     if (!checkpoint.empty()) promote["min_lsn"] = checkpoint;
     Result<nlohmann::json> promoted = make_error("not tried");
     asio::steady_timer timer(io_);
@@ -454,11 +605,11 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
                              502);
     }
     auto writable_ms = ms_since(start);
+    proposer_->on_promoted(quorum::own_now());
     primary_ = target.name;
+    authorized_.insert(target.name);
     primary_lost_since_.reset();
-    if (co_await command(target, "lease", lease_body(), cfg_.request_timeout))
-        leased_.insert(target.name);
-    nlohmann::json follow = {{"term", term_}, {"primary_conninfo", conninfo_of(target)}};
+    nlohmann::json follow = {{"term", term}, {"primary_conninfo", conninfo_of(target)}};
     const auto members = views_;  // polls go on while we wait
     for (const auto& m : members)
         if (m.name != target.name && m.reachable)
@@ -466,7 +617,8 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
     nlohmann::json out = {{"switched", true},
                           {"from", primary.name},
                           {"to", target.name},
-                          {"term", term_},
+                          {"term", term},
+                          {"majority", end.promisers},
                           {"shutdown_checkpoint_lsn", checkpoint},
                           {"timeline", promoted->value("timeline", 0)},
                           {"primary_writable_after_ms", writable_ms},
@@ -599,10 +751,12 @@ nlohmann::json Controller::cluster() const {
         {"standing_by", superseded_},
         {"primary_lost_ms",
          primary_lost_since_ ? nlohmann::json(ms_since(*primary_lost_since_)) : nlohmann::json()},
+        {"proposer", id_},
+        {"membership", membership_.names},
         {"settings",
          {{"interval_ms", cfg_.interval.count()},
-          {"lease_ttl_ms", cfg_.lease_ttl.count()},
           {"failover_delay_ms", cfg_.failover_delay.count()},
+          {"takeover_delay_ms", cfg_.takeover_delay.count()},
           {"synchronous", cfg_.synchronous}}},
         {"members", members},
         {"decisions", decisions}};

@@ -1,9 +1,13 @@
 #pragma once
 // The thin controller: one per cluster, no durable state beyond the term
-// (learned back from the members). It polls every member's status, keeps
-// one primary with a lease, re-points replicas, fails over when the primary
-// is lost and switches over on request. The decisions themselves are pure
-// functions in cluster_rules.hpp; this class carries them out on one loop.
+// (learned back from the members). It polls every member's status,
+// re-points replicas, and makes primaries through the write authority
+// (authority/): a promotion round gets a majority of the members to promise
+// a new term, waits out their grants to older terms, then promotes the most
+// advanced promiser, which gathers its own grants. It fails over when no
+// writable primary is seen, switches over on request, and brings a primary
+// from before the write authority under it. The decisions are pure
+// functions (cluster_rules.hpp, authority/); this class carries them out.
 #include <deque>
 #include <map>
 #include <memory>
@@ -14,6 +18,7 @@
 
 #include "api/api.hpp"
 #include "api/http_server.hpp"
+#include "authority/promotion.hpp"
 #include "asio.hpp"
 #include "controller/cluster_rules.hpp"
 #include "controller/controller_config.hpp"
@@ -30,10 +35,24 @@ class Controller {
 
   private:
     awaitable<void> control_loop();
-    awaitable<void> lease_loop();
     awaitable<void> poll();
     awaitable<void> converge();
     awaitable<void> failover(std::optional<size_t> old_primary);
+    // A primary without the write right (it bootstrapped the cluster) takes it.
+    awaitable<void> adopt(const MemberView& primary);
+    // One promotion round for `term` (authority/promotion.hpp): the step it
+    // ended with, and who promised.
+    struct RoundEnd {
+        authority::PromotionStep step;
+        std::vector<std::string> promisers;
+    };
+    awaitable<RoundEnd> promotion_round(uint64_t term, std::map<std::string, int> priority);
+    // Starts a round's term (the Proposer's: above every term seen).
+    uint64_t next_term();
+    // Every member at -1 but `only` (at its configured priority): the round
+    // may promote nobody else.
+    std::map<std::string, int> only_candidate(const std::string& only) const;
+    nlohmann::json promote_body(uint64_t term) const;
     awaitable<Result<nlohmann::json>> switchover(const std::string& to);
 
     // Kubernetes mode: the members are the selected pods (listed, then
@@ -60,7 +79,6 @@ class Controller {
     std::optional<std::pair<std::string, std::string>> failover_holdoff() const;
     nlohmann::json member_names() const;
     nlohmann::json member_urls() const;
-    nlohmann::json lease_body() const;
     nlohmann::json cluster() const;
     awaitable<HttpResponse> handle(HttpRequest req, PeerInfo peer);
 
@@ -75,17 +93,20 @@ class Controller {
     uint64_t term_ = 0;
     bool term_learned_ = false;
     bool superseded_ = false;  // a newer controller's term was seen: stand by
+    std::string id_;           // this controller as a proposer
+    authority::Membership membership_;
+    std::optional<authority::Proposer> proposer_;  // once the term is learned
     std::string primary_;      // the member the controller holds as primary
     std::set<std::string> sync_standbys_;
-    std::set<std::string> leased_;  // members seen (or made) primary under a lease  // the
-                                    // primary's synchronous standbys, last seen
+    // Members seen (or made) primary under the write authority: a lost
+    // primary never seen so could be a primary from before it, still writing.
+    std::set<std::string> authorized_;
     std::optional<std::chrono::steady_clock::time_point> primary_lost_since_;
     bool busy_ = false;  // a failover or switchover is under way
     std::map<std::string, std::chrono::steady_clock::time_point> cooldown_;
     std::deque<nlohmann::json> decisions_;
     bool stopping_ = false;
     int exit_code_ = 0;  // 1 once a loop died
-    bool lease_failing_ = false;
     bool adopted_once_ = false;  // has seen (or made) a primary since it started
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 

@@ -98,8 +98,9 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
     ControllerConfig cfg;
     CLI::App app{"instance-manager controller: keeps one primary, fails over, switches over",
                  "instance-manager controller"};
-    std::vector<std::string> members, priorities;
-    std::string listen = "127.0.0.1:8010", interval = "250ms", timeout = "500ms", ttl = "1s", delay;
+    std::vector<std::string> members, priorities, membership;
+    std::string listen = "127.0.0.1:8010", interval = "250ms", timeout = "500ms", delay = "1s",
+                takeover = "8s";
     app.add_option("--member", members, "NAME=URL of a member's manager API (repeat)")
         ->envname("IM_MEMBERS")
         ->delimiter(',');
@@ -108,11 +109,18 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
     app.add_option("--listen", listen, "the controller's own API, HOST:PORT")
         ->envname("IM_CONTROLLER_LISTEN");
     app.add_option("--interval", interval, "poll interval")->envname("IM_POLL_INTERVAL");
-    app.add_option("--request-timeout", timeout, "timeout of a poll or lease request");
-    app.add_option("--lease-ttl", ttl, "primary lease TTL")->envname("IM_LEASE_TTL");
+    app.add_option("--request-timeout", timeout, "timeout of a poll or a promise request");
     app.add_option("--failover-delay", delay,
-                   "how long the primary may be lost before a failover (default: TTL + 750ms)")
+                   "how long no writable primary is seen before a promotion round")
         ->envname("IM_FAILOVER_DELAY");
+    app.add_option("--takeover-delay", takeover,
+                   "a standing-by controller takes over after this long without a primary")
+        ->envname("IM_TAKEOVER_DELAY");
+    app.add_option("--membership", membership,
+                   "NAME,... the members whose grants count (Kubernetes: the StatefulSet's pods "
+                   "by name; default: the --member names)")
+        ->envname("IM_MEMBERSHIP")
+        ->delimiter(',');
     app.add_option("--synchronous", cfg.synchronous, "number of synchronous standbys (FIRST n)")
         ->envname("IM_SYNCHRONOUS");
     app.add_option("--priority", priorities, "NAME=N failover priority, higher first; < 0 never");
@@ -168,17 +176,29 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
             return make_error("--interval: a duration of at least 50ms", 2);
         if (!parse_duration(timeout, cfg.request_timeout) || cfg.request_timeout.count() < 50)
             return make_error("--request-timeout: a duration of at least 50ms", 2);
-        if (!parse_duration(ttl, cfg.lease_ttl) || cfg.lease_ttl.count() < 200)
-            return make_error("--lease-ttl: a duration of at least 200ms", 2);
-        cfg.failover_delay = cfg.lease_ttl + std::chrono::milliseconds(750);
-        if (!delay.empty() && !parse_duration(delay, cfg.failover_delay))
-            return make_error("--failover-delay: expected a duration like 2s", 2);
-        if (cfg.failover_delay < cfg.lease_ttl + kFailoverMargin)
+        if (!parse_duration(delay, cfg.failover_delay) || cfg.failover_delay.count() < 250)
+            return make_error("--failover-delay: a duration of at least 250ms, like 1s", 2);
+        if (!parse_duration(takeover, cfg.takeover_delay) ||
+            cfg.takeover_delay < cfg.failover_delay)
+            return make_error("--takeover-delay: a duration of at least --failover-delay", 2);
+        if (membership.empty() && k.enabled)
             return make_error(
-                "--failover-delay must exceed --lease-ttl by at least 500ms, so an "
-                "isolated primary has fenced itself first",
+                "--membership: the declared members (the StatefulSet's pod names) are needed "
+                "with --kubernetes: a majority must not shrink when pods are deleted",
                 2);
-        if (cfg.synchronous >= cfg.members.size() && cfg.synchronous > 0)
+        if (membership.empty())
+            for (const auto& [name, url] : cfg.members) membership.push_back(name);
+        std::sort(membership.begin(), membership.end());
+        if (std::adjacent_find(membership.begin(), membership.end()) != membership.end())
+            return make_error("--membership: a name appears twice", 2);
+        for (const auto& name : membership)
+            if (name.empty()) return make_error("--membership: an empty name", 2);
+        if (!k.enabled)
+            for (const auto& [name, url] : cfg.members)
+                if (!std::binary_search(membership.begin(), membership.end(), name))
+                    return make_error("--member " + name + " is not in --membership", 2);
+        cfg.membership = membership;
+        if (cfg.synchronous >= cfg.membership.size() && cfg.synchronous > 0)
             return make_error("--synchronous: at most the number of members minus one", 2);
         log::Level lvl;
         if (!log::parse_level(cfg.log_level, lvl))

@@ -35,19 +35,23 @@ struct ControllerConfig {
     std::string listen_host = "127.0.0.1";
     int listen_port = 8010;
     std::chrono::milliseconds interval{250};         // one poll round
-    std::chrono::milliseconds request_timeout{500};  // a poll or lease request
-    std::chrono::milliseconds lease_ttl{1000};
-    std::chrono::milliseconds failover_delay{1750};  // > lease TTL + margin
+    std::chrono::milliseconds request_timeout{500};  // a poll or a promise request
+    // No writable primary seen this long: a promotion round begins (its
+    // promises then wait out the old primary's grants: see authority/).
+    std::chrono::milliseconds failover_delay{1000};
+    // A controller that learned of a newer one stands by; with no writable
+    // primary this long, it takes over with a higher term.
+    std::chrono::milliseconds takeover_delay{8000};
+    // The members whose grants make up the write right (sorted): the
+    // --member names, or on Kubernetes the declared set (--membership), so
+    // that deleting pods never shrinks a majority.
+    std::vector<std::string> membership;
     unsigned synchronous = 0;                        // FIRST n synchronous standbys
     std::map<std::string, int> priority;             // failover preference; < 0: never
     http_client::TlsClientOptions tls;                    // for https member URLs
     std::string log_level = "info";
     KubeSettings kube;
 };
-
-// The lease must lapse (and an isolated primary fence itself) before a
-// failover may start: the delay must exceed the TTL by at least this much.
-inline constexpr std::chrono::milliseconds kFailoverMargin{500};
 
 Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& args,
                                                ParseOutcome* outcome);

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include "bootstrap/data_dir.hpp"
+#include "bootstrap/helper.hpp"
 #include "bootstrap/rewind_mark.hpp"
 #include "fs_util.hpp"
 #include "http_client.hpp"
@@ -19,13 +20,25 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
       supervisor_(io.get_executor(), cfg_, reaper_, state_),
       monitor_(io.get_executor(), cfg_, state_),
       gate_(*this, state_.role),
-      api_(cfg_, state_, metrics_, *this, std::move(api_token)),
+      api_(cfg_, state_, metrics_, *this, api_token),
       http_(
           io.get_executor(),
           HttpLimits{cfg_.http_timeout, cfg_.http_max_connections, cfg_.http_max_body, 8 * 1024},
           [this](HttpRequest req, PeerInfo peer) { return api_.handle(std::move(req), peer); },
-          std::move(api_tls)) {
+          std::move(api_tls)),
+      authority_(cfg_.name, quorum::GrantStore(cfg_.authority_file()),
+                 std::chrono::duration_cast<authority::Duration>(cfg_.grant_ttl)),
+      keeper_(io.get_executor(), cfg_.name, authority_,
+              authority::WriteRightParams{
+                  std::chrono::duration_cast<authority::Duration>(cfg_.grant_ttl),
+                  authority::kDefaultRho},
+              api_token.value_or("")) {
     api_.require_client_cert(!cfg_.tls_client_ca.empty());
+    keeper_.on_lost([this](bool superseded, const std::string& why) {
+        on_write_right_lost(superseded, why);
+    });
+    keeper_.on_deadline([this] { sync_watchdog(); });
+    state_.authority_view = [this] { return authority_view(); };
     signals_.add(SIGHUP);
     signals_.add(SIGCHLD);
     supervisor_.set_exit_hook(
@@ -38,6 +51,18 @@ int Daemon::run() {
                {"pgdata", cfg_.pgdata},
                {"version", kManagerVersion},
                {"pid", ::getpid()}});
+    // Before the API answers anything: a member that answered before reading
+    // what it promised could promise twice.
+    if (auto st = authority_.load(quorum::own_now()); !st) {
+        log::error("authority", st.error().message);
+        return 1;
+    }
+    if (auto wd = quorum::Watchdog::spawn(self_exe(), reaper_); wd) {
+        watchdog_.emplace(std::move(*wd));
+    } else {
+        log::error("authority", "cannot start the watchdog", {{"error", wd.error().message}});
+        return 1;
+    }
     if (auto st = http_.listen(cfg_.http_host, cfg_.http_port); !st) {
         log::error("manager", st.error().message);
         return 1;
@@ -128,6 +153,8 @@ awaitable<void> Daemon::finish_shutdown() {
         // A clean stop is exit 0 of the postmaster; anything harsher is reported.
         if (exit_code_ == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) exit_code_ = 1;
     }
+    keeper_.drop();
+    sync_watchdog();
     (void)state_.role.transition(Role::stopped, "shutdown complete");
     // An answer in flight (a fence taken during the shutdown) reaches its caller.
     co_await http_.drain(std::chrono::seconds(2));
@@ -136,10 +163,18 @@ awaitable<void> Daemon::finish_shutdown() {
 
 void Daemon::on_postgres_exit(bool planned, int wait_status) {
     monitor_.poke();
+    sync_watchdog();
     if (planned || shutting_down_) return;
     ++state_.process.crashes;
     state_.last_error = "postgres " + describe_wait_status(wait_status);
-    (void)state_.role.transition(Role::stopped, state_.last_error);
+    if (!stopped_for_.empty()) state_.last_error = "postgres stopped: " + stopped_for_;
+    stopped_for_.clear();
+    (void)state_.role.transition(Role::stopped, "postgres " + describe_wait_status(wait_status));
+    if (prepared_ && prepared_->persistent.fenced) {
+        // Stopped by the write authority (a newer term exists): down until a rejoin.
+        (void)state_.role.transition(Role::fenced, state_.last_error);
+        return;
+    }
     if (cfg_.restart_policy == RestartPolicy::never) {
         state_.in_control = false;
         shutdown(exit_code_of(wait_status) == 0 ? 1 : exit_code_of(wait_status) & 0xff,
@@ -178,7 +213,7 @@ StartFacts Daemon::start_facts() const {
     if (prepared_) {
         f.fenced = prepared_->persistent.fenced;
         f.replica = prepared_->replica;
-        f.under_leases = !prepared_->persistent.lease_members.empty();
+        f.under_authority = prepared_->persistent.write_term > 0;
     }
     return f;
 }
@@ -191,10 +226,10 @@ Status Daemon::persist_fence(const std::string& why) {
 
 Status Daemon::launch(StartCause) {
     if (auto st = clear_stale_pid_file(cfg_.pgdata); !st) return st;
-    // A primary under leases starts with its lease running: if no renewal
-    // comes (it starts on the wrong side of a partition), it fences as usual.
-    if (!prepared_->replica) arm_lease();
     auto st = supervisor_.start();
+    // A primary under the write authority starts only once it holds its
+    // grants (the gate asked): the watchdog covers the new postmaster.
+    sync_watchdog();
     monitor_.poke();
     return st;
 }
@@ -214,7 +249,6 @@ awaitable<void> Daemon::main_flow() {
     state_.upstream = prepared_->persistent.primary_conninfo;
     state_.standby = prepared_->replica;
     if (shutting_down_) co_return;
-    spawn_guarded("the lease watchdog", lease_watchdog());
     if (fs::exists(rewind_mark_path(cfg_)) && !prepared_->persistent.fenced) {
         // Cut short while rewriting the data directory: fenced until a rejoin clones it again.
         if (auto st = persist_fence("a rewind or re-clone was interrupted"); !st) {
@@ -239,8 +273,8 @@ awaitable<void> Daemon::main_flow() {
                 co_return;
             }
             if (!logged)
-                log::info("lease",
-                          "waiting for a majority of the members before serving as primary");
+                log::info("authority",
+                          "waiting for a majority's grants before serving as primary");
             logged = true;
             timer.expires_after(std::chrono::seconds(1));
             co_await timer.async_wait(asio::redirect_error(use_awaitable, ignored_ec_));

@@ -17,8 +17,10 @@
 #include "daemon/start_gate.hpp"
 #include "daemon/state_store.hpp"
 #include "daemon/supervisor.hpp"
-#include "lease/lease_rules.hpp"
 #include "process.hpp"
+#include "quorum/member_service.hpp"
+#include "quorum/watchdog.hpp"
+#include "quorum/write_keeper.hpp"
 
 namespace im {
 
@@ -33,6 +35,8 @@ class Daemon : public ApiActions, private StartHost {
 
     // ApiActions: checks the term, then runs the command (role_commands.cpp).
     awaitable<CommandAnswer> run(const std::string& command, const nlohmann::json& body) override;
+    // ApiActions: the member's promise/grant/release (write_authority.cpp).
+    CommandAnswer authority(const std::string& what, const nlohmann::json& body) override;
 
   private:
     void on_signal(int sig);
@@ -65,16 +69,21 @@ class Daemon : public ApiActions, private StartHost {
     awaitable<CommandAnswer> do_fence();
     awaitable<CommandAnswer> do_unfence();
     awaitable<CommandAnswer> do_replication(const nlohmann::json& body);
-    // The primary lease (lease.cpp).
-    awaitable<CommandAnswer> do_lease(const nlohmann::json& body);
-    awaitable<void> lease_watchdog();
-    // Asks every other lease member's manager for `path`.
-    awaitable<std::vector<PeerView>> ask_peers(const std::string& path,
-                                               std::chrono::milliseconds timeout);
-    size_t lease_member_count() const;
-    // The members' answers and the verdict on serving as primary (lease_rules.hpp).
-    awaitable<StartVerdict> majority_verdict(std::vector<PeerView>& peers);
-    void arm_lease();
+    // The write authority on this member (write_authority.cpp).
+    awaitable<CommandAnswer> do_members(const nlohmann::json& body);
+    // Holds the write right for `term` (a fresh WriteRight unless `term` is
+    // held already) and waits for a majority's grants.
+    awaitable<quorum::GatherVerdict> take_write_right(uint64_t term);
+    // The right is gone while held (write_keeper.hpp): postgres is stopped at
+    // once if it runs writable; superseded, the fence is persisted too.
+    void on_write_right_lost(bool superseded, const std::string& why);
+    // The watchdog follows what postgres is: armed with the deadline while it
+    // runs writable under the write right, disarmed otherwise.
+    void sync_watchdog();
+    // Stops holding the write right once postgres no longer writes: the
+    // members are told to forget our grant; write_term is cleared by the caller.
+    awaitable<void> give_up_write_right();
+    nlohmann::json authority_view() const;
     // Checks that `upstream` answers replication with our system identifier.
     awaitable<Status> check_upstream(const std::string& upstream);
     // pg_rewind against `upstream` (the instance must be cleanly stopped);
@@ -122,10 +131,13 @@ class Daemon : public ApiActions, private StartHost {
     bool shutting_down_ = false;
     bool restart_pending_ = false;
     CommandSlot commands_;  // one role command (or self-fence) at a time
-    bool lease_lapse_logged_ = false;
     std::set<std::string> lost_slots_logged_;  // invalidated slots already reported
     boost::system::error_code ignored_ec_;
     std::shared_ptr<asio::ssl::context> peer_tls_;  // for https member URLs
+    quorum::MemberService authority_;  // this member's promises and grants
+    quorum::WriteKeeper keeper_;       // the write right, while primary
+    std::optional<quorum::Watchdog> watchdog_;
+    std::string stopped_for_;  // why the write authority killed postgres (for last_error)
     int exit_code_ = 0;
 };
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -59,10 +60,11 @@ struct InstanceState {
     std::string upstream;               // a replica's primary_conninfo as given (no secrets)
     uint64_t term = 0;                  // highest accepted command term
     bool standby = false;               // standby.signal: a replica's data, also when fenced
-    // The controller's lease on a primary: when it lapses without renewal and
-    // no majority of the members answers, the primary fences itself.
-    std::optional<std::chrono::steady_clock::time_point> lease_expires;
-    std::chrono::milliseconds lease_ttl{0};
+    // The write authority, as status and metrics show it (quorum/): what this
+    // member promised and granted, and the write right it holds as primary.
+    // Read when a status or metrics answer is built (times left change).
+    std::function<nlohmann::json()> authority_view;
+    uint64_t write_right_losses = 0;  // rights lost while postgres ran writable
     std::string last_error;
     std::chrono::system_clock::time_point manager_started = std::chrono::system_clock::now();
     std::chrono::steady_clock::time_point manager_started_mono = std::chrono::steady_clock::now();

@@ -37,7 +37,7 @@ std::optional<std::string> start_refusal(const StartFacts& f, StartCause cause) 
 
 bool start_needs_majority(const StartFacts& f, StartCause cause) {
     // A start as a replica writes standby.signal first: it cannot accept writes.
-    return cause != StartCause::as_replica && !f.replica && f.under_leases;
+    return cause != StartCause::as_replica && !f.replica && f.under_authority;
 }
 
 Error StartGate::refuse(int code, std::string why, StartCause cause) {
@@ -57,7 +57,7 @@ awaitable<Status> StartGate::open(StartCause cause, std::string reason, Prepare 
     if (start_needs_majority(host_.start_facts(), cause)) {
         auto verdict = co_await host_.ask_members();
         if (verdict == StartVerdict::stand_down) {
-            const std::string why = "another member is primary or has a newer term";
+            const std::string why = "a member promised a newer term";
             if (auto st = host_.persist_fence(why); !st)
                 co_return refuse(kStartFailed, "cannot persist the fence: " + st.error().message,
                                  cause);
@@ -65,7 +65,7 @@ awaitable<Status> StartGate::open(StartCause cause, std::string reason, Prepare 
             co_return refuse(kStartRefused, why + ": staying fenced", cause);
         }
         if (verdict == StartVerdict::wait)
-            co_return refuse(kStartWait, "too few members answer to serve as primary", cause);
+            co_return refuse(kStartWait, "too few members grant the write right", cause);
     }
     if (prepare)
         if (auto st = co_await prepare(); !st) co_return st;

@@ -5,7 +5,7 @@
 // alone applies the rules: never while shutting down or already running,
 // never on a directory a rewind left half done, never while fenced unless
 // the start is the controller's explicit unfence or rejoin, and a writable
-// primary under leases only once a majority of the members agrees. Callers
+// primary under the write authority only once a majority granted its term. Callers
 // do not re-check these rules; they ask the gate.
 #include <functional>
 #include <optional>
@@ -14,10 +14,16 @@
 
 #include "asio.hpp"
 #include "daemon/role_machine.hpp"
-#include "lease/lease_rules.hpp"
 #include "result.hpp"
 
 namespace im {
+
+// The members' verdict on this instance serving as primary.
+enum class StartVerdict {
+    start,       // a majority granted the write right for our term
+    wait,        // too few members answer yet
+    stand_down,  // a member promised a newer term: stay fenced
+};
 
 enum class StartCause { first_start, crash_restart, restart_command, unfence, as_replica };
 std::string_view to_string(StartCause c);
@@ -29,13 +35,13 @@ struct StartFacts {
     bool fenced = false;              // persisted fence
     bool rewind_interrupted = false;  // a rewind or re-clone was cut short (mark beside pgdata)
     bool replica = false;             // standby.signal: postgres starts read-only
-    bool under_leases = false;        // the cluster runs under leases (persisted members)
+    bool under_authority = false;     // primary of a term under the write authority (write_term)
 };
 
 // Why postgres must not start now for `cause`; nothing when it may (pure).
 std::optional<std::string> start_refusal(const StartFacts& f, StartCause cause);
-// Whether the start must first hear a majority of the members: a start that
-// may make this instance a writable primary in a cluster under leases (pure).
+// Whether the start must first hold a majority's grants: a start that may
+// make this instance a writable primary under the write authority (pure).
 bool start_needs_majority(const StartFacts& f, StartCause cause);
 
 // Error codes of StartGate::open (HTTP statuses, as commands answer them).
@@ -48,7 +54,7 @@ class StartHost {
   public:
     virtual ~StartHost() = default;
     virtual StartFacts start_facts() const = 0;
-    // The members' verdict on this instance serving as primary.
+    // Gathers the write right for our term: the members' verdict.
     virtual awaitable<StartVerdict> ask_members() = 0;
     // A newer primary exists: persist the fence (before anything else happens).
     virtual Status persist_fence(const std::string& why) = 0;

@@ -23,8 +23,8 @@ Result<PersistentState> StateStore::load() const {
         auto sync = parse_sync_spec(j.value("synchronous", nlohmann::json()));
         if (!sync) return make_error("corrupt state file " + path_ + ": " + sync.error().message);
         s.synchronous = *sync;
-        s.lease_members = j.value("lease_members", std::map<std::string, std::string>());
-        s.lease_ttl_ms = j.value("lease_ttl_ms", uint64_t{0});
+        s.member_urls = j.value("member_urls", std::map<std::string, std::string>());
+        s.write_term = j.value("write_term", uint64_t{0});
         s.managed_slots = j.value("managed_slots", std::vector<std::string>());
     } catch (const nlohmann::json::exception& e) {
         return make_error("corrupt state file " + path_ + ": " + e.what());
@@ -39,8 +39,8 @@ Status StateStore::save(const PersistentState& s) const {
                         {"primary_conninfo", s.primary_conninfo},
                         {"members", s.members},
                         {"synchronous", to_json(s.synchronous)},
-                        {"lease_members", s.lease_members},
-                        {"lease_ttl_ms", s.lease_ttl_ms},
+                        {"member_urls", s.member_urls},
+                        {"write_term", s.write_term},
                         {"managed_slots", s.managed_slots}};
     return fs::write_file_atomic(path_, json_text(j, 2) + "\n", 0600);
 }

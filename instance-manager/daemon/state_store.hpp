@@ -22,10 +22,13 @@ struct PersistentState {
     std::string primary_conninfo;         // empty: not a replica (or upstream unknown)
     std::vector<std::string> members;     // cluster members (slots on a primary)
     std::optional<SyncSpec> synchronous;  // a primary's synchronous replication
-    // name -> manager API URL of every member, from the controller's lease.
-    // Non-empty: the cluster runs under leases (see lease.cpp).
-    std::map<std::string, std::string> lease_members;
-    uint64_t lease_ttl_ms = 0;  // the lease's TTL, armed again when a primary starts
+    // name -> manager API URL of every member, from the controller's
+    // promote: where a primary asks for its grants (quorum/write_keeper.hpp).
+    std::map<std::string, std::string> member_urls;
+    // The term this instance was made primary with under the write
+    // authority (0: never, or a replica since). Non-zero: postgres is never
+    // writable here without a majority's grants for it (the start gate).
+    uint64_t write_term = 0;
     // Physical slots this manager keeps for members (created, or adopted as a
     // member's): the only ones it ever drops. A slot someone else made stays.
     std::vector<std::string> managed_slots;

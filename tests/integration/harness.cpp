@@ -390,6 +390,13 @@ nlohmann::json post_json(Instance& i, const std::string& path, const nlohmann::j
     return nlohmann::json::parse(r->body, nullptr, false);
 }
 
+bool holds_write_right(Instance& i) {
+    auto s = i.status();
+    return s.is_object() && s["authority"].is_object() &&
+           s["authority"]["write_right"].is_object() &&
+           s["authority"]["write_right"]["may_write"] == true;
+}
+
 std::string api_url(const Instance& i) {
     return "http://" + i.address + ":" + std::to_string(i.http_port);
 }

@@ -155,6 +155,10 @@ bool converged(Instance& ctl, const std::string& primary = "");
 // The controller's primary, or "" when it has none.
 std::string primary_of(Instance& ctl);
 
+// Whether the instance's status says it holds a majority's grants (a
+// primary under the write authority).
+bool holds_write_right(Instance& i);
+
 // POSTs `body` to `path`, checks the status, returns the parsed answer.
 nlohmann::json post_json(Instance& i, const std::string& path, const nlohmann::json& body,
                          unsigned expect);

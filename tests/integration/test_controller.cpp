@@ -1,5 +1,5 @@
 // The controller with three real instances on loopback: it adopts the
-// primary and leases it, switches over on request (CLI), fails over when
+// primary and brings it under the write authority, switches over on request (CLI), fails over when
 // the primary's manager is killed, and brings the old primary back as a
 // replica.
 #include <signal.h>
@@ -24,7 +24,7 @@ TEST_CASE("controller: adopt, switchover, failover, rejoin", "[controller]") {
     make_controller(ctl, {&p, &a, &b});
     ctl.start();
     REQUIRE(ctl.wait_until([&] { return converged(ctl, "c-one"); }, 30s));
-    CHECK(p.wait_until([&] { return p.status()["lease"].is_object(); }, 10s));
+    CHECK(p.wait_until([&] { return holds_write_right(p); }, 10s));
     auto c = cluster_of(ctl);
     CHECK(c["term"].get<uint64_t>() >= 1);
     CHECK(c["decisions"].size() >= 1);

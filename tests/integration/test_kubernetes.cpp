@@ -98,7 +98,9 @@ TEST_CASE("controller: Kubernetes mode keeps the pods' role labels true", "[kube
     kube.add_pod("kt-0", p.address);
     kube.add_pod("kt-1", a.address);
     kube.add_pod("other-0", "127.0.0.14", "other");  // another app's pod: never a member
-    make_kube_controller(ctl, p, kube, creds, "kt", {"--member-port", std::to_string(api_port)});
+    make_kube_controller(ctl, p, kube, creds, "kt",
+                         {"--member-port", std::to_string(api_port), "--membership",
+                          "kt-0,kt-1,kt-2"});
     ctl.start();
     INFO(ctl.log_tail());
     REQUIRE(ctl.wait_until(
@@ -173,7 +175,9 @@ TEST_CASE("controller: Kubernetes mode keeps the pods' role labels true", "[kube
     Instance wary("kt-wary");
     KubeCredentials own(wary, creds.token);  // the right token, but another certificate as CA
     size_t calls_before = kube.calls().size();
-    make_kube_controller(wary, p, kube, own, "kt", {"--member-port", std::to_string(api_port)});
+    make_kube_controller(wary, p, kube, own, "kt",
+                         {"--member-port", std::to_string(api_port), "--membership",
+                          "kt-0,kt-1,kt-2"});
     wary.start();
     REQUIRE(wary.wait_until(
         [&] { return wary.log().find("cannot list the pods") != std::string::npos; }, 20s));
@@ -246,7 +250,8 @@ TEST_CASE("Kubernetes mode: members by DNS name survive a re-creation of every p
     ctl.netns = lab.ns(3);
     ctl.address = lab.address(3);
     make_kube_controller(ctl, p, kube, creds, "kd",
-                         {"--member-port", "8000", "--member-domain", "kd-headless"});
+                         {"--member-port", "8000", "--member-domain", "kd-headless",
+                          "--membership", "kd-0,kd-1,kd-2"});
     ctl.start();
     INFO(ctl.log_tail());
     auto labeled = [&] {
@@ -262,7 +267,7 @@ TEST_CASE("Kubernetes mode: members by DNS name survive a re-creation of every p
         return true;
     };
     REQUIRE(ctl.wait_until(upstream_by_name, 30s));
-    REQUIRE(p.wait_until([&] { return p.status()["lease"].is_object(); }, 10s));
+    REQUIRE(p.wait_until([&] { return holds_write_right(p); }, 10s));
 
     // The StatefulSet is deleted and created again: every pod stops, and its
     // successor comes up on the same volume with a new IP.

@@ -4,6 +4,10 @@
 //
 //   authority_sim --seeds 100000              the new rule: expects no violation
 //   authority_sim --seed 4711 --trace         one seed, every decision
+//   authority_sim --rogue-proposer --seeds 20000
+//                                             proposers that promote without waiting
+//                                             (a buggy or second controller, a promote
+//                                             by hand): the members' rule alone holds
 //   authority_sim --old-rule --seeds 2000 --expect-violation
 //                                             today's rule: exits 0 only if the
 //                                             simulator finds two writable primaries
@@ -21,13 +25,13 @@ namespace {
 
 struct Options {
     uint64_t first = 1, count = 1000;
-    bool single = false, trace = false, old_rule = false, expect_violation = false;
+    bool single = false, trace = false, old_rule = false, expect_violation = false, rogue = false;
 };
 
 int usage() {
     std::fprintf(stderr,
                  "usage: authority_sim [--seeds N] [--first S] [--seed S [--trace]] "
-                 "[--old-rule] [--expect-violation]\n");
+                 "[--old-rule] [--rogue-proposer] [--expect-violation]\n");
     return 2;
 }
 
@@ -62,6 +66,8 @@ int main(int argc, char** argv) {
             o.trace = true;
         } else if (a == "--old-rule") {
             o.old_rule = true;
+        } else if (a == "--rogue-proposer") {
+            o.rogue = true;
         } else if (a == "--expect-violation") {
             o.expect_violation = true;
         } else {
@@ -70,6 +76,7 @@ int main(int argc, char** argv) {
     }
     sim::Params params;
     params.old_rule = o.old_rule;
+    params.rogue_proposer = o.rogue;
 
     const auto t0 = std::chrono::steady_clock::now();
     uint64_t events = 0, violations = 0, liveness = 0, first_bad = 0;
@@ -128,8 +135,9 @@ int main(int argc, char** argv) {
                 std::printf("seed %llu FAILS: %s\n", static_cast<unsigned long long>(s),
                             r2.what.c_str());
                 print_trace(again, 25);
-                std::printf("  replay: authority_sim%s --seed %llu --trace\n",
-                            o.old_rule ? " --old-rule" : "", static_cast<unsigned long long>(s));
+                std::printf("  replay: authority_sim%s%s --seed %llu --trace\n",
+                            o.old_rule ? " --old-rule" : "", o.rogue ? " --rogue-proposer" : "",
+                            static_cast<unsigned long long>(s));
             }
         }
     }
@@ -138,7 +146,8 @@ int main(int argc, char** argv) {
     if (!o.single) {
         std::printf("%s rule: %llu seeds (from %llu) in %.2f s wall: %.0f seeds/s, %.0f events/s, "
                     "%.1f simulated s per seed, %.0f events per seed\n",
-                    o.old_rule ? "old" : "quorum", static_cast<unsigned long long>(o.count),
+                    o.old_rule ? "old" : (o.rogue ? "quorum (rogue proposers)" : "quorum"),
+                    static_cast<unsigned long long>(o.count),
                     static_cast<unsigned long long>(o.first), wall,
                     static_cast<double>(o.count) / wall, static_cast<double>(events) / wall,
                     sim_seconds / static_cast<double>(o.count),

@@ -185,7 +185,13 @@ void World::q_message(const Msg& msg) {
             return;
         case MsgKind::promise_ans:
             if (!ctl.round) return;
-            ctl.round->on_answer(name_of(msg.from), msg.pans, now_of(msg.to));
+            if (p_.rogue_proposer) {
+                PromiseAnswer a = msg.pans;
+                a.grant_remaining = Duration{0};  // it does not listen
+                ctl.round->on_answer(name_of(msg.from), a, now_of(msg.to));
+            } else {
+                ctl.round->on_answer(name_of(msg.from), msg.pans, now_of(msg.to));
+            }
             q_promotion_step(c);
             return;
         default: return;
@@ -225,7 +231,13 @@ void World::q_poll(int c) {
         std::map<std::string, int> priority;
         // A member that is never promoted, in some seeds.
         if (n_ == 5 && seed_ % 5 == 0) priority["h5"] = -1;
-        ctl.round.emplace(ctl.name, term, membership_, priority, PromotionParams{}, now);
+        PromotionParams pp;
+        if (p_.rogue_proposer) {
+            pp.fencing_bound = Duration{0};
+            pp.margin = Duration{0};
+            pp.collect_grace = Duration{0};
+        }
+        ctl.round.emplace(ctl.name, term, membership_, priority, pp, now);
         log(node, "no writable primary: asks for promises of term " + std::to_string(term));
         q_promotion_step(c);
     }

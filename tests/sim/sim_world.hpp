@@ -144,10 +144,14 @@ struct Fault {
 
 struct Params {
     bool old_rule = false;
+    // Proposers that promote as soon as a majority promised, ignoring the
+    // grants those members report and the fencing bound: safety must then
+    // rest on the members' rule alone (member_authority.hpp).
+    bool rogue_proposer = false;
     double rho = kDefaultRho;
     Duration ttl = std::chrono::milliseconds(3000);      // asked by primaries (per seed: 1-5 s)
     Duration max_ttl = std::chrono::milliseconds(3000);  // the longest a member grants (>= ttl)
-    RealTime fencing_bound = ms(500);  // F
+    RealTime fencing_bound = PromotionParams{}.fencing_bound.count();  // F, the proposer's
     Duration poll_interval = std::chrono::milliseconds(1000);
     Duration failover_delay = std::chrono::milliseconds(3000);
     RealTime liveness_bound = ms(30000);

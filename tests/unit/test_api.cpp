@@ -26,6 +26,10 @@ struct FakeActions : ApiActions {
         ++reloads;
         co_return make_error("postgres is not running", 409);
     }
+    CommandAnswer authority(const std::string& what, const nlohmann::json& body) override {
+        calls.emplace_back("authority/" + what, body);
+        return nlohmann::json{{"ok", false}, {"promised_term", 0}};
+    }
 };
 
 struct Fixture {
@@ -268,13 +272,13 @@ TEST_CASE("a body that is not exactly one JSON object is refused whole", "[api]"
     CHECK(twice.result_int() == 400);
     CHECK(f.body(twice)["error"] == "a key appears twice in the JSON body");
     CHECK(
-        f.call(http::verb::post, "/v1/lease",
-               R"({"term": 1, "ttl_ms": 1000, "members": {"a": "http://a:1", "a": "http://b:1"}})")
+        f.call(http::verb::post, "/v1/members",
+               R"({"term": 1, "member_urls": {"a": "http://a:1", "a": "http://b:1"}})")
             .result_int() == 400);
     CHECK(f.actions.calls.empty());
     // Equal keys in different objects are fine; so is whitespace around the object.
-    CHECK(f.call(http::verb::post, "/v1/lease",
-                 " {\"term\": 1, \"ttl_ms\": 1000, \"members\": {\"term\": \"http://a:1\"}}\r\n")
+    CHECK(f.call(http::verb::post, "/v1/members",
+                 " {\"term\": 1, \"member_urls\": {\"term\": \"http://a:1\"}}\r\n")
               .result_int() == 409);
     CHECK(f.actions.calls.size() == 1);
 }
@@ -292,4 +296,26 @@ TEST_CASE("a request target with bytes outside ASCII is 400, never a thrown dump
     // What does get echoed is still valid JSON, whatever the bytes.
     auto bad = error_response(http::status::not_found, "no such path: /\xff\xfe");
     CHECK_NOTHROW(nlohmann::json::parse(bad.body()));
+}
+
+TEST_CASE("the authority endpoints: token, strict fields, no role command", "[api]") {
+    Fixture f;
+    const std::string grant =
+        R"({"holder": "h1", "term": 3, "ttl_ms": 1000, "membership_version": 1, "seq": 9})";
+    auto ok = f.call(http::verb::post, "/v1/authority/grant", grant);
+    CHECK(ok.result_int() == 200);
+    REQUIRE(f.actions.calls.size() == 1);
+    CHECK(f.actions.calls[0].first == "authority/grant");
+    CHECK(f.call(http::verb::post, "/v1/authority/grant", grant, "wrong").result_int() == 401);
+    CHECK(f.call(http::verb::post, "/v1/authority/grant",
+                 R"({"holder": "h1", "term": 3, "ttl_ms": 1000, "membership_version": 1})")
+              .result_int() == 400);  // seq is required
+    CHECK(f.call(http::verb::post, "/v1/authority/promise",
+                 R"({"term": 3, "proposer": "c1", "membership_version": 1, "members": ["a"],
+                     "extra": 1})")
+              .result_int() == 400);
+    CHECK(f.call(http::verb::post, "/v1/authority/release", R"({"holder": "h1", "term": -1})")
+              .result_int() == 400);
+    CHECK(f.call(http::verb::get, "/v1/authority/grant").result_int() == 405);
+    CHECK(f.actions.calls.size() == 1);
 }

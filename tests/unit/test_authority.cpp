@@ -80,18 +80,22 @@ TEST_CASE("grants: one holder per term, renewals without fsync, never a lower te
     CHECK(renewal.reply.seq == 2);
     CHECK_FALSE(m.on_grant(grant("h2", 1, milliseconds(3000)), at(1000)).reply.ok);
     CHECK_FALSE(m.on_grant(grant("h2", 0, milliseconds(3000)), at(1000)).reply.ok);
-    // A higher term (its promise majority waited the old grants out) is
-    // granted, and the member learns that term.
-    auto newer = m.on_grant(grant("h2", 2, milliseconds(3000)), at(1500));
+    // A higher term for another holder: only once the old grant is out of
+    // use (its end plus F on the member's clock), whoever asks.
+    CHECK_FALSE(m.on_grant(grant("h2", 2, milliseconds(3000)), at(1500)).reply.ok);
+    CHECK_FALSE(m.on_grant(grant("h2", 2, milliseconds(3000)), at(4200)).reply.ok);  // F not over
+    REQUIRE(m.in_use_until());
+    CHECK(*m.in_use_until() == at(4000) + real_to_own(kFencingBound, kDefaultRho));
+    auto newer = m.on_grant(grant("h2", 2, milliseconds(3000)), at(4300));
     REQUIRE(newer.reply.ok);
     REQUIRE(newer.persist);
     CHECK(newer.persist->promised_term == 2);
     CHECK(newer.persist->promised_to.empty());
-    CHECK_FALSE(m.on_grant(grant("h1", 1, milliseconds(3000)), at(1600)).reply.ok);
-    // The expiry never moves back: the report covers every grant given.
-    CHECK(m.grant_remaining(at(2000)) == milliseconds(2500));
-    CHECK(m.on_grant(grant("h2", 2, milliseconds(500)), at(2000)).reply.ok);
-    CHECK(m.grant_remaining(at(2000)) == milliseconds(2500));
+    CHECK_FALSE(m.on_grant(grant("h1", 1, milliseconds(3000)), at(4400)).reply.ok);
+    CHECK(m.grant_remaining(at(5300)) == milliseconds(2000));
+    // A shorter renewal never shortens the grant.
+    CHECK(m.on_grant(grant("h2", 2, milliseconds(500)), at(5300)).reply.ok);
+    CHECK(m.grant_remaining(at(5300)) == milliseconds(2000));
 }
 
 TEST_CASE("a grant is clamped to the member's longest ttl", "[authority]") {
@@ -332,4 +336,60 @@ TEST_CASE("a promise retried after a restart reports the assumed grant", "[autho
     CHECK_FALSE(retry.persist);
     CHECK(retry.reply.grant_remaining == milliseconds(4900));
     CHECK_FALSE(back.on_grant(grant("h1", 1, milliseconds(3000)), at(950)).reply.ok);
+}
+
+TEST_CASE("a holder releases its own grant, never another's", "[authority]") {
+    MemberAuthority m(params());
+    REQUIRE(m.on_grant(grant("h1", 1, milliseconds(3000)), at(0)).reply.ok);
+    CHECK_FALSE(m.on_release("h2", 1));  // not its grant
+    CHECK_FALSE(m.on_release("h1", 2));  // not its term
+    CHECK(m.grant_remaining(at(1000)) == milliseconds(2000));
+    CHECK(m.on_release("h1", 1));
+    CHECK(m.grant_remaining(at(1000)) == Duration(0));
+    // A promise after the release has nothing to wait out.
+    auto p = m.on_promise(promise(2, "c1"), at(1000), 0);
+    REQUIRE(p.reply.ok);
+    CHECK(p.reply.grant_remaining == Duration(0));
+
+    // A released grant is out of use: a new holder need not wait for it.
+    MemberAuthority n(params());
+    REQUIRE(n.on_grant(grant("h1", 1, milliseconds(3000)), at(0)).reply.ok);
+    CHECK_FALSE(n.on_grant(grant("h2", 2, milliseconds(1000)), at(500)).reply.ok);
+    REQUIRE(n.on_release("h1", 1));
+    CHECK(n.on_grant(grant("h2", 2, milliseconds(1000)), at(500)).reply.ok);
+    CHECK_FALSE(n.on_release("h1", 1));  // no longer the member's grant to give back
+}
+
+TEST_CASE("a quiet promise: nothing granted, or released with no grant ending lately",
+          "[authority]") {
+    MemberAuthority fresh(params());
+    CHECK(fresh.on_promise(promise(1, "c1"), at(0), 0).reply.quiet);
+
+    MemberAuthority m(params());
+    REQUIRE(m.on_grant(grant("h1", 1, milliseconds(1000)), at(0)).reply.ok);
+    CHECK_FALSE(m.on_promise(promise(2, "c1"), at(100), 0).reply.quiet);  // a grant runs
+    MemberAuthority r(params());
+    REQUIRE(r.on_grant(grant("h1", 1, milliseconds(1000)), at(0)).reply.ok);
+    REQUIRE(r.on_release("h1", 1));
+    CHECK(r.on_promise(promise(2, "c1"), at(100), 0).reply.quiet);
+    // Expired without a release: its holder may have stopped only F later.
+    MemberAuthority e(params());
+    REQUIRE(e.on_grant(grant("h1", 1, milliseconds(1000)), at(0)).reply.ok);
+    CHECK_FALSE(e.on_promise(promise(2, "c1"), at(1100), 0).reply.quiet);
+    // Expired and F over: quiet.
+    CHECK(e.on_promise(promise(3, "c1"), at(1300), 0).reply.quiet);
+}
+
+TEST_CASE("a promotion with every promiser quiet does not wait the fencing bound",
+          "[authority]") {
+    Promotion round("c1", 2, three(), {}, PromotionParams{}, at(0));
+    (void)round.due_sends(at(0));
+    for (const char* m : {"h1", "h2", "h3"}) {
+        PromiseAnswer a;
+        a.ok = true;
+        a.promised_term = 2;
+        a.quiet = true;
+        round.on_answer(m, a, at(10));
+    }
+    CHECK(round.step(at(10)).kind == PromotionStep::Kind::promote);
 }

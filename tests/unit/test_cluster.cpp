@@ -81,8 +81,16 @@ TEST_CASE("controller arguments: every bad input is exit code 2", "[cluster]") {
         {"--member", "n1=http://a:1", "--member", "n1=http://b:1", "--api-token-file",
          "/etc/hostname"},
         {"--member", "n1=http://a:1"},
-        {"--member", "n1=http://a:1", "--api-token-file", "/etc/hostname", "--lease-ttl", "2s",
-         "--failover-delay", "2s"},
+        {"--member", "n1=http://a:1", "--api-token-file", "/etc/hostname", "--failover-delay",
+         "100ms"},
+        {"--member", "n1=http://a:1", "--api-token-file", "/etc/hostname", "--takeover-delay",
+         "500ms"},
+        {"--member", "n1=http://a:1", "--api-token-file", "/etc/hostname", "--membership", "n2"},
+        {"--member", "n1=http://a:1", "--api-token-file", "/etc/hostname", "--membership",
+         "n1,n1"},
+        {"--api-token-file", "/etc/hostname", "--kubernetes", "--selector", "app=x",
+         "--kube-api-url", "https://k:1", "--kube-token-file", "/etc/hostname", "--kube-ca-file",
+         "/etc/hostname"},
         {"--member", "n1=http://a:1", "--api-token-file", "/etc/hostname", "--synchronous", "1"},
         {"--member", "n1=http://a:1", "--api-token-file", "/etc/hostname", "--priority", "n1=x"},
         {"--member", "n1=http://a:1", "--api-token-file", "/etc/hostname", "--listen", "x"},
@@ -97,12 +105,13 @@ TEST_CASE("controller arguments: every bad input is exit code 2", "[cluster]") {
     ParseOutcome out;
     auto ok = parse_controller_args(
         {"--member", "n1=http://a:1", "--member", "n2=http://b:1", "--api-token-file",
-         "/etc/hostname", "--synchronous", "1", "--lease-ttl", "2s"},
+         "/etc/hostname", "--synchronous", "1", "--failover-delay", "2s"},
         &out);
     REQUIRE(ok.ok());
     CHECK(ok->members.size() == 2);
-    CHECK(ok->failover_delay.count() == 2750);
+    CHECK(ok->failover_delay.count() == 2000);
     CHECK(ok->synchronous == 1);
+    CHECK(ok->membership == std::vector<std::string>{"n1", "n2"});
 }
 
 TEST_CASE("role labels: removals first, the primary last", "[cluster]") {

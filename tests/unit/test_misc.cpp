@@ -219,19 +219,3 @@ TEST_CASE("timeline history: where our timeline ends", "[replication]") {
     CHECK(wal_segment_suffix(parse_lsn("1/A0000010"), mb16) == "00000001000000A0");
 }
 
-#include "lease/lease_rules.hpp"
-
-TEST_CASE("lease rules: majority and the primary's start gate", "[lease]") {
-    CHECK(majority_of(1) == 1);
-    CHECK(majority_of(2) == 2);
-    CHECK(majority_of(3) == 2);
-    CHECK(majority_of(5) == 3);
-    std::vector<PeerView> quiet = {{"b", false, "", 0}, {"c", false, "", 0}};
-    CHECK(primary_start_verdict(4, quiet, 3) == StartVerdict::wait);
-    std::vector<PeerView> one = {{"b", true, "replica", 4}, {"c", false, "", 0}};
-    CHECK(primary_start_verdict(4, one, 3) == StartVerdict::start);
-    std::vector<PeerView> ahead = {{"b", true, "replica", 5}, {"c", false, "", 0}};
-    CHECK(primary_start_verdict(4, ahead, 3) == StartVerdict::stand_down);
-    std::vector<PeerView> other_primary = {{"b", true, "primary", 3}, {"c", true, "replica", 3}};
-    CHECK(primary_start_verdict(4, other_primary, 3) == StartVerdict::stand_down);
-}

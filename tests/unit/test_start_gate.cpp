@@ -106,7 +106,7 @@ TEST_CASE("start gate: never on a directory a rewind left half done", "[start_ga
 TEST_CASE("start gate: a primary under leases asks the members first", "[start_gate]") {
     SECTION("a majority agrees") {
         FakeHost host;
-        host.facts.under_leases = true;
+        host.facts.under_authority = true;
         RoleMachine role;
         StartGate gate(host, role);
         REQUIRE(open(gate, StartCause::first_start).ok());
@@ -115,7 +115,7 @@ TEST_CASE("start gate: a primary under leases asks the members first", "[start_g
     }
     SECTION("a newer primary exists: the fence is persisted, nothing starts") {
         FakeHost host;
-        host.facts.under_leases = true;
+        host.facts.under_authority = true;
         host.verdict = StartVerdict::stand_down;
         RoleMachine role;
         REQUIRE(role.transition(Role::stopped, "crashed").ok());
@@ -129,7 +129,7 @@ TEST_CASE("start gate: a primary under leases asks the members first", "[start_g
     }
     SECTION("too few members answer: try again later") {
         FakeHost host;
-        host.facts.under_leases = true;
+        host.facts.under_authority = true;
         host.verdict = StartVerdict::wait;
         RoleMachine role;
         StartGate gate(host, role);
@@ -141,14 +141,14 @@ TEST_CASE("start gate: a primary under leases asks the members first", "[start_g
     }
     SECTION("a replica, or a start as one, asks nobody") {
         FakeHost host;
-        host.facts.under_leases = true;
+        host.facts.under_authority = true;
         host.facts.replica = true;
         RoleMachine role;
         StartGate gate(host, role);
         REQUIRE(open(gate, StartCause::first_start).ok());
         CHECK(host.asked == 0);
         FakeHost demoted;
-        demoted.facts.under_leases = true;
+        demoted.facts.under_authority = true;
         RoleMachine r2;
         REQUIRE(r2.transition(Role::primary, "ready").ok());
         REQUIRE(r2.transition(Role::demoting, "demote").ok());

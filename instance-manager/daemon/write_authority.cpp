@@ -1,0 +1,105 @@
+// The write authority on the daemon (quorum/ has the pieces): this member's
+// promises and grants, the write right it holds as primary, what happens
+// when that right is lost, and the watchdog that does not depend on us.
+#include "daemon/daemon.hpp"
+#include "log.hpp"
+
+namespace im {
+
+namespace {
+uint64_t newest_lsn(const PgObservation& pg) {
+    return std::max({parse_lsn(pg.receive_lsn), parse_lsn(pg.replay_lsn), parse_lsn(pg.current_lsn)});
+}
+}  // namespace
+
+CommandAnswer Daemon::authority(const std::string& what, const nlohmann::json& body) {
+    const auto now = quorum::own_now();
+    if (what == "promise") return authority_.promise(body, newest_lsn(state_.pg), now);
+    if (what == "grant") return authority_.grant(body, now);
+    if (what == "release") return authority_.release(body);
+    return make_error("unknown authority call " + what, 404);
+}
+
+awaitable<CommandAnswer> Daemon::do_members(const nlohmann::json& body) {
+    auto urls = body["member_urls"].get<std::map<std::string, std::string>>();
+    auto& p = prepared_->persistent;
+    if (urls == p.member_urls) co_return nlohmann::json{{"changed", false}};
+    p.member_urls = urls;
+    if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
+    keeper_.set_urls(urls);
+    co_return nlohmann::json{{"changed", true}};
+}
+
+awaitable<quorum::GatherVerdict> Daemon::take_write_right(uint64_t term) {
+    if (!keeper_.holding() || keeper_.term() != term)
+        keeper_.hold(term, authority_.membership(), prepared_->persistent.member_urls);
+    // Two renewal rounds' worth: a member that misses the first is asked again.
+    auto verdict = co_await keeper_.gather(std::max(cfg_.grant_ttl, std::chrono::milliseconds(1500)));
+    sync_watchdog();
+    co_return verdict;
+}
+
+awaitable<StartVerdict> Daemon::ask_members() {
+    const uint64_t term = prepared_->persistent.write_term;
+    auto verdict = co_await take_write_right(term);
+    switch (verdict) {
+        case quorum::GatherVerdict::granted:
+            co_return StartVerdict::start;
+        case quorum::GatherVerdict::superseded:
+            log::warn("authority",
+                      "a member promised a newer term: staying fenced until the controller "
+                      "demotes this instance",
+                      {{"write_term", term}});
+            keeper_.drop();
+            co_return StartVerdict::stand_down;
+        case quorum::GatherVerdict::no_majority:
+            break;
+    }
+    co_return StartVerdict::wait;
+}
+
+void Daemon::on_write_right_lost(bool superseded, const std::string& why) {
+    const bool writable = supervisor_.running() && keeper_.holding();
+    log::error("authority", why,
+               {{"postgres_running", supervisor_.running()}, {"superseded", superseded}});
+    if (writable) {
+        // Before anything that may block (the fsync below): the bound is the kernel's.
+        ++state_.write_right_losses;
+        quorum::stop_postgres_now(supervisor_.pid());
+        stopped_for_ = why;
+    }
+    state_.last_error = why;
+    if (superseded) {
+        keeper_.drop();
+        if (prepared_) {
+            if (auto st = persist_fence(why); !st)
+                log::error("authority", "cannot persist the fence", {{"error", st.error().message}});
+        }
+    }
+    // Not superseded (no majority renewed in time): postgres is restarted
+    // through the start gate, which asks the members again; a partition that
+    // healed without a newer term lets the same primary serve on.
+    sync_watchdog();
+}
+
+void Daemon::sync_watchdog() {
+    if (!watchdog_) return;
+    auto d = keeper_.deadline();
+    if (supervisor_.running() && keeper_.holding() && d)
+        watchdog_->arm(supervisor_.pid(), *d);
+    else
+        watchdog_->disarm();
+}
+
+awaitable<void> Daemon::give_up_write_right() {
+    co_await keeper_.release();
+    sync_watchdog();
+}
+
+nlohmann::json Daemon::authority_view() const {
+    return {{"member", authority_.status(quorum::own_now())},
+            {"write_term", prepared_ ? prepared_->persistent.write_term : 0},
+            {"write_right", keeper_.status()}};
+}
+
+}  // namespace im

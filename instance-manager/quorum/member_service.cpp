@@ -1,0 +1,215 @@
+#include "quorum/member_service.hpp"
+
+#include "log.hpp"
+
+namespace im::quorum {
+
+using namespace authority;
+
+namespace {
+int64_t us(Duration d) { return d.count(); }
+uint64_t u64(const nlohmann::json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
+nlohmann::json refused(uint64_t promised_term, const std::string& reason) {
+    return {{"ok", false}, {"promised_term", promised_term}, {"reason", reason}};
+}
+}  // namespace
+
+Instant own_now() {
+    return Instant{std::chrono::duration_cast<Duration>(
+        std::chrono::steady_clock::now().time_since_epoch())};
+}
+
+MemberService::MemberService(std::string self, GrantStore store, Duration max_ttl)
+    : self_(std::move(self)), store_(std::move(store)), max_ttl_(max_ttl) {}
+
+MemberParams MemberService::params(uint64_t version) const { return MemberParams{version, max_ttl_}; }
+
+Status MemberService::load(Instant now) {
+    auto s = store_.load();
+    if (!s) return s.error();
+    stored_ = std::move(*s);
+    auth_.reset();
+    if (stored_.membership.version != 0)
+        auth_ = MemberAuthority::restore(params(stored_.membership.version), stored_.grants, now);
+    return Ok{};
+}
+
+Status MemberService::persist(const DurableGrantState& grants, const Membership& membership) {
+    StoredAuthority next{grants, membership};
+    if (auto st = store_.save(next); !st) {
+        log::error("authority", "cannot persist the promise/grant state: refusing to answer",
+                   {{"error", st.error().message}});
+        return st;
+    }
+    stored_ = std::move(next);
+    return Ok{};
+}
+
+Result<nlohmann::json> MemberService::promise(const nlohmann::json& body, uint64_t received_lsn,
+                                              Instant now) {
+    PromiseRequest req;
+    req.term = u64(body, "term");
+    req.proposer = body.at("proposer").get<std::string>();
+    req.membership_version = u64(body, "membership_version");
+    Membership asked{req.membership_version, body.at("members").get<std::vector<std::string>>()};
+    if (!asked.contains(self_))
+        return refused(stored_.grants.promised_term, "this instance is not in that membership");
+    std::optional<MemberAuthority> fresh;
+    MemberAuthority* auth = auth_ ? &*auth_ : nullptr;
+    if (!auth) {
+        // The first membership this member hears of: it joins with this promise.
+        fresh = MemberAuthority::restore(params(asked.version), stored_.grants, now);
+        auth = &*fresh;
+    } else if (asked.version != stored_.membership.version ||
+               asked.names != stored_.membership.names) {
+        return refused(stored_.grants.promised_term,
+                       "another membership (version " + std::to_string(stored_.membership.version) +
+                           "): changing the membership is not supported");
+    }
+    auto d = auth->on_promise(req, now, received_lsn);
+    if (d.persist)
+        if (auto st = persist(*d.persist, asked); !st) return st.error();
+    if (fresh && d.reply.ok) {
+        auth_ = std::move(fresh);
+        log::info("authority", "joined a membership", {{"members", asked.names},
+                                                       {"version", asked.version}});
+    }
+    if (d.persist)
+        log::info("authority", "promised a term",
+                  {{"term", req.term}, {"proposer", req.proposer},
+                   {"grants_run_ms", us(d.reply.grant_remaining) / 1000}});
+    if (!d.reply.ok) return refused(d.reply.promised_term, "a term at least as new was promised");
+    return nlohmann::json{{"ok", true},
+                          {"promised_term", d.reply.promised_term},
+                          {"grant_remaining_us", us(d.reply.grant_remaining)},
+                          {"quiet", d.reply.quiet},
+                          {"received_lsn", d.reply.received_lsn}};
+}
+
+Result<GrantAnswer> MemberService::grant(const GrantRequest& req, Instant now) {
+    if (!auth_) {
+        GrantAnswer a;
+        a.term = req.term;
+        a.seq = req.seq;
+        return a;  // not a member yet: refused, no newer term known
+    }
+    const DurableGrantState before = stored_.grants;
+    auto d = auth_->on_grant(req, now);
+    if (d.persist) {
+        if (auto st = persist(*d.persist, stored_.membership); !st) return st.error();
+        if (d.persist->granted_to != before.granted_to || d.persist->granted_term != before.granted_term)
+            log::info("authority", "granted the write right",
+                      {{"holder", req.holder}, {"term", req.term}});
+    }
+    return d.reply;
+}
+
+Result<nlohmann::json> MemberService::grant(const nlohmann::json& body, Instant now) {
+    GrantRequest req;
+    req.holder = body.at("holder").get<std::string>();
+    req.term = u64(body, "term");
+    req.ttl = std::chrono::milliseconds(body.at("ttl_ms").get<int64_t>());
+    req.membership_version = u64(body, "membership_version");
+    req.seq = u64(body, "seq");
+    if (auth_ && !stored_.membership.contains(req.holder)) {
+        GrantAnswer a;
+        a.term = req.term;
+        a.seq = req.seq;
+        nlohmann::json out = to_json(a);
+        out["reason"] = "the holder is not a member";
+        return out;
+    }
+    auto a = grant(req, now);
+    if (!a) return a.error();
+    nlohmann::json out = to_json(*a);
+    if (!a->ok)
+        out["reason"] = !auth_ ? "not a member of any membership yet"
+                               : "refused: another holder, an older term, or another membership";
+    return out;
+}
+
+bool MemberService::release(const std::string& holder, uint64_t term) {
+    if (!auth_) return false;
+    bool released = auth_->on_release(holder, term);
+    if (released) log::info("authority", "grant released", {{"holder", holder}, {"term", term}});
+    return released;
+}
+
+nlohmann::json MemberService::release(const nlohmann::json& body) {
+    return {{"released", release(body.at("holder").get<std::string>(), u64(body, "term"))}};
+}
+
+Duration MemberService::grant_remaining(Instant now) const {
+    return auth_ ? auth_->grant_remaining(now) : Duration{0};
+}
+
+nlohmann::json MemberService::status(Instant now) const {
+    const auto& g = stored_.grants;
+    return {{"membership",
+             stored_.membership.version == 0
+                 ? nlohmann::json()
+                 : nlohmann::json{{"version", stored_.membership.version},
+                                  {"members", stored_.membership.names}}},
+            {"promised_term", g.promised_term},
+            {"promised_to", g.promised_to},
+            {"granted_term", g.granted_term},
+            {"granted_to", g.granted_to},
+            {"grant_remaining_ms", us(grant_remaining(now)) / 1000}};
+}
+
+nlohmann::json to_json(const GrantRequest& r) {
+    return {{"holder", r.holder},
+            {"term", r.term},
+            {"ttl_ms", std::chrono::duration_cast<std::chrono::milliseconds>(r.ttl).count()},
+            {"membership_version", r.membership_version},
+            {"seq", r.seq}};
+}
+
+nlohmann::json to_json(const GrantAnswer& a) {
+    return {{"ok", a.ok},
+            {"granted_us", us(a.granted)},
+            {"promised_term", a.promised_term},
+            {"term", a.term},
+            {"seq", a.seq}};
+}
+
+namespace {
+Duration us_field(const nlohmann::json& j, const char* key) {
+    auto it = j.find(key);
+    return Duration{it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0};
+}
+}  // namespace
+
+GrantAnswer grant_answer_from(const nlohmann::json& j) {
+    GrantAnswer a;
+    if (!j.is_object()) return a;
+    auto ok = j.find("ok");
+    a.ok = ok != j.end() && ok->is_boolean() && ok->get<bool>();
+    a.granted = us_field(j, "granted_us");
+    a.promised_term = u64(j, "promised_term");
+    a.term = u64(j, "term");
+    a.seq = u64(j, "seq");
+    return a;
+}
+
+PromiseAnswer promise_answer_from(const nlohmann::json& j) {
+    PromiseAnswer a;
+    if (!j.is_object()) return a;
+    auto ok = j.find("ok");
+    a.ok = ok != j.end() && ok->is_boolean() && ok->get<bool>();
+    a.promised_term = u64(j, "promised_term");
+    // A remaining time that does not parse is the longest: never shorter than the truth.
+    auto rem = j.find("grant_remaining_us");
+    a.grant_remaining = rem != j.end() && rem->is_number_integer()
+                            ? Duration{rem->get<int64_t>()}
+                            : std::chrono::duration_cast<Duration>(std::chrono::hours(1));
+    a.received_lsn = u64(j, "received_lsn");
+    auto quiet = j.find("quiet");
+    a.quiet = quiet != j.end() && quiet->is_boolean() && quiet->get<bool>();
+    return a;
+}
+
+}  // namespace im::quorum

@@ -1,0 +1,173 @@
+// The write authority with three real instances, the test playing the
+// controller through the members' own endpoints: a primary writes only
+// while a majority grants it; a dead controller never stops writes; without
+// a majority postgres is stopped within the grant's time, and serves again
+// once the majority is back (no newer term); a newer term stops the old
+// primary for good; a SIGSTOPped manager cannot keep postgres writable (the
+// watchdog kills it); a promote without a promise round never makes two
+// writers.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace harness;
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+// A promise of `term` from `proposer` to each of `to`; the answers.
+std::vector<nlohmann::json> promise(const std::vector<Instance*>& to, uint64_t term,
+                                    const nlohmann::json& names,
+                                    const std::string& proposer = "test") {
+    std::vector<nlohmann::json> out;
+    for (auto* i : to)
+        out.push_back(post_json(*i, "/v1/authority/promise",
+                                {{"term", term},
+                                 {"proposer", proposer},
+                                 {"membership_version", 1},
+                                 {"members", names}},
+                                200));
+    return out;
+}
+
+bool writable(Instance& i) { return i.psql_local("SELECT pg_is_in_recovery()").out == "f\n"; }
+}  // namespace
+
+TEST_CASE("write authority: grants from a majority, or postgres stops", "[authority]") {
+    Instance p("w-one");
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.psql("CREATE TABLE t (v text)").code == 0);
+    Instance a("w-two");
+    Instance b("w-three");
+    start_replicas(p, {&a, &b});
+    const nlohmann::json urls = {
+        {"w-one", api_url(p)}, {"w-two", api_url(a)}, {"w-three", api_url(b)}};
+    const nlohmann::json names = {"w-one", "w-three", "w-two"};  // sorted
+
+    // Bad calls change nothing.
+    post_json(p, "/v1/authority/grant", {{"holder", "w-one"}, {"term", 1}}, 400);
+    post_json(p, "/v1/authority/promise",
+              {{"term", 1}, {"proposer", "x"}, {"membership_version", 1}, {"members", names},
+               {"extra", true}},
+              400);
+    {
+        auto r = p.post("/v1/authority/grant",
+                        R"({"holder":"w-one","term":1,"ttl_ms":1000,"membership_version":1,"seq":1})",
+                        "wrong-token");
+        REQUIRE(r.ok());
+        CHECK(r->status == 401);
+    }
+    // Not a member of any membership yet: no grant.
+    auto early = post_json(
+        a, "/v1/authority/grant",
+        {{"holder", "w-one"}, {"term", 1}, {"ttl_ms", 1000}, {"membership_version", 1}, {"seq", 1}},
+        200);
+    CHECK(early["ok"] == false);
+    // A membership this member is not in: no promise.
+    auto foreign = post_json(
+        a, "/v1/authority/promise",
+        {{"term", 1}, {"proposer", "x"}, {"membership_version", 1}, {"members", {"z1", "z2"}}},
+        200);
+    CHECK(foreign["ok"] == false);
+
+    // The primary from before the write authority takes it: a promise round
+    // for term 1 (fresh members are quiet), then promote on the primary.
+    for (const auto& answer : promise({&p, &a, &b}, 1, names)) {
+        CHECK(answer["ok"] == true);
+        CHECK(answer["quiet"] == true);
+        CHECK(answer["grant_remaining_us"] == 0);
+    }
+    auto took = post_json(p, "/v1/promote",
+                          {{"term", 1}, {"members", names}, {"member_urls", urls}}, 200);
+    CHECK(took["write_right"] == true);
+    REQUIRE(p.wait_until([&] { return holds_write_right(p); }, 5s));
+    auto st = p.status();
+    CHECK(st["authority"]["write_term"] == 1);
+    CHECK(st["authority"]["member"]["granted_to"] == "w-one");
+    CHECK(st["authority"]["write_right"]["grants_ms"].size() == 3);
+    auto metrics = p.get("/metrics");
+    REQUIRE(metrics.ok());
+    CHECK(metrics->body.find("instance_manager_write_right 1") != std::string::npos);
+
+    // No controller at all: the primary renews by itself and keeps writing.
+    std::this_thread::sleep_for(3s);
+    CHECK(holds_write_right(p));
+    CHECK(p.psql("INSERT INTO t VALUES ('no controller')").code == 0);
+
+    // The replicas' managers stop answering: without a majority postgres is
+    // stopped once the grants run out (ttl 1 s), not left writable.
+    a.signal(SIGSTOP);
+    b.signal(SIGSTOP);
+    auto cut = Clock::now();
+    CHECK(p.wait_until([&] { return !writable(p); }, 5s));
+    auto stopped_after =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - cut).count();
+    INFO("writable for " << stopped_after << " ms after the cut");
+    CHECK(stopped_after < 2500);
+    CHECK(p.status()["last_error"].get<std::string>().find("majority") != std::string::npos);
+    // Back: no newer term was promised, so the same primary serves again.
+    a.signal(SIGCONT);
+    b.signal(SIGCONT);
+    REQUIRE(p.wait_until([&] { return writable(p) && holds_write_right(p); }, 30s));
+    CHECK(p.psql("INSERT INTO t VALUES ('back')").code == 0);
+    CHECK(p.status()["authority"]["write_term"] == 1);
+    // (Asynchronous replication: wait until the replicas have it all.)
+    for (auto* r : {&a, &b})
+        REQUIRE(r->wait_until([&] { return r->psql("SELECT count(*) FROM t").out == "2\n"; }, 30s));
+
+    // A promote without any promise round (a controller gone wrong, a promote
+    // by hand): the members do not grant a new holder while the primary's
+    // grants are in use, so the replica is not promoted and nothing changes.
+    auto rogue = post_json(a, "/v1/promote", {{"term", 7}, {"members", names}, {"member_urls", urls}},
+                           503);
+    CHECK(rogue["error"].get<std::string>().find("no majority") != std::string::npos);
+    CHECK(a.status()["role"] == "replica");
+    CHECK(writable(p));
+
+    // A newer term: w-two and w-three promise term 2 (a majority). The old
+    // primary's renewals are refused from then on: it stops, fenced for good.
+    promise({&a, &b}, 2, names);
+    REQUIRE(p.wait_until([&] { return p.status()["role"] == "fenced"; }, 5s));
+    CHECK_FALSE(writable(p));
+    CHECK(p.status()["last_error"].get<std::string>().find("term 2") != std::string::npos);
+    // The new primary, once the old grants are out of use.
+    post_json(a, "/v1/promote", {{"term", 2}, {"members", names}, {"member_urls", urls}}, 200);
+    REQUIRE(a.wait_until([&] { return writable(a) && holds_write_right(a); }, 10s));
+    REQUIRE(a.psql("INSERT INTO t VALUES ('on w-two')").code == 0);
+    // The old primary may not come back writable.
+    auto refused = post_json(p, "/v1/unfence", {{"term", 3}}, 409);
+    CHECK(refused["error"].get<std::string>().find("newer term") != std::string::npos);
+    CHECK_FALSE(writable(p));
+    // It rejoins through demote: rewind, then a replica of the new primary.
+    auto demoted =
+        post_json(p, "/v1/demote", {{"term", 3}, {"primary_conninfo", a.upstream()}}, 200);
+    CHECK(demoted["rewound"] == true);
+    REQUIRE(p.wait_ready(60s));
+    CHECK(p.status()["role"] == "replica");
+    CHECK(p.status()["authority"]["write_term"] == 0);
+    post_json(b, "/v1/follow", {{"term", 3}, {"primary_conninfo", a.upstream()}}, 200);
+
+    // The new primary's manager is stopped (SIGSTOP): its loop cannot act,
+    // but the watchdog stops postgres when the grants run out.
+    REQUIRE(holds_write_right(a));
+    a.signal(SIGSTOP);
+    auto paused = Clock::now();
+    bool killed = false;
+    while (Clock::now() - paused < 5s && !killed) {
+        killed = !writable(a);
+        if (!killed) std::this_thread::sleep_for(50ms);
+    }
+    auto killed_after =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - paused).count();
+    a.signal(SIGCONT);
+    INFO("the watchdog stopped postgres " << killed_after << " ms after the pause");
+    CHECK(killed);
+    CHECK(a.log().find("the write right ran out without renewal") != std::string::npos);
+    // Resumed, it gathers its grants again (nobody promised a newer term).
+    REQUIRE(a.wait_until([&] { return writable(a) && holds_write_right(a); }, 30s));
+    CHECK(a.psql("SELECT count(*) FROM t").out == "3\n");
+}
