@@ -150,8 +150,12 @@ awaitable<void> Daemon::finish_shutdown() {
     monitor_.stop();
     if (supervisor_.running()) {
         int status = co_await supervisor_.stop(StopMode::smart);
-        // A clean stop is exit 0 of the postmaster; anything harsher is reported.
-        if (exit_code_ == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) exit_code_ = 1;
+        // A clean stop is exit 0 of the postmaster; anything harsher is
+        // reported, unless the write authority stopped it (a newer primary:
+        // what a deleted primary's pod is for).
+        if (exit_code_ == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0) &&
+            stopped_for_.empty())
+            exit_code_ = 1;
     }
     keeper_.drop();
     sync_watchdog();
@@ -295,6 +299,18 @@ awaitable<void> Daemon::after_check(PgSession& session) {
         log::info("manager", "postgres is ready",
                   {{"role", to_string(observed)}, {"version", state_.pg.version}});
     } else if (now == Role::replica && observed == Role::primary) {
+        if (authority_.membership().version != 0 && !keeper_.holding()) {
+            // Promoted behind the manager's back (pg_ctl promote by hand): a
+            // member of the write authority never writes without its grants.
+            const std::string why =
+                "postgres left recovery without a promote: stopped, fenced (no write right)";
+            log::error("authority", why);
+            quorum::stop_postgres_now(supervisor_.pid());
+            stopped_for_ = why;
+            if (auto st = persist_fence(why); !st)
+                log::error("authority", "cannot persist the fence", {{"error", st.error().message}});
+            co_return;
+        }
         (void)state_.role.transition(Role::primary, "postgres left recovery");
     }
     state_.ever_ready = true;

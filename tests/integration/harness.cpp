@@ -390,6 +390,37 @@ nlohmann::json post_json(Instance& i, const std::string& path, const nlohmann::j
     return nlohmann::json::parse(r->body, nullptr, false);
 }
 
+Writer::Writer(const std::string& conninfo, const std::string& file, long long first,
+               const std::string& netns)
+    : out(file) {
+    std::string in = netns.empty() ? "" : "ip netns exec " + netns + " ";
+    auto r = sh(in + std::string(IM_BENCH_WRITER) + " '" + conninfo + "' " +
+                std::to_string(first) + " > " + file + " 2>/dev/null & echo $!");
+    pid = std::stoi(r.out);
+}
+
+size_t Writer::lines() const {
+    std::ifstream in(out);
+    return static_cast<size_t>(std::count(std::istreambuf_iterator<char>(in), {}, '\n'));
+}
+
+std::vector<Writer::Commit> Writer::stop_commits() {
+    ::kill(pid, SIGTERM);
+    sh("while kill -0 " + std::to_string(pid) + " 2>/dev/null; do sleep 0.05; done");
+    std::ifstream in(out);
+    std::vector<Commit> commits;
+    long long id = 0, ms = 0;
+    std::string port;
+    while (in >> id >> ms >> port) commits.push_back({id, ms});
+    return commits;
+}
+
+std::vector<std::string> Writer::stop() {
+    std::vector<std::string> ids;
+    for (const auto& c : stop_commits()) ids.push_back(std::to_string(c.id));
+    return ids;
+}
+
 bool holds_write_right(Instance& i) {
     auto s = i.status();
     return s.is_object() && s["authority"].is_object() &&

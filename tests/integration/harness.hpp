@@ -155,6 +155,24 @@ bool converged(Instance& ctl, const std::string& primary = "");
 // The controller's primary, or "" when it has none.
 std::string primary_of(Instance& ctl);
 
+// bench-writer in the background, recording every commit it was told of:
+// "<id> <unix ms> <server port>" lines in `file`. `netns`: run it there.
+struct Writer {
+    std::string out;
+    pid_t pid = -1;
+    Writer(const std::string& conninfo, const std::string& file, long long first,
+           const std::string& netns = "");
+    size_t lines() const;
+    struct Commit {
+        long long id = 0;
+        long long ms = 0;  // when the commit was acknowledged (unix ms)
+    };
+    // Stops it; every commit it recorded.
+    std::vector<Commit> stop_commits();
+    // Stops it; the ids it committed.
+    std::vector<std::string> stop();
+};
+
 // Whether the instance's status says it holds a majority's grants (a
 // primary under the write authority).
 bool holds_write_right(Instance& i);

@@ -118,7 +118,8 @@ TEST_CASE("a primary stopping with a session open is fenced fast, and comes back
 
     p.signal(SIGTERM);
     auto stopped = std::chrono::steady_clock::now();
-    // Not a minute: the controller's fence turns the smart shutdown fast.
+    // Not a minute: the promise round for a newer term supersedes its write
+    // right, and postgres is stopped at once (the sessions with it).
     std::string next;
     REQUIRE(ctl.wait_until(
         [&] {
@@ -135,11 +136,9 @@ TEST_CASE("a primary stopping with a session open is fenced fast, and comes back
     auto code = p.wait_exit(30s);
     REQUIRE(code.has_value());
     CHECK(*code == 0);
-    CHECK(p.log().find("fast shutdown") != std::string::npos);
+    CHECK(p.log().find("steps down") != std::string::npos);
     Instance& np = next == "st-two" ? a : b;
     CHECK(np.psql("SELECT count(*) FROM t").out == "2\n");
-    // The fence's answer reached the controller although the manager was stopping.
-    for (const auto& d : cluster_of(ctl)["decisions"]) CHECK(d["action"] != "failover-aborted");
 
     // The pod comes back on its volume: fenced, then demoted to a replica.
     p.start();

@@ -16,31 +16,6 @@
 using namespace harness;
 
 namespace {
-// Runs bench-writer in the background: every id it prints was committed.
-struct Writer {
-    std::string out;
-    pid_t pid = -1;
-    Writer(const std::string& conninfo, const std::string& file, long long first) : out(file) {
-        auto r = sh(std::string(IM_BENCH_WRITER) + " '" + conninfo + "' " + std::to_string(first) +
-                    " > " + file + " 2>/dev/null & echo $!");
-        pid = std::stoi(r.out);
-    }
-    size_t lines() const {
-        std::ifstream in(out);
-        return static_cast<size_t>(std::count(std::istreambuf_iterator<char>(in), {}, '\n'));
-    }
-    // Ids committed on the server listening on `port` (all when 0), stopping first.
-    std::vector<std::string> stop() {
-        ::kill(pid, SIGTERM);
-        sh("while kill -0 " + std::to_string(pid) + " 2>/dev/null; do sleep 0.05; done");
-        std::ifstream in(out);
-        std::vector<std::string> ids;
-        std::string id, ms, port;
-        while (in >> id >> ms >> port) ids.push_back(id);
-        return ids;
-    }
-};
-
 // How many of `ids` the instance lacks.
 int missing(Instance& i, const std::vector<std::string>& ids) {
     std::string list;

@@ -217,7 +217,8 @@ TEST_CASE("controller command line: Kubernetes mode", "[cluster]") {
         args.insert(args.end(), extra.begin(), extra.end());
         return args;
     };
-    auto base = plus(in_pod, {"--kube-api-url", "https://10.0.0.1:6443"});
+    auto base = plus(in_pod, {"--kube-api-url", "https://10.0.0.1:6443", "--membership",
+                              "demo-1,demo-0,demo-2"});
     auto with = [&](const std::vector<std::string>& extra) { return plus(base, extra); };
     ParseOutcome out;
     auto ok =
@@ -227,7 +228,9 @@ TEST_CASE("controller command line: Kubernetes mode", "[cluster]") {
     CHECK(ok->kube.selector == "app=demo");
     CHECK(ok->kube.ns == "db");
     CHECK(ok->members.empty());
+    CHECK(ok->membership == std::vector<std::string>{"demo-0", "demo-1", "demo-2"});
     std::vector<std::vector<std::string>> bad = {
+        plus(in_pod, {"--kube-api-url", "https://10.0.0.1:6443", "--selector", "app=demo"}),
         with({}),                                                       // no selector
         with({"--selector", "app"}),                                    // not a selector
         with({"--selector", "app=demo", "--member", "n1=http://a:1"}),  // both ways
@@ -249,7 +252,7 @@ TEST_CASE("controller command line: Kubernetes mode", "[cluster]") {
     }
 
     // In a pod: the API server from KUBERNETES_SERVICE_HOST/PORT (IPv6 in brackets).
-    in_pod.insert(in_pod.end(), {"--selector", "app=demo"});
+    in_pod.insert(in_pod.end(), {"--selector", "app=demo", "--membership", "demo-0"});
     ::setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
     ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
     auto pod = parse_controller_args(in_pod, &out);
