@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
     std::map<std::string, uint64_t> shapes;
     std::string first_what;
     uint64_t promotions = 0, seeds_promoting = 0, takeovers = 0, superseded_rounds = 0;
-    uint64_t step_downs = 0, crashes = 0, crashes_at_persist = 0;
+    uint64_t step_downs = 0, crashes = 0, crashes_at_persist = 0, switchovers = 0, releases = 0;
     for (uint64_t s = o.first; s < o.first + o.count; ++s) {
         sim::World w(s, params, o.trace && o.single);
         sim::Outcome r = w.run();
@@ -98,6 +98,8 @@ int main(int argc, char** argv) {
         step_downs += r.step_downs;
         crashes += r.crashes;
         crashes_at_persist += r.crashes_at_persist;
+        switchovers += r.switchovers;
+        releases += r.releases;
         sim_seconds += static_cast<double>(r.sim_time) / 1e6;
         if (o.single) {
             if (o.trace) print_trace(w, SIZE_MAX);
@@ -158,6 +160,8 @@ int main(int argc, char** argv) {
                     "stepping down, %llu crashes (%llu between persist and reply)\n",
                     u(promotions), u(seeds_promoting), u(takeovers), u(superseded_rounds),
                     u(step_downs), u(crashes), u(crashes_at_persist));
+        std::printf("switchovers: %llu begun, %llu grants released\n", u(switchovers),
+                    u(releases));
         std::printf("violations (two writable primaries): %llu; liveness failures: %llu\n",
                     static_cast<unsigned long long>(violations),
                     static_cast<unsigned long long>(liveness));

@@ -23,6 +23,8 @@ void World::q_init() {
         if (i == 0) m.disk_primary_term = m.disk_promoted_max = 1;
         q_started(i);
     }
+    // Some seeds switch over now and then (demote, release, promise, promote).
+    switch_rate_ = rng_.chance(0.4) ? rng_.unit() * 0.15 : 0;
     for (int c = 0; c < c_; ++c) {
         Controller& ctl = controllers_[c];
         ProposerParams pp;
@@ -167,6 +169,35 @@ void World::q_message(const Msg& msg) {
                 m.right->on_answer(name_of(msg.from), msg.gans);
                 q_right_changed(i);
                 return;
+            case MsgKind::demote: {
+                // The daemon's demote: persist that this term is never asked
+                // again, stop postgres, give the grants back, answer.
+                if (!m.right || m.right->term() >= msg.term) return;
+                const uint64_t held = m.right->term();
+                m.disk_primary_term = 0;
+                if (after_persist(i)) return;
+                stop_writes(i, now_);
+                m.right.reset();
+                log(i, "demoted for a switchover: releases its grants of term " +
+                           std::to_string(held));
+                m.auth->on_release(m.name, held);
+                for (int j = 0; j < n_; ++j) {
+                    if (j == i) continue;
+                    Msg rel;
+                    rel.kind = MsgKind::release;
+                    rel.from = i;
+                    rel.to = j;
+                    rel.term = held;
+                    send(rel);
+                }
+                reply.kind = MsgKind::demoted;
+                reply.term = msg.term;
+                send(reply);
+                return;
+            }
+            case MsgKind::release:
+                if (m.auth->on_release(name_of(msg.from), msg.term)) ++out_.releases;
+                return;
             default: return;
         }
     }
@@ -183,6 +214,17 @@ void World::q_message(const Msg& msg) {
                 v.lsn = msg.lsn;
             }
             return;
+        case MsgKind::demoted: {
+            if (ctl.switch_term != msg.term || ctl.round) return;
+            std::map<std::string, int> priority;
+            for (int j = 0; j < n_; ++j) priority[name_of(j)] = j == ctl.switch_target ? 0 : -1;
+            PromotionParams pp;
+            ctl.round.emplace(ctl.name, msg.term, membership_, priority, pp, now_of(msg.to));
+            log(msg.to, "switchover: asks for promises of term " + std::to_string(msg.term));
+            ctl.switch_term = 0;
+            q_promotion_step(c);
+            return;
+        }
         case MsgKind::promise_ans:
             if (!ctl.round) return;
             if (p_.rogue_proposer) {
@@ -225,7 +267,30 @@ void World::q_poll(int c) {
         seen = seen || v.may_write;
     }
     ctl.proposer->observe_poll(seen, now);
-    if (!ctl.round && ctl.proposer->should_propose(now)) {
+    if (ctl.switch_term != 0 && now >= ctl.switch_until) ctl.switch_term = 0;  // no answer: give up
+    int writer = -1;
+    for (int j = 0; j < n_; ++j)
+        if (ctl.views[j].answered && ctl.views[j].may_write) writer = j;
+    if (!ctl.round && ctl.switch_term == 0 && writer >= 0 && !ctl.proposer->stood_by() &&
+        switch_rate_ > 0 && rng_.chance(switch_rate_)) {
+        int target = static_cast<int>(rng_.range(0, n_ - 1));
+        if (target != writer && ctl.views[target].answered) {
+            uint64_t term = ctl.proposer->begin_round(now);
+            ctl.switch_term = term;
+            ctl.switch_target = target;
+            ctl.switch_until = now + std::chrono::seconds(5);
+            ++out_.switchovers;
+            log(node, "switchover " + name_of(writer) + " -> " + name_of(target) + " (term " +
+                          std::to_string(term) + ")");
+            Msg msg;
+            msg.kind = MsgKind::demote;
+            msg.from = node;
+            msg.to = writer;
+            msg.term = term;
+            send(msg);
+        }
+    }
+    if (!ctl.round && ctl.switch_term == 0 && ctl.proposer->should_propose(now)) {
         if (ctl.proposer->stood_by()) ++out_.takeovers;
         uint64_t term = ctl.proposer->begin_round(now);
         std::map<std::string, int> priority;

@@ -98,6 +98,8 @@ const char* to_string(FaultKind k);
 
 enum class MsgKind : uint8_t {
     promise_req, promise_ans, grant_req, grant_ans, status_req, status_ans, promote,
+    // a switchover: demote (the primary stops, gives its grants back), release, demoted
+    release, demoted,
     // the old rule
     lease, lease_ans, ping, ping_ans, fence, demote,
 };
@@ -201,6 +203,10 @@ struct Controller {
     std::vector<bool> leased_seen;
     std::optional<Instant> lost_since;
     std::optional<Instant> round_wake;  // quorum: the promotion timer pending
+    // quorum: a switchover under way (its term; 0: none), its target, until when
+    uint64_t switch_term = 0;
+    int switch_target = -1;
+    Instant switch_until{};
 };
 
 struct Outcome {
@@ -213,6 +219,7 @@ struct Outcome {
     // what happened, for the figures
     uint64_t promotions = 0, takeovers = 0, superseded_rounds = 0, step_downs = 0;
     uint64_t crashes = 0, crashes_at_persist = 0;
+    uint64_t switchovers = 0, releases = 0;
 };
 
 class World {
@@ -289,6 +296,7 @@ private:
     Membership membership_;
     // network
     double loss_ = 0, dup_ = 0, spike_ = 0, crash_after_persist_ = 0;
+    double switch_rate_ = 0;  // quorum: chance per poll that the controller switches over
     RealTime delay_lo_ = 0, delay_hi_ = 0;
     bool healed_ = false;
     RealTime heal_at_ = 0;
