@@ -60,14 +60,18 @@ awaitable<StartVerdict> Daemon::ask_members() {
 
 void Daemon::on_write_right_lost(bool superseded, const std::string& why) {
     const bool writable = supervisor_.running() && keeper_.holding();
-    log::error("authority", why,
-               {{"postgres_running", supervisor_.running()}, {"superseded", superseded}});
     if (writable) {
-        // Before anything that may block (the fsync below): the bound is the kernel's.
+        // Before anything that may block (the fsync below, even the log
+        // line): the bound is the kernel's.
         ++state_.write_right_losses;
         quorum::stop_postgres_now(supervisor_.pid());
         stopped_for_ = why;
     }
+    nlohmann::json fields = {{"postgres_killed", writable}, {"superseded", superseded}};
+    // How long after the deadline the kill was done (bench/fencing-bound.sh).
+    if (auto d = keeper_.deadline())
+        fields["after_deadline_us"] = (quorum::own_now() - *d).count();
+    log::error("authority", why, fields);
     state_.last_error = why;
     if (superseded) {
         keeper_.drop();

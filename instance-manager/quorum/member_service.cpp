@@ -8,9 +8,16 @@ using namespace authority;
 
 namespace {
 int64_t us(Duration d) { return d.count(); }
+// A non-negative integer (JSON text parses as unsigned, a literal in code
+// may be signed); anything else reads as 0.
 uint64_t u64(const nlohmann::json& j, const char* key) {
+    if (!j.is_object()) return 0;
     auto it = j.find(key);
-    return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+    if (it == j.end()) return 0;
+    if (it->is_number_unsigned()) return it->get<uint64_t>();
+    if (it->is_number_integer() && it->get<int64_t>() >= 0)
+        return static_cast<uint64_t>(it->get<int64_t>());
+    return 0;
 }
 nlohmann::json refused(uint64_t promised_term, const std::string& reason) {
     return {{"ok", false}, {"promised_term", promised_term}, {"reason", reason}};

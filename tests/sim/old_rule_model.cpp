@@ -1,4 +1,4 @@
-// Today's rule in the simulator (lease/lease.cpp, controller/controller.cpp),
+// The former rule in the simulator (the lease, removed: see git history),
 // reduced to its decisions: the controller renews a lease on the primary; a
 // primary whose lease lapsed asks its peers and serves on while a majority
 // ANSWERS and none says it is primary; no promises, no grants, no watchdog.

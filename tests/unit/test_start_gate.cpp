@@ -103,8 +103,8 @@ TEST_CASE("start gate: never on a directory a rewind left half done", "[start_ga
     }
 }
 
-TEST_CASE("start gate: a primary under leases asks the members first", "[start_gate]") {
-    SECTION("a majority agrees") {
+TEST_CASE("start gate: a primary of a term holds a majority's grants first", "[start_gate]") {
+    SECTION("a majority grants") {
         FakeHost host;
         host.facts.under_authority = true;
         RoleMachine role;
@@ -113,7 +113,7 @@ TEST_CASE("start gate: a primary under leases asks the members first", "[start_g
         CHECK(host.asked == 1);
         CHECK(host.launched == 1);
     }
-    SECTION("a newer primary exists: the fence is persisted, nothing starts") {
+    SECTION("a newer term was promised: the fence is persisted, nothing starts") {
         FakeHost host;
         host.facts.under_authority = true;
         host.verdict = StartVerdict::stand_down;
@@ -127,7 +127,7 @@ TEST_CASE("start gate: a primary under leases asks the members first", "[start_g
         CHECK(host.launched == 0);
         CHECK(role.current() == Role::fenced);
     }
-    SECTION("too few members answer: try again later") {
+    SECTION("too few members grant: try again later") {
         FakeHost host;
         host.facts.under_authority = true;
         host.verdict = StartVerdict::wait;
