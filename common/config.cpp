@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include <algorithm>
+
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -276,6 +278,11 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
                    "how long a member's grant of the write right runs (renewed every third; "
                    "the same on every member)")
         ->envname("IM_GRANT_TTL");
+    app.add_option("--membership", cfg.membership,
+                   "NAME,... the members of the write authority (default: learned from the "
+                   "first promise)")
+        ->envname("IM_MEMBERSHIP")
+        ->delimiter(',');
     app.add_option("--restart-policy", restart_policy, "always | never")
         ->envname("IM_RESTART_POLICY");
     app.add_option("--smart-shutdown-timeout", smart)->envname("IM_SMART_SHUTDOWN_TIMEOUT");
@@ -312,7 +319,13 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
     if (!parse_duration(grant_ttl, cfg.grant_ttl) || cfg.grant_ttl < std::chrono::milliseconds(300) ||
         cfg.grant_ttl > std::chrono::minutes(1))
         return make_error("--grant-ttl: a duration between 300ms and 1m, like 1s", 2);
+    std::sort(cfg.membership.begin(), cfg.membership.end());
+    if (std::adjacent_find(cfg.membership.begin(), cfg.membership.end()) != cfg.membership.end())
+        return make_error("--membership: a name appears twice", 2);
     if (auto st = validate(cfg); !st) return make_error(st.error().message, 2);
+    if (!cfg.membership.empty() &&
+        !std::binary_search(cfg.membership.begin(), cfg.membership.end(), cfg.name))
+        return make_error("--membership: this instance (" + cfg.name + ") is not in it", 2);
     if (outcome) *outcome = {false, 0};
     return cfg;
 }

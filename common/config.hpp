@@ -55,6 +55,11 @@ struct Config {
     // The write authority (quorum/): how long a primary asks each member's
     // grant to run, and the longest this member grants (renewed every third).
     std::chrono::milliseconds grant_ttl{1'000};
+    // The members of the write authority this instance belongs to (sorted;
+    // empty: the membership of the first promise it gets). Set it on every
+    // member (a StatefulSet's pods by name) so that no proposer can make it
+    // join another membership.
+    std::vector<std::string> membership;
 
     RestartPolicy restart_policy = RestartPolicy::always;
     std::chrono::milliseconds smart_shutdown_timeout{10'000};

@@ -15,8 +15,9 @@ namespace im::authority {
 // millisecond-scale margin away.
 using Duration = std::chrono::microseconds;
 
-// An instant on the process's OWN monotonic clock (steady_clock in the
-// daemon, a drifting simulated clock in the simulator). It is never sent.
+// An instant on the process's OWN monotonic clock (CLOCK_BOOTTIME in the
+// daemon and the controller, a drifting simulated clock in the simulator).
+// It is never sent.
 struct OwnClock {
     using duration = Duration;
     using rep = duration::rep;

@@ -50,7 +50,7 @@ public:
     // latest expiry. Empty when no majority was ever granted, or superseded.
     // The watchdog is fed it whenever it moves later (it never moves earlier
     // while not superseded); a watchdog on the same host reads the same
-    // CLOCK_MONOTONIC as the manager's steady_clock, so the instant needs no
+    // clock as the manager (CLOCK_BOOTTIME), so the instant needs no
     // conversion. Superseded, the manager fences at once instead.
     std::optional<Instant> deadline() const;
     // Renewal every ttl/3: two rounds may be lost before the right lapses.

@@ -207,10 +207,29 @@ awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
         sync_watchdog();
         co_return st.error();
     }
+    if (member) {
+        // Persisted before pg_promote: a kill after it (standby.signal gone)
+        // comes back as a primary of this term, which starts only with its
+        // grants, never as a primary without a term.
+        p.write_term = term;
+        if (auto st = save_persistent(); !st) {
+            p.write_term = 0;
+            keeper_.drop();
+            sync_watchdog();
+            (void)state_.role.transition(Role::replica, "promotion not started");
+            co_return make_error("cannot persist the write term: " + st.error().message, 500);
+        }
+    }
     // Locals, not braced lists, inside co_await: GCC 12 rejects the latter.
     std::vector<std::optional<std::string>> params = {std::to_string(static_cast<int>(timeout))};
     auto promoted = co_await session.query("SELECT pg_promote(true, $1)", kSqlTimeout, params);
     if (!promoted || pg_value(promoted->get(), 0, 0).value_or("f") != "t") {
+        // The right goes (a replica does not hold grants others wait for);
+        // write_term stays, so a restart after a late promotion needs the
+        // grants, and a promotion noticed later without them is stopped
+        // (after_check).
+        keeper_.drop();
+        sync_watchdog();
         (void)state_.role.transition(Role::replica, "promotion failed");
         co_return make_error("promotion did not finish: " +
                                  (promoted ? std::string("timeout") : promoted.error().message),
@@ -226,7 +245,6 @@ awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
         "SELECT timeline_id, pg_current_wal_lsn()::text FROM pg_control_checkpoint()", kSqlTimeout);
     prepared_->replica = false;
     p.primary_conninfo.clear();
-    if (member) p.write_term = term;
     if (body.contains("members")) p.members = body["members"].get<std::vector<std::string>>();
     if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
     if (auto st = write_managed_files(cfg_, *prepared_); !st)
@@ -545,11 +563,13 @@ awaitable<CommandAnswer> Daemon::do_follow(const nlohmann::json& body) {
                   "a reload; restarting with a rewind");
     }
     if (supervisor_.running()) {
-        if (auto st = enter(state_.role, Role::stopping, "follow requested"); !st)
-            co_return st.error();
         // Fenced while the directory is rewritten: a kill comes back down.
+        // Persisted before the role moves: a failed write leaves the replica
+        // running as it was, not stuck in `stopping`.
         if (auto st = persist_fence("follow in progress"); !st)
             co_return make_error(st.error().message, 500);
+        if (auto st = enter(state_.role, Role::stopping, "follow requested"); !st)
+            co_return st.error();
         co_await supervisor_.stop(StopMode::fast);
         (void)state_.role.transition(Role::stopped, "follow requested");
     }

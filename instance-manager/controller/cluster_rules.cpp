@@ -29,6 +29,8 @@ MemberView member_view(const std::string& name, const std::string& url,
         };
         const nlohmann::json member = a->value("member", nlohmann::json());
         m.promised_term = u64(member, "promised_term");
+        m.granted_term = u64(member, "granted_term");
+        m.granted_to = json_string(member, "granted_to");
         m.joined = member.is_object() && member.value("membership", nlohmann::json()).is_object();
         m.write_term = u64(*a, "write_term");
         const nlohmann::json right = a->value("write_right", nlohmann::json());

@@ -40,6 +40,8 @@ struct MemberView {
     // ran under the write authority), whether it holds a majority's grants,
     // and whether it belongs to a membership yet.
     uint64_t promised_term = 0;
+    uint64_t granted_term = 0;  // the term of the last grant it gave (0: it never granted)
+    std::string granted_to;     // and to whom
     uint64_t write_term = 0;
     bool may_write = false;
     bool joined = false;

@@ -410,17 +410,25 @@ awaitable<Controller::RoundEnd> Controller::promotion_round(uint64_t term,
     auto round = std::make_shared<authority::Promotion>(id_, term, membership_, std::move(priority),
                                                         params, quorum::own_now());
     const auto& req = round->request();
-    const std::string body = json_text(nlohmann::json{{"term", req.term},
-                                                      {"proposer", req.proposer},
-                                                      {"membership_version", req.membership_version},
-                                                      {"members", membership_.names}});
+    const nlohmann::json body = {{"term", req.term},
+                                 {"proposer", req.proposer},
+                                 {"membership_version", req.membership_version},
+                                 {"members", membership_.names}};
     std::map<std::string, std::string> urls(cfg_.members.begin(), cfg_.members.end());
     auto ask = [this, round, body](std::string name, http_client::Url url) -> awaitable<void> {
+        nlohmann::json mine = body;
+        mine["to"] = name;  // a member answers only for itself (an address may be reused)
+        std::string text = json_text(mine);
         auto reply = co_await http_client::async_http_request(
-            "POST", url, body, token_, cfg_.request_timeout, tls_, !cfg_.tls.ca_file.empty());
+            "POST", url, text, token_, cfg_.request_timeout, tls_, !cfg_.tls.ca_file.empty());
         if (!reply || reply->status != 200) co_return;
         auto j = parse_json_object(reply->body);
         if (!j) co_return;
+        // A refusal counts too (it may name a newer term); an answer from
+        // another member than the one asked counts for nothing.
+        auto ok = j->find("ok");
+        const bool promised = ok != j->end() && ok->is_boolean() && ok->get<bool>();
+        if (promised && json_string(*j, "member") != name) co_return;
         round->on_answer(name, quorum::promise_answer_from(*j), quorum::own_now());
     };
     asio::steady_timer timer(io_);
@@ -486,9 +494,18 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
                                  : "no reachable, running replica of this cluster");
         co_return;
     }
-    if (!primary_.empty() && !authorized_.count(primary_)) {
-        // A primary from before the write authority does not stop by itself:
-        // it may be alive behind a partition.
+    // A primary from before the write authority does not stop by itself: it
+    // may be alive behind a partition. Evidence that the cluster runs under
+    // the authority is durable, on the members (one of them granted), not
+    // only in this controller's memory (a new controller knows nothing).
+    const bool granted_before = std::any_of(views_.begin(), views_.end(), [](const MemberView& m) {
+        return m.reachable && m.granted_term > 0;
+    });
+    if (!granted_before || (!primary_.empty() && !authorized_.count(primary_) &&
+                            !std::any_of(views_.begin(), views_.end(), [&](const MemberView& m) {
+                                return m.reachable && m.granted_term > 0 &&
+                                       m.granted_to == primary_;
+                            }))) {
         decide_now_and_then("no-failover", primary_,
                             "the lost primary was never seen under the write authority: it could "
                             "still be serving writes behind a partition");

@@ -27,7 +27,7 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
           [this](HttpRequest req, PeerInfo peer) { return api_.handle(std::move(req), peer); },
           std::move(api_tls)),
       authority_(cfg_.name, quorum::GrantStore(cfg_.authority_file()),
-                 std::chrono::duration_cast<authority::Duration>(cfg_.grant_ttl)),
+                 std::chrono::duration_cast<authority::Duration>(cfg_.grant_ttl), cfg_.membership),
       keeper_(io.get_executor(), cfg_.name, authority_,
               authority::WriteRightParams{
                   std::chrono::duration_cast<authority::Duration>(cfg_.grant_ttl),
@@ -218,6 +218,7 @@ StartFacts Daemon::start_facts() const {
         f.fenced = prepared_->persistent.fenced;
         f.replica = prepared_->replica;
         f.under_authority = prepared_->persistent.write_term > 0;
+        f.member = authority_.membership().version != 0;
     }
     return f;
 }
@@ -292,6 +293,20 @@ awaitable<void> Daemon::after_check(PgSession& session) {
     supervisor_.note_healthy();
     Role observed = state_.pg.in_recovery ? Role::replica : Role::primary;
     Role now = state_.role.current();
+    if ((now == Role::starting || now == Role::replica) && observed == Role::primary &&
+        authority_.membership().version != 0 && !keeper_.holding()) {
+        // Writable without the write right: promoted behind the manager's
+        // back (pg_ctl promote by hand), or its right was lost while it
+        // started. A member of the write authority never writes without its
+        // grants: stopped at once, fenced.
+        const std::string why = "postgres is writable without the write right: stopped, fenced";
+        quorum::stop_postgres_now(supervisor_.pid());
+        stopped_for_ = why;
+        log::error("authority", why);
+        if (auto st = persist_fence(why); !st)
+            log::error("authority", "cannot persist the fence", {{"error", st.error().message}});
+        co_return;
+    }
     if (now == Role::starting) {
         // Every start of a primary re-applies roles and passwords from their files.
         state_.setup_done = false;
@@ -299,18 +314,6 @@ awaitable<void> Daemon::after_check(PgSession& session) {
         log::info("manager", "postgres is ready",
                   {{"role", to_string(observed)}, {"version", state_.pg.version}});
     } else if (now == Role::replica && observed == Role::primary) {
-        if (authority_.membership().version != 0 && !keeper_.holding()) {
-            // Promoted behind the manager's back (pg_ctl promote by hand): a
-            // member of the write authority never writes without its grants.
-            const std::string why =
-                "postgres left recovery without a promote: stopped, fenced (no write right)";
-            log::error("authority", why);
-            quorum::stop_postgres_now(supervisor_.pid());
-            stopped_for_ = why;
-            if (auto st = persist_fence(why); !st)
-                log::error("authority", "cannot persist the fence", {{"error", st.error().message}});
-            co_return;
-        }
         (void)state_.role.transition(Role::primary, "postgres left recovery");
     }
     state_.ever_ready = true;

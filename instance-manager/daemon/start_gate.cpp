@@ -32,6 +32,13 @@ std::optional<std::string> start_refusal(const StartFacts& f, StartCause cause) 
     // every other start leaves a fenced instance down.
     if (f.fenced && cause != StartCause::unfence && cause != StartCause::as_replica)
         return "the instance is fenced";
+    // A member of the write authority is writable only as the primary of a
+    // term it holds grants for: without a term (a demote cut short before
+    // standby.signal, a primary from before the authority that restarted
+    // after joining it) it starts only as a replica.
+    if (f.member && !f.replica && !f.under_authority && cause != StartCause::as_replica)
+        return "a member of the write authority without a term of its own starts only as a "
+               "replica (demote or follow it)";
     return std::nullopt;
 }
 

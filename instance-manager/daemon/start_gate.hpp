@@ -36,6 +36,7 @@ struct StartFacts {
     bool rewind_interrupted = false;  // a rewind or re-clone was cut short (mark beside pgdata)
     bool replica = false;             // standby.signal: postgres starts read-only
     bool under_authority = false;     // primary of a term under the write authority (write_term)
+    bool member = false;              // belongs to a membership of the write authority
 };
 
 // Why postgres must not start now for `cause`; nothing when it may (pure).

@@ -21,6 +21,8 @@ Result<StoredAuthority> GrantStore::load() const {
         s.grants.granted_to = j->at("granted_to").get<std::string>();
         s.membership.version = j->at("membership_version").get<uint64_t>();
         s.membership.names = j->at("members").get<std::vector<std::string>>();
+        if (auto it = j->find("max_ttl_ms"); it != j->end())
+            s.max_ttl = std::chrono::milliseconds(it->get<int64_t>());
     } catch (const nlohmann::json::exception& e) {
         return make_error("corrupt authority file " + path_ + ": " + e.what());
     }
@@ -33,7 +35,9 @@ Status GrantStore::save(const StoredAuthority& s) const {
                         {"granted_term", s.grants.granted_term},
                         {"granted_to", s.grants.granted_to},
                         {"membership_version", s.membership.version},
-                        {"members", s.membership.names}};
+                        {"members", s.membership.names},
+                        {"max_ttl_ms",
+                         std::chrono::duration_cast<std::chrono::milliseconds>(s.max_ttl).count()}};
     return fs::write_file_atomic(path_, json_text(j, 2) + "\n", 0600);
 }
 

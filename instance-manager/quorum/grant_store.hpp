@@ -16,6 +16,9 @@ struct StoredAuthority {
     authority::DurableGrantState grants;
     // version 0 (no names): not a member of any membership yet.
     authority::Membership membership{0, {}};
+    // The longest grant this member was configured to give (a restart
+    // assumes its last grant runs that long).
+    authority::Duration max_ttl{0};
 };
 
 class GrantStore {

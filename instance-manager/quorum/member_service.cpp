@@ -1,5 +1,8 @@
 #include "quorum/member_service.hpp"
 
+#include <time.h>
+
+#include "json_text.hpp"
 #include "log.hpp"
 
 namespace im::quorum {
@@ -25,12 +28,21 @@ nlohmann::json refused(uint64_t promised_term, const std::string& reason) {
 }  // namespace
 
 Instant own_now() {
-    return Instant{std::chrono::duration_cast<Duration>(
-        std::chrono::steady_clock::now().time_since_epoch())};
+    // CLOCK_BOOTTIME, not CLOCK_MONOTONIC (steady_clock): it goes on while the
+    // host is suspended, so a resumed primary never takes grants that ran out
+    // meanwhile for live ones. The watchdog reads the same clock.
+    timespec ts{};
+    ::clock_gettime(CLOCK_BOOTTIME, &ts);
+    return Instant{std::chrono::seconds(ts.tv_sec) +
+                   std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(ts.tv_nsec))};
 }
 
-MemberService::MemberService(std::string self, GrantStore store, Duration max_ttl)
-    : self_(std::move(self)), store_(std::move(store)), max_ttl_(max_ttl) {}
+MemberService::MemberService(std::string self, GrantStore store, Duration max_ttl,
+                             std::vector<std::string> configured)
+    : self_(std::move(self)),
+      store_(std::move(store)),
+      max_ttl_(max_ttl),
+      configured_(std::move(configured)) {}
 
 MemberParams MemberService::params(uint64_t version) const { return MemberParams{version, max_ttl_}; }
 
@@ -39,13 +51,21 @@ Status MemberService::load(Instant now) {
     if (!s) return s.error();
     stored_ = std::move(*s);
     auth_.reset();
+    if (!configured_.empty() && stored_.membership.version != 0 &&
+        stored_.membership.names != configured_)
+        return make_error("--membership differs from the membership this member joined (" +
+                          json_text(nlohmann::json(stored_.membership.names)) +
+                          "): changing the membership is not supported");
+    // A longer grant given before a restart with a shorter --grant-ttl is
+    // still assumed to run its full length.
+    max_ttl_ = std::max(max_ttl_, stored_.max_ttl);
     if (stored_.membership.version != 0)
         auth_ = MemberAuthority::restore(params(stored_.membership.version), stored_.grants, now);
     return Ok{};
 }
 
 Status MemberService::persist(const DurableGrantState& grants, const Membership& membership) {
-    StoredAuthority next{grants, membership};
+    StoredAuthority next{grants, membership, max_ttl_};
     if (auto st = store_.save(next); !st) {
         log::error("authority", "cannot persist the promise/grant state: refusing to answer",
                    {{"error", st.error().message}});
@@ -62,8 +82,16 @@ Result<nlohmann::json> MemberService::promise(const nlohmann::json& body, uint64
     req.proposer = body.at("proposer").get<std::string>();
     req.membership_version = u64(body, "membership_version");
     Membership asked{req.membership_version, body.at("members").get<std::vector<std::string>>()};
+    // Meant for another member (an address that now belongs to us): a
+    // promise counted for the wrong name would make a false majority.
+    if (body.at("to").get<std::string>() != self_)
+        return refused(stored_.grants.promised_term,
+                       "meant for " + body.at("to").get<std::string>() + ", this is " + self_);
     if (!asked.contains(self_))
         return refused(stored_.grants.promised_term, "this instance is not in that membership");
+    if (!configured_.empty() && asked.names != configured_)
+        return refused(stored_.grants.promised_term,
+                       "not the configured membership " + json_text(nlohmann::json(configured_)));
     std::optional<MemberAuthority> fresh;
     MemberAuthority* auth = auth_ ? &*auth_ : nullptr;
     if (!auth) {
@@ -90,6 +118,7 @@ Result<nlohmann::json> MemberService::promise(const nlohmann::json& body, uint64
                    {"grants_run_ms", us(d.reply.grant_remaining) / 1000}});
     if (!d.reply.ok) return refused(d.reply.promised_term, "a term at least as new was promised");
     return nlohmann::json{{"ok", true},
+                          {"member", self_},
                           {"promised_term", d.reply.promised_term},
                           {"grant_remaining_us", us(d.reply.grant_remaining)},
                           {"quiet", d.reply.quiet},
@@ -121,6 +150,14 @@ Result<nlohmann::json> MemberService::grant(const nlohmann::json& body, Instant 
     req.ttl = std::chrono::milliseconds(body.at("ttl_ms").get<int64_t>());
     req.membership_version = u64(body, "membership_version");
     req.seq = u64(body, "seq");
+    if (body.at("to").get<std::string>() != self_) {
+        GrantAnswer a;
+        a.term = req.term;
+        a.seq = req.seq;
+        nlohmann::json out = to_json(a);
+        out["reason"] = "meant for " + body.at("to").get<std::string>() + ", this is " + self_;
+        return out;
+    }
     if (auth_ && !stored_.membership.contains(req.holder)) {
         GrantAnswer a;
         a.term = req.term;
@@ -132,6 +169,7 @@ Result<nlohmann::json> MemberService::grant(const nlohmann::json& body, Instant 
     auto a = grant(req, now);
     if (!a) return a.error();
     nlohmann::json out = to_json(*a);
+    out["member"] = self_;
     if (!a->ok)
         out["reason"] = !auth_ ? "not a member of any membership yet"
                                : "refused: another holder, an older term, or another membership";

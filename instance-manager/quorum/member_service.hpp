@@ -6,12 +6,16 @@
 // grants to its primary, a fenced member still promises) and never waits for
 // a role command: a grant stuck behind a rewind would stop the primary.
 //
-// Membership (decided here; changing it is not built yet): a member learns
-// the membership from the first promise that names it, persisted with that
-// promise. From then on it answers only requests of that membership (same
-// version, same names); before it, it grants nothing ("a member that is not
-// yet a member neither grants nor counts"), and a member left out of a
-// membership never promises in it.
+// Membership (decided here; changing it is not built yet): with --membership
+// a member belongs to that set only and refuses any other; without it, it
+// learns the membership from the first promise that names it (two proposers
+// configured with different sets could then split the members: set it on
+// every member in production, as the manifests do). Either way the
+// membership is persisted with the first promise, and from then on the
+// member answers only requests of that membership (same version, same
+// names); before it, it grants nothing ("a member that is not yet a member
+// neither grants nor counts"), and a member left out of a membership never
+// promises in it.
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -24,13 +28,16 @@ namespace im::quorum {
 using authority::Duration;
 using authority::Instant;
 
-// The daemon's steady_clock as the authority's own clock (same epoch as
-// CLOCK_MONOTONIC, which the watchdog reads).
+// The authority's own clock on the daemon: CLOCK_BOOTTIME (the watchdog
+// reads the same clock, so an instant needs no conversion between them).
 Instant own_now();
 
 class MemberService {
   public:
-    MemberService(std::string self, GrantStore store, Duration max_ttl);
+    // `configured`: the membership set on this member (sorted names; empty:
+    // learned from the first promise).
+    MemberService(std::string self, GrantStore store, Duration max_ttl,
+                  std::vector<std::string> configured = {});
     // Reads the stored state: after a restart, a grant of max_ttl to the
     // last holder is assumed to run from `now`.
     Status load(Instant now);
@@ -60,6 +67,7 @@ class MemberService {
     std::string self_;
     GrantStore store_;
     Duration max_ttl_;
+    std::vector<std::string> configured_;
     StoredAuthority stored_;
     std::optional<authority::MemberAuthority> auth_;  // set once a membership is known
 };

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,10 +18,15 @@
 namespace im::quorum {
 
 namespace {
+// The manager's own_now() clock (member_service.cpp): CLOCK_BOOTTIME.
 int64_t mono_us() {
     timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    ::clock_gettime(CLOCK_BOOTTIME, &ts);
     return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+timespec as_timespec(int64_t us) {
+    return timespec{static_cast<time_t>(us / 1000000), static_cast<long>((us % 1000000) * 1000)};
 }
 
 // Only a postgres process is ever killed: the pid may have been reused if
@@ -86,6 +93,13 @@ void Watchdog::disarm() {
 }
 
 int watchdog_main() {
+    // Best effort (it needs CAP_SYS_NICE / CAP_IPC_LOCK, which a container
+    // seldom has): run before anything else on the CPU, and never wait for a
+    // page to come back from swap at the deadline.
+    ::mlockall(MCL_CURRENT | MCL_FUTURE);
+    sched_param prio{};
+    prio.sched_priority = 1;
+    ::sched_setscheduler(0, SCHED_FIFO, &prio);
     // Plain values (GCC 12 sees an optional<pair> here as maybe-uninitialized).
     bool armed = false;
     pid_t armed_pid = 0;
@@ -111,17 +125,15 @@ int watchdog_main() {
         if (eof) {
             if (!armed) return 0;
             // The manager is gone: the last deadline still holds.
-            timespec until{static_cast<time_t>(armed_until / 1000000),
-                           static_cast<long>((armed_until % 1000000) * 1000)};
-            ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr);
+            timespec left = as_timespec(std::max<int64_t>(armed_until - mono_us(), 0));
+            ::nanosleep(&left, nullptr);
             continue;
         }
         pollfd p{0, POLLIN, 0};
         timespec wait{};
         timespec* timeout = nullptr;
         if (armed) {
-            int64_t left = std::max<int64_t>(armed_until - mono_us(), 0);
-            wait = {static_cast<time_t>(left / 1000000), static_cast<long>((left % 1000000) * 1000)};
+            wait = as_timespec(std::max<int64_t>(armed_until - mono_us(), 0));
             timeout = &wait;
         }
         int r = ::ppoll(&p, 1, timeout, nullptr);

@@ -4,10 +4,12 @@
 // manager's loop is doing (blocked, starved of CPU, SIGSTOPped). The manager
 // feeds it "postmaster pid + deadline" whenever the deadline moves, and
 // "disarm" when postgres no longer runs writable; the child sleeps on its
-// own CLOCK_MONOTONIC (the manager's steady_clock: the same clock, so the
-// instant needs no conversion) and, at the deadline, kills postgres as
-// stop_postgres_now does. If the manager dies, the child still enforces the
-// last deadline, then exits.
+// own CLOCK_BOOTTIME (the clock of the manager's own_now(): the instant needs
+// no conversion) and, at the deadline, kills postgres as stop_postgres_now
+// does. If the manager dies, the child still enforces the last deadline,
+// then exits. It asks for SCHED_FIFO and locked memory (best effort: a
+// container without CAP_SYS_NICE runs it at normal priority, and CPU
+// throttling of the pod's cgroup delays it and the backends alike).
 //
 // Stopping postgres "now" (decided): SIGSTOP to the postmaster (it forks no
 // new backend), SIGKILL to each of its children's sessions (every backend

@@ -3,6 +3,7 @@
 #include <random>
 
 #include "http_client.hpp"
+#include "json_fields.hpp"
 #include "json_text.hpp"
 #include "log.hpp"
 
@@ -11,10 +12,6 @@ namespace im::quorum {
 using namespace authority;
 
 namespace {
-std::chrono::steady_clock::time_point to_steady(Instant t) {
-    return std::chrono::steady_clock::time_point(
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(t.time_since_epoch()));
-}
 uint64_t random_seq() {
     // A fresh start for every WriteRight: a late answer to a round of an
     // earlier incarnation never matches a new one (write_right.hpp).
@@ -89,12 +86,13 @@ std::optional<Instant> WriteKeeper::deadline() const {
 void WriteKeeper::round() {
     const Instant now = own_now();
     GrantRequest req = right_->begin_round(now);
-    const std::string body = json_text(to_json(req));
+    nlohmann::json body = to_json(req);
     for (const auto& name : right_->membership().names) {
         if (name == self_) continue;
         auto it = urls_.find(name);
         if (it == urls_.end() || it->second.empty()) continue;  // unknown address: unreachable
-        asio::co_spawn(ex_, ask(name, it->second, body, generation_), asio::detached);
+        body["to"] = name;  // a member answers only for itself (an address may be reused)
+        asio::co_spawn(ex_, ask(name, it->second, json_text(body), generation_), asio::detached);
     }
     // Our own member grants like any other, without the network.
     auto mine = own_.grant(req, now);
@@ -113,7 +111,7 @@ awaitable<void> WriteKeeper::ask(std::string member, std::string url_text, std::
     if (generation != generation_ || !right_) co_return;
     if (!reply || reply->status != 200) co_return;
     auto j = parse_json_object(reply->body);
-    if (!j) co_return;
+    if (!j || json_string(*j, "member") != member) co_return;  // not the member we asked
     answered(member, grant_answer_from(*j));
 }
 
@@ -182,7 +180,8 @@ awaitable<void> WriteKeeper::renew_loop(uint64_t generation) {
         if (generation != generation_ || !right_) break;
         Instant wake = right_->next_renewal();
         if (auto d = right_->deadline(); d && *d > own_now()) wake = std::min(wake, *d);
-        timer->expires_at(to_steady(wake));
+        // The authority's clock is not the timer's: wait the difference.
+        timer->expires_after(std::max(wake - own_now(), Duration{0}));
         boost::system::error_code ec;
         co_await timer->async_wait(asio::redirect_error(use_awaitable, ec));
     }

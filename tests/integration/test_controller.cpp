@@ -4,6 +4,7 @@
 // replica.
 #include <signal.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <thread>
 
@@ -144,4 +145,60 @@ TEST_CASE("a primary stopping with a session open is fenced fast, and comes back
     p.start();
     REQUIRE(ctl.wait_until([&] { return converged(ctl, next); }, 60s));
     CHECK(p.status()["role"] == "replica");
+}
+
+TEST_CASE("a primary whose postgres crash-loops while a failover runs: one writer at a time",
+          "[controller]") {
+    Instance p("cl-one");
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.psql("CREATE TABLE t (v int); INSERT INTO t VALUES (1)").code == 0);
+    Instance a("cl-two"), b("cl-three");
+    start_replicas(p, {&a, &b});
+    Instance ctl("cl-ctl");
+    make_controller(ctl, {&p, &a, &b});
+    ctl.start();
+    REQUIRE(ctl.wait_until([&] { return converged(ctl, "cl-one"); }, 30s));
+    REQUIRE(p.wait_until([&] { return holds_write_right(p); }, 10s));
+
+    // Never two writable primaries, watched through each instance's own socket.
+    std::atomic<bool> stop{false};
+    std::atomic<int> most_writable{0};
+    std::thread probe([&] {
+        while (!stop) {
+            int writable = 0;
+            for (auto* i : {&p, &a, &b})
+                if (i->psql_local("SELECT pg_is_in_recovery()").out == "f\n") ++writable;
+            most_writable = std::max(most_writable.load(), writable);
+            std::this_thread::sleep_for(30ms);
+        }
+    });
+    // The primary's postgres is killed whenever it is up, for 8 s: its
+    // manager restarts it (after a backoff, through the start gate) while
+    // the controller fails over.
+    auto until = std::chrono::steady_clock::now() + 12s;
+    int kills = 0;
+    while (std::chrono::steady_clock::now() < until) {
+        pid_t pm = p.postmaster_pid();
+        if (pm > 0 && ::kill(pm, SIGKILL) == 0) ++kills;
+        std::this_thread::sleep_for(100ms);
+    }
+    // Either the controller failed over (the old primary then rejoins as a
+    // replica) or it waited for the primary on its way up (it serves again):
+    // one primary, everyone following, never two writers on the way.
+    std::string next;
+    REQUIRE(ctl.wait_until(
+        [&] {
+            next = primary_of(ctl);
+            return !next.empty() && converged(ctl, next);
+        },
+        90s));
+    stop = true;
+    probe.join();
+    INFO("postmaster killed " << kills << " times; primary now " << next);
+    CHECK(kills >= 1);
+    CHECK(most_writable.load() == 1);
+    Instance& np = next == "cl-one" ? p : (next == "cl-two" ? a : b);
+    CHECK(np.psql("INSERT INTO t VALUES (2)").code == 0);
+    if (next != "cl-one") CHECK(p.status()["role"] == "replica");
 }

@@ -27,6 +27,7 @@ std::vector<nlohmann::json> promise(const std::vector<Instance*>& to, uint64_t t
         out.push_back(post_json(*i, "/v1/authority/promise",
                                 {{"term", term},
                                  {"proposer", proposer},
+                                 {"to", i->name},
                                  {"membership_version", 1},
                                  {"members", names}},
                                 200));
@@ -51,28 +52,46 @@ TEST_CASE("write authority: grants from a majority, or postgres stops", "[author
     // Bad calls change nothing.
     post_json(p, "/v1/authority/grant", {{"holder", "w-one"}, {"term", 1}}, 400);
     post_json(p, "/v1/authority/promise",
-              {{"term", 1}, {"proposer", "x"}, {"membership_version", 1}, {"members", names},
-               {"extra", true}},
+              {{"term", 1}, {"proposer", "x"}, {"to", "w-one"}, {"membership_version", 1},
+               {"members", names}, {"extra", true}},
               400);
     {
-        auto r = p.post("/v1/authority/grant",
-                        R"({"holder":"w-one","term":1,"ttl_ms":1000,"membership_version":1,"seq":1})",
-                        "wrong-token");
+        auto r = p.post(
+            "/v1/authority/grant",
+            R"({"holder":"w-one","to":"w-one","term":1,"ttl_ms":1000,"membership_version":1,"seq":1})",
+            "wrong-token");
         REQUIRE(r.ok());
         CHECK(r->status == 401);
     }
     // Not a member of any membership yet: no grant.
-    auto early = post_json(
-        a, "/v1/authority/grant",
-        {{"holder", "w-one"}, {"term", 1}, {"ttl_ms", 1000}, {"membership_version", 1}, {"seq", 1}},
-        200);
+    auto early = post_json(a, "/v1/authority/grant",
+                           {{"holder", "w-one"},
+                            {"to", "w-two"},
+                            {"term", 1},
+                            {"ttl_ms", 1000},
+                            {"membership_version", 1},
+                            {"seq", 1}},
+                           200);
     CHECK(early["ok"] == false);
     // A membership this member is not in: no promise.
-    auto foreign = post_json(
-        a, "/v1/authority/promise",
-        {{"term", 1}, {"proposer", "x"}, {"membership_version", 1}, {"members", {"z1", "z2"}}},
-        200);
+    auto foreign = post_json(a, "/v1/authority/promise",
+                             {{"term", 1},
+                              {"proposer", "x"},
+                              {"to", "w-two"},
+                              {"membership_version", 1},
+                              {"members", {"z1", "z2"}}},
+                             200);
     CHECK(foreign["ok"] == false);
+    // Meant for another member (its address now ours): refused, nothing learned.
+    auto misdirected = post_json(a, "/v1/authority/promise",
+                                 {{"term", 1},
+                                  {"proposer", "x"},
+                                  {"to", "w-three"},
+                                  {"membership_version", 1},
+                                  {"members", names}},
+                                 200);
+    CHECK(misdirected["ok"] == false);
+    CHECK(a.status()["authority"]["member"]["membership"].is_null());
 
     // The primary from before the write authority takes it: a promise round
     // for term 1 (fresh members are quiet), then promote on the primary.

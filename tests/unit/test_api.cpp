@@ -301,18 +301,19 @@ TEST_CASE("a request target with bytes outside ASCII is 400, never a thrown dump
 TEST_CASE("the authority endpoints: token, strict fields, no role command", "[api]") {
     Fixture f;
     const std::string grant =
-        R"({"holder": "h1", "term": 3, "ttl_ms": 1000, "membership_version": 1, "seq": 9})";
+        R"({"holder": "h1", "to": "h2", "term": 3, "ttl_ms": 1000, "membership_version": 1,
+            "seq": 9})";
     auto ok = f.call(http::verb::post, "/v1/authority/grant", grant);
     CHECK(ok.result_int() == 200);
     REQUIRE(f.actions.calls.size() == 1);
     CHECK(f.actions.calls[0].first == "authority/grant");
     CHECK(f.call(http::verb::post, "/v1/authority/grant", grant, "wrong").result_int() == 401);
     CHECK(f.call(http::verb::post, "/v1/authority/grant",
-                 R"({"holder": "h1", "term": 3, "ttl_ms": 1000, "membership_version": 1})")
+                 R"({"holder": "h1", "to": "h2", "term": 3, "ttl_ms": 1000, "membership_version": 1})")
               .result_int() == 400);  // seq is required
     CHECK(f.call(http::verb::post, "/v1/authority/promise",
-                 R"({"term": 3, "proposer": "c1", "membership_version": 1, "members": ["a"],
-                     "extra": 1})")
+                 R"({"term": 3, "proposer": "c1", "to": "a", "membership_version": 1,
+                     "members": ["a"], "extra": 1})")
               .result_int() == 400);
     CHECK(f.call(http::verb::post, "/v1/authority/release", R"({"holder": "h1", "term": -1})")
               .result_int() == 400);

@@ -27,12 +27,14 @@ struct TempDir {
     ~TempDir() { std::filesystem::remove_all(path); }
 };
 nlohmann::json promise(uint64_t term, const std::string& proposer,
-                       std::vector<std::string> names = {"a", "b", "c"}) {
-    return {{"term", term}, {"proposer", proposer}, {"membership_version", 1}, {"members", names}};
+                       std::vector<std::string> names = {"a", "b", "c"}, std::string to = "a") {
+    return {{"term", term}, {"proposer", proposer}, {"to", to}, {"membership_version", 1},
+            {"members", names}};
 }
-nlohmann::json grant(const std::string& holder, uint64_t term, uint64_t seq = 1) {
-    return {{"holder", holder}, {"term", term}, {"ttl_ms", 1000}, {"membership_version", 1},
-            {"seq", seq}};
+nlohmann::json grant(const std::string& holder, uint64_t term, uint64_t seq = 1,
+                     std::string to = "a") {
+    return {{"holder", holder}, {"to", to}, {"term", term}, {"ttl_ms", 1000},
+            {"membership_version", 1}, {"seq", seq}};
 }
 authority::Instant at(int64_t ms) { return authority::Instant{milliseconds(ms)}; }
 }  // namespace
@@ -69,6 +71,9 @@ TEST_CASE("member service: a membership from the first promise, persisted first"
     REQUIRE(foreign.ok());
     CHECK((*foreign)["ok"] == false);
     CHECK(m.membership().version == 0);
+    // Meant for another member: refused, nothing learned.
+    CHECK((*m.promise(promise(2, "c1", {"a", "b", "c"}, "b"), 0, at(5)))["ok"] == false);
+    CHECK(m.membership().version == 0);
     auto p = m.promise(promise(2, "c1"), 77, at(10));
     REQUIRE(p.ok());
     CHECK((*p)["ok"] == true);
@@ -89,6 +94,8 @@ TEST_CASE("member service: a membership from the first promise, persisted first"
     REQUIRE(g.ok());
     CHECK((*g)["ok"] == true);
     CHECK((*g)["seq"] == 5);
+    CHECK((*g)["member"] == "a");
+    CHECK((*again.grant(grant("b", 2, 6, "c"), at(41)))["ok"] == false);  // meant for c
     CHECK(again.durable().granted_to == "b");
     // A second holder in the same term is refused; the grant is released by its holder only.
     CHECK((*again.grant(grant("c", 2), at(50)))["ok"] == false);
@@ -104,7 +111,7 @@ TEST_CASE("write keeper: a one-member membership gathers its own grant", "[quoru
     asio::io_context io;
     MemberService self("a", GrantStore(d.path + "/authority.json"), milliseconds(1000));
     REQUIRE(self.load(authority::Instant{}).ok());
-    nlohmann::json p = {{"term", 1}, {"proposer", "c1"}, {"membership_version", 1},
+    nlohmann::json p = {{"term", 1}, {"proposer", "c1"}, {"to", "a"}, {"membership_version", 1},
                         {"members", {"a"}}};
     REQUIRE((*self.promise(p, 0, own_now()))["ok"] == true);
     WriteKeeper keeper(io.get_executor(), "a", self,
@@ -126,4 +133,24 @@ TEST_CASE("write keeper: a one-member membership gathers its own grant", "[quoru
     CHECK(moved >= 1);
     CHECK_FALSE(keeper.holding());
     CHECK(self.durable().granted_to == "a");
+}
+
+TEST_CASE("member service: a configured membership, and the longest ttl kept", "[quorum]") {
+    TempDir d;
+    const std::string file = d.path + "/authority.json";
+    MemberService m("a", GrantStore(file), milliseconds(5000), {"a", "b", "c"});
+    REQUIRE(m.load(at(0)).ok());
+    // Another set (a proposer configured otherwise): refused, nothing learned.
+    CHECK((*m.promise(promise(1, "c1", {"a", "b"}), 0, at(0)))["ok"] == false);
+    CHECK(m.membership().version == 0);
+    REQUIRE((*m.promise(promise(1, "c1"), 0, at(0)))["ok"] == true);
+    REQUIRE((*m.grant(grant("b", 1), at(10)))["ok"] == true);
+    // Restarted with a shorter --grant-ttl: the grant given before is still
+    // assumed to run the longer time.
+    MemberService shorter("a", GrantStore(file), milliseconds(1000), {"a", "b", "c"});
+    REQUIRE(shorter.load(at(100)).ok());
+    CHECK(shorter.grant_remaining(at(100)) == milliseconds(5000));
+    // Restarted with another --membership: refused at start, not guessed.
+    MemberService other("a", GrantStore(file), milliseconds(1000), {"a", "b"});
+    CHECK_FALSE(other.load(at(200)).ok());
 }

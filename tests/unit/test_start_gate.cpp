@@ -204,3 +204,17 @@ TEST_CASE("start gate: a failed spawn leaves the role stopped", "[start_gate]") 
     CHECK(st.error().code == kStartFailed);
     CHECK(role.current() == Role::stopped);
 }
+
+TEST_CASE("start gate: a member without a term starts only as a replica", "[start_gate]") {
+    StartFacts f;
+    f.member = true;
+    CHECK(start_refusal(f, StartCause::first_start));
+    CHECK(start_refusal(f, StartCause::unfence));
+    CHECK_FALSE(start_refusal(f, StartCause::as_replica));
+    f.replica = true;
+    CHECK_FALSE(start_refusal(f, StartCause::crash_restart));
+    f.replica = false;
+    f.under_authority = true;  // a primary of a term: the grants decide
+    CHECK_FALSE(start_refusal(f, StartCause::crash_restart));
+    CHECK(start_needs_majority(f, StartCause::crash_restart));
+}
