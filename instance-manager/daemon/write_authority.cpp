@@ -79,6 +79,11 @@ void Daemon::on_write_right_lost(bool superseded, const std::string& why) {
             if (auto st = persist_fence(why); !st)
                 log::error("authority", "cannot persist the fence", {{"error", st.error().message}});
         }
+        // Down already (a crash, a restart's backoff): fenced now, so that the
+        // controller's demote finds a fenced former primary. A running one
+        // gets there when its exit is seen (on_postgres_exit).
+        if (!writable && state_.role.current() == Role::stopped)
+            (void)state_.role.transition(Role::fenced, why);
     }
     // Not superseded (no majority renewed in time): postgres is restarted
     // through the start gate, which asks the members again; a partition that

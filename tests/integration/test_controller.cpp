@@ -187,15 +187,18 @@ TEST_CASE("a primary whose postgres crash-loops while a failover runs: one write
     // replica) or it waited for the primary on its way up (it serves again):
     // one primary, everyone following, never two writers on the way.
     std::string next;
-    REQUIRE(ctl.wait_until(
+    bool settled = ctl.wait_until(
         [&] {
             next = primary_of(ctl);
             return !next.empty() && converged(ctl, next);
         },
-        90s));
+        90s);
     stop = true;
     probe.join();
     INFO("postmaster killed " << kills << " times; primary now " << next);
+    INFO(cluster_of(ctl).dump(1));
+    INFO(p.log_tail());
+    REQUIRE(settled);
     CHECK(kills >= 1);
     CHECK(most_writable.load() == 1);
     Instance& np = next == "cl-one" ? p : (next == "cl-two" ? a : b);
