@@ -1,5 +1,7 @@
 #include "api/status_report.hpp"
 
+#include <cstdio>
+
 #include <prometheus/text_serializer.h>
 
 #include <sstream>
@@ -36,6 +38,13 @@ uint64_t parse_lsn(const std::string& lsn) {
     } catch (...) {
         return 0;
     }
+}
+
+std::string lsn_text(uint64_t lsn) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%X/%X", static_cast<unsigned>(lsn >> 32),
+                  static_cast<unsigned>(lsn & 0xffffffffu));
+    return buf;
 }
 
 std::string iso8601(std::chrono::system_clock::time_point t) {

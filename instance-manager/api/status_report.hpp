@@ -61,5 +61,7 @@ std::string iso8601(std::chrono::system_clock::time_point t);
 
 // "16/B374D848" -> bytes; 0 for anything unparsable.
 uint64_t parse_lsn(const std::string& lsn);
+// The other way: bytes -> "16/B374D848" (PostgreSQL's form).
+std::string lsn_text(uint64_t lsn);
 
 }  // namespace im

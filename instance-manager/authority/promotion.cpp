@@ -77,6 +77,7 @@ bool Promotion::decide(Instant now) {
     } else {
         s.kind = PromotionStep::Kind::waiting;
         s.candidate = *best;
+        s.candidate_lsn = best_lsn;
         s.term = request_.term;
         // The most advanced promiser's LSN: the hook for synchronous-mode
         // durability (the candidate must have at least this before serving).

@@ -48,7 +48,8 @@ struct PromotionStep {
     Instant until{};             // waiting: promote at this instant (own clock)
     std::string candidate;       // waiting, promote
     uint64_t term = 0;           // promote: the term to promote with
-    uint64_t min_lsn = 0;        // promote: the most advanced promiser's LSN
+    uint64_t min_lsn = 0;        // promote: the most advanced promiser's LSN (any, eligible or not)
+    uint64_t candidate_lsn = 0;  // promote: what the candidate reported (<= min_lsn)
     uint64_t newer_term = 0;     // superseded: the term that refused us
     std::string reason;          // failed
 };

@@ -551,9 +551,15 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
                " ms; a majority promised term " + std::to_string(term) +
                " and the candidate is its most advanced eligible member",
            {{"majority", end.promisers},
+            {"candidate_lsn", lsn_text(end.step.candidate_lsn)},
+            // Beyond the candidate's: what an asynchronous failover may lose.
+            {"most_advanced_lsn", lsn_text(end.step.min_lsn)},
             {"received_lsn", candidate.received_lsn},
             {"replayed_lsn", candidate.replayed_lsn}});
-    auto promoted = co_await command(candidate, "promote", promote_body(term), kCommandTimeout);
+    nlohmann::json body = promote_body(term);
+    // At least what it reported when it promised (its WAL only grows).
+    if (end.step.candidate_lsn > 0) body["min_lsn"] = lsn_text(end.step.candidate_lsn);
+    auto promoted = co_await command(candidate, "promote", body, kCommandTimeout);
     if (!promoted) {
         decide("promote-failed", candidate.name, promoted.error().message);
         co_return;

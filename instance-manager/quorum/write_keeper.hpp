@@ -15,6 +15,8 @@
 #include <optional>
 #include <string>
 
+#include <boost/asio/ssl.hpp>
+
 #include "asio.hpp"
 #include "authority/write_right.hpp"
 #include "quorum/member_service.hpp"

@@ -242,6 +242,7 @@ TEST_CASE("the candidate: LSN, then priority, then name; never a negative priori
     REQUIRE(s.kind == PromotionStep::Kind::waiting);
     CHECK(s.candidate == "h3");
     CHECK(s.min_lsn == 100);
+    CHECK(s.candidate_lsn == 50);  // what a promotion of h3 may lose in asynchronous mode: 50
 
     Promotion q("c1", 2, Membership{1, {"a", "b"}}, {{"a", -1}, {"b", -2}}, pp, at(0));
     q.on_answer("a", PromiseAnswer{true, 2, Duration(0), 1}, at(1));

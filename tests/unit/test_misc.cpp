@@ -219,3 +219,9 @@ TEST_CASE("timeline history: where our timeline ends", "[replication]") {
     CHECK(wal_segment_suffix(parse_lsn("1/A0000010"), mb16) == "00000001000000A0");
 }
 
+
+TEST_CASE("an LSN as text and back", "[misc]") {
+    CHECK(lsn_text(parse_lsn("16/B374D848")) == "16/B374D848");
+    CHECK(lsn_text(parse_lsn("0/3000060")) == "0/3000060");
+    CHECK(lsn_text(0) == "0/0");
+}
