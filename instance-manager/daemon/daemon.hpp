@@ -84,6 +84,8 @@ class Daemon : public ApiActions, private StartHost {
     // members are told to forget our grant; write_term is cleared by the caller.
     awaitable<void> give_up_write_right();
     nlohmann::json authority_view() const;
+    // The TLS context for https member URLs, made when the first one appears.
+    void ensure_peer_tls();
     // Checks that `upstream` answers replication with our system identifier.
     awaitable<Status> check_upstream(const std::string& upstream);
     // pg_rewind against `upstream` (the instance must be cleanly stopped);

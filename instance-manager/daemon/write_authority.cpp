@@ -2,6 +2,7 @@
 // promises and grants, the write right it holds as primary, what happens
 // when that right is lost, and the watchdog that does not depend on us.
 #include "daemon/daemon.hpp"
+#include "http_client.hpp"
 #include "log.hpp"
 
 namespace im {
@@ -20,17 +21,43 @@ CommandAnswer Daemon::authority(const std::string& what, const nlohmann::json& b
     return make_error("unknown authority call " + what, 404);
 }
 
+void Daemon::ensure_peer_tls() {
+    if (peer_tls_) return;
+    bool https = false;
+    for (const auto& [name, url] : prepared_->persistent.member_urls)
+        if (auto u = http_client::parse_url(url); u && u->tls) https = true;
+    if (!https) return;
+    // Made only when a member speaks https (OpenSSL's set-up costs memory).
+    // The members' certificates are not verified (there is no CA for them
+    // here; the token is what a member checks); ours is presented, so that
+    // members with --tls-client-ca (mTLS) take our grant requests.
+    http_client::TlsClientOptions peers;
+    peers.insecure = true;
+    peers.cert_file = cfg_.tls_cert;
+    peers.key_file = cfg_.tls_key;
+    auto tls = http_client::make_client_tls(peers);
+    if (!tls) {
+        log::error("authority", "cannot set up TLS towards the members",
+                   {{"error", tls.error().message}});
+        return;
+    }
+    peer_tls_ = *tls;
+    keeper_.set_tls(peer_tls_);
+}
+
 awaitable<CommandAnswer> Daemon::do_members(const nlohmann::json& body) {
     auto urls = body["member_urls"].get<std::map<std::string, std::string>>();
     auto& p = prepared_->persistent;
     if (urls == p.member_urls) co_return nlohmann::json{{"changed", false}};
     p.member_urls = urls;
     if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
+    ensure_peer_tls();
     keeper_.set_urls(urls);
     co_return nlohmann::json{{"changed", true}};
 }
 
 awaitable<quorum::GatherVerdict> Daemon::take_write_right(uint64_t term) {
+    ensure_peer_tls();
     if (!keeper_.holding() || keeper_.term() != term)
         keeper_.hold(term, authority_.membership(), prepared_->persistent.member_urls);
     // Two renewal rounds' worth: a member that misses the first is asked again.

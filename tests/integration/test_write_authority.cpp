@@ -190,3 +190,47 @@ TEST_CASE("write authority: grants from a majority, or postgres stops", "[author
     REQUIRE(a.wait_until([&] { return writable(a) && holds_write_right(a); }, 30s));
     CHECK(a.psql("SELECT count(*) FROM t").out == "3\n");
 }
+
+TEST_CASE("write authority over https with client certificates (mTLS)", "[authority]") {
+    // Each member's API certificate is also its client certificate towards
+    // the others; every member trusts the bundle of them all (and the test's).
+    Instance p("wt-one");
+    Instance r("wt-two");
+    std::string helper = manager_binary() + " helper make-cert ";
+    auto cert = [&](const std::string& stem, const std::string& cn) {
+        REQUIRE(sh(helper + p.root + "/" + stem + ".crt " + p.root + "/" + stem + ".key " + cn, true)
+                    .code == 0);
+    };
+    cert("one", "localhost");
+    cert("two", "localhost");
+    cert("test", "test");
+    const std::string bundle = p.root + "/clients.crt";
+    REQUIRE(sh("cat " + p.root + "/one.crt " + p.root + "/two.crt " + p.root + "/test.crt > " +
+               bundle + " && chmod 644 " + bundle + " " + p.root + "/*.crt " + p.root + "/*.key")
+                .code == 0);
+    auto tls_for = [&](Instance& i, const std::string& stem) {
+        i.extra_args = {"--tls-cert", p.root + "/" + stem + ".crt", "--tls-key",
+                        p.root + "/" + stem + ".key", "--tls-client-ca", bundle};
+        i.api_tls = true;
+        i.tls_client.insecure = true;
+        i.tls_client.cert_file = p.root + "/test.crt";
+        i.tls_client.key_file = p.root + "/test.key";
+    };
+    tls_for(p, "one");
+    p.start();
+    REQUIRE(p.wait_ready());
+    tls_for(r, "two");
+    start_replicas(p, {&r});
+    auto url = [](const Instance& i) {
+        return "https://" + i.address + ":" + std::to_string(i.http_port);
+    };
+    const nlohmann::json urls = {{"wt-one", url(p)}, {"wt-two", url(r)}};
+    const nlohmann::json names = {"wt-one", "wt-two"};
+    promise({&p, &r}, 1, names);
+    post_json(p, "/v1/promote", {{"term", 1}, {"members", names}, {"member_urls", urls}}, 200);
+    // Two members: the majority is both, so the grant over https counts.
+    REQUIRE(p.wait_until([&] { return holds_write_right(p); }, 5s));
+    CHECK(p.status()["authority"]["write_right"]["grants_ms"].size() == 2);
+    CHECK(r.status()["authority"]["member"]["granted_to"] == "wt-one");
+    CHECK(p.psql("CREATE TABLE t (v int)").code == 0);
+}
