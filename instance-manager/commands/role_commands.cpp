@@ -357,6 +357,10 @@ awaitable<Status> Daemon::check_upstream(const std::string& upstream) {
 awaitable<Status> Daemon::rewind_from(const std::string& upstream, bool dry_run) {
     auto conninfo = upstream_conninfo(cfg_, *prepared_, upstream);
     if (!conninfo) co_return conninfo.error();
+    // Postgres is down here: a postmaster.pid left by a killed postmaster (it
+    // may even be empty, killed as it wrote it) would fail pg_rewind's
+    // single-user crash recovery ("lock file is empty").
+    if (auto st = clear_stale_pid_file(cfg_.pgdata); !st) co_return st.error();
     // pg_rewind copies the source's files, ours included: keep our state aside.
     std::optional<std::string> stash;
     if (!dry_run) {
