@@ -150,9 +150,19 @@ TEST_CASE("asymmetric partition: the old primary's last commit precedes the new 
             // Everything the new side acknowledged survived the heal.
             std::string list;
             for (const auto& w : news) list += (list.empty() ? "" : ",") + std::to_string(w.id);
-            auto lost = fresh.psql("SELECT count(*) FROM unnest('{" + list +
-                                   "}'::bigint[]) AS s(id) WHERE id NOT IN (SELECT id FROM "
-                                   "bench_log)");
+            // Asked on whichever member is primary now, until it answers.
+            Shell lost;
+            ctl.wait_until(
+                [&] {
+                    auto now = primary_of(ctl);
+                    if (now.empty()) return false;
+                    lost = c.by_name(now).psql("SELECT count(*) FROM unnest('{" + list +
+                                               "}'::bigint[]) AS s(id) WHERE id NOT IN (SELECT "
+                                               "id FROM bench_log)");
+                    return lost.code == 0;
+                },
+                30s);
+            INFO("psql: " << lost.code << " " << lost.out);
             CHECK(lost.out == "0\n");
         }
     }
