@@ -22,3 +22,35 @@ start_bench_manager() {
     sleep 0.5
   done
 }
+
+# start_bench_cluster PREFIX: a three-member cluster of scripts/cluster-lib.sh
+# on a fresh temporary directory (members PREFIX-1..3, random ports), and
+# `writer` set to bench-writer; everything stops and goes at exit. The
+# caller then runs cl_setup, cl_start_members, cl_start_controller.
+start_bench_cluster() {
+  CL_DIR=$(mktemp -d "/tmp/im-bench-$1-XXXXXX")
+  chmod 755 "$CL_DIR"
+  CL_PREFIX=$1
+  local base=$(( 30000 + RANDOM % 20000 ))
+  CL_PG=$base; CL_HTTP=$((base + 10)); CL_CTL=$((base + 20))
+  source scripts/cluster-lib.sh
+  writer=build/bench-writer
+  trap bench_cluster_cleanup EXIT
+}
+bench_cluster_cleanup() {
+  # A stopped (SIGSTOP) manager would never see its SIGTERM.
+  kill -CONT "${cl_pid[@]}" 2>/dev/null || true
+  # shellcheck disable=SC2046
+  kill $(jobs -p) 2>/dev/null || true
+  cl_stop_all
+  rm -rf "$CL_DIR"
+}
+
+# bench_stats NAME VALUES...: median and max of VALUES (ms), on one line.
+bench_stats() {
+  local name=$1; shift
+  local sorted n=$# median max
+  sorted=$(printf '%s\n' "$@" | sort -n)
+  median=$(sed -n "$(( (n + 1) / 2 ))p" <<<"$sorted"); max=$(tail -1 <<<"$sorted")
+  printf '%-54s median %6s ms   max %6s ms   (%d runs)\n' "$name" "$median" "$max" "$n"
+}

@@ -15,20 +15,8 @@ scripts/build.sh >/dev/null
 
 runs=${RUNS:-5}
 sync=${BENCH_SYNCHRONOUS:-1}
-CL_DIR=$(mktemp -d /tmp/im-bench-failover-XXXXXX)
-chmod 755 "$CL_DIR"
-CL_PREFIX=bench
-base=$(( 30000 + RANDOM % 20000 ))
-CL_PG=$base; CL_HTTP=$((base + 10)); CL_CTL=$((base + 20))
-source scripts/cluster-lib.sh
-writer=build/bench-writer
-cleanup() {
-  # shellcheck disable=SC2046
-  kill $(jobs -p) 2>/dev/null || true
-  cl_stop_all
-  rm -rf "$CL_DIR"
-}
-trap cleanup EXIT
+source bench/bench-lib.sh
+start_bench_cluster bench
 
 cl_setup
 cl_start_members --log-level warn
@@ -92,23 +80,13 @@ one_run() {  # kind run
   echo "$kind $run: $old -> new primary, first committed write after $((t1 - t0)) ms, longest write gap $gap ms, $(wc -l < "$CL_DIR/ids") rows committed by the writer, $lost lost"
 }
 
-stats() {  # name values...
-  local name=$1; shift
-  local sorted
-  sorted=$(printf '%s\n' "$@" | sort -n)
-  local n=$#
-  local median max
-  median=$(sed -n "$(( (n + 1) / 2 ))p" <<<"$sorted")
-  max=$(tail -1 <<<"$sorted")
-  printf '%-44s median %6s ms   max %6s ms   (%d runs)\n' "$name" "$median" "$max" "$n"
-}
 
 echo "three members on loopback, controller --synchronous $sync, pgbench -c 8 running"
 for run in $(seq 1 "$runs"); do one_run failover "$run"; done
 for run in $(seq 1 "$runs"); do one_run switchover "$run"; done
 echo
-stats "failover: kill -9 to first committed write" "${failover_ms[@]}"
-stats "failover: longest write gap" "${failover_gap[@]}"
-stats "switchover: request to first committed write" "${switchover_ms[@]}"
-stats "switchover: longest write gap" "${switchover_gap[@]}"
+bench_stats "failover: kill -9 to first committed write" "${failover_ms[@]}"
+bench_stats "failover: longest write gap" "${failover_gap[@]}"
+bench_stats "switchover: request to first committed write" "${switchover_ms[@]}"
+bench_stats "switchover: longest write gap" "${switchover_gap[@]}"
 echo "committed transactions lost: $lost_total"

@@ -15,21 +15,8 @@ scripts/install-deps.sh >/dev/null
 scripts/build.sh >/dev/null
 
 runs=${RUNS:-5}
-CL_DIR=$(mktemp -d /tmp/im-bench-fencing-XXXXXX)
-chmod 755 "$CL_DIR"
-CL_PREFIX=fence
-base=$(( 30000 + RANDOM % 20000 ))
-CL_PG=$base; CL_HTTP=$((base + 10)); CL_CTL=$((base + 20))
-source scripts/cluster-lib.sh
-writer=build/bench-writer
-cleanup() {
-  # shellcheck disable=SC2046
-  kill -CONT "${cl_pid[@]}" 2>/dev/null || true
-  kill $(jobs -p) 2>/dev/null || true
-  cl_stop_all
-  rm -rf "$CL_DIR"
-}
-trap cleanup EXIT
+source bench/bench-lib.sh
+start_bench_cluster fence
 
 cl_setup
 cl_start_members
@@ -86,18 +73,11 @@ one_run() {  # kind run
   done
 }
 
-stats() {  # name values...
-  local name=$1; shift
-  local sorted n median max
-  sorted=$(printf '%s\n' "$@" | sort -n); n=$#
-  median=$(sed -n "$(( (n + 1) / 2 ))p" <<<"$sorted"); max=$(tail -1 <<<"$sorted")
-  printf '%-52s median %5s ms   max %5s ms   (%d runs)\n' "$name" "$median" "$max" "$n"
-}
 
 echo "three members on loopback, primary $primary, --grant-ttl 1s, bench-writer committing"
 for run in $(seq 1 "$runs"); do one_run lapse "$run"; done
 for run in $(seq 1 "$runs"); do one_run watchdog "$run"; done
 echo
-stats "F, lapse (the manager kills): deadline to last commit" "${lapse_f[@]}"
-stats "F, watchdog (manager stopped): deadline to last commit" "${watchdog_f[@]}"
+bench_stats "F, lapse (the manager kills): deadline to last commit" "${lapse_f[@]}"
+bench_stats "F, watchdog (manager stopped): deadline to last commit" "${watchdog_f[@]}"
 echo "(negative: the last commit was before the deadline; the protocol assumes at most 250 ms)"

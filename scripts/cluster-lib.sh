@@ -5,7 +5,7 @@
 # CL_CTL (the controller's port); the binaries come from build/.
 
 cl_names=("$CL_PREFIX-1" "$CL_PREFIX-2" "$CL_PREFIX-3")
-declare -A cl_pid
+declare -gA cl_pid  # -g: also when sourced inside a function (bench-lib.sh)
 cl_run=()
 # postgres refuses to run as root: everything runs as the postgres user then.
 [[ $(id -u) -eq 0 ]] && cl_run=(setpriv --reuid=postgres --regid=postgres --init-groups --reset-env --)
