@@ -35,7 +35,7 @@ struct PromotionParams {
     double rho = kDefaultRho;
     // F, real time: lease lapse to the last possible commit (measured by
     // bench/fencing-bound.sh; the watchdog's kill lands within milliseconds).
-    Duration fencing_bound = std::chrono::milliseconds(250);
+    Duration fencing_bound = kFencingBound;
     Duration margin = std::chrono::milliseconds(50);
     Duration collect_grace = std::chrono::milliseconds(200);
     Duration resend_every = std::chrono::milliseconds(300);

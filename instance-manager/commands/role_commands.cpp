@@ -494,7 +494,7 @@ awaitable<Status> Daemon::start_as_replica(const std::string& upstream) {
 }
 
 awaitable<CommandAnswer> Daemon::do_demote(const nlohmann::json& body) {
-    // A fenced primary (fenced by hand, or by itself on a lapsed lease) is
+    // A fenced primary (fenced by hand, or stopped by the write authority) is
     // stopped already and rejoins through demote as well.
     bool fenced_primary = state_.role.current() == Role::fenced && !prepared_->replica;
     if (!fenced_primary && (state_.role.current() != Role::primary || !supervisor_.running()))

@@ -7,7 +7,6 @@
 #include "bootstrap/helper.hpp"
 #include "bootstrap/rewind_mark.hpp"
 #include "fs_util.hpp"
-#include "http_client.hpp"
 #include "log.hpp"
 
 namespace im {

@@ -55,7 +55,6 @@ class WriteKeeper {
 
     bool holding() const { return right_.has_value(); }
     uint64_t term() const { return right_ ? right_->term() : 0; }
-    bool may_write() const { return right_ && right_->may_write(own_now()); }
     std::optional<authority::Instant> deadline() const;
     nlohmann::json status() const;
 

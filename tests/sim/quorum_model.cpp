@@ -51,22 +51,26 @@ void World::q_started(int i) {
     }
 }
 
+void World::send_to_others(int i, Msg msg) {
+    msg.from = i;
+    for (int j = 0; j < n_; ++j) {
+        if (j == i) continue;
+        msg.to = j;
+        send(msg);
+    }
+}
+
 void World::q_renew(int i) {
     Member& m = members_[i];
     if (!m.right) return;
     const Instant now = now_of(i);
     if (writable(i)) ++m.lsn;  // it commits
     GrantRequest req = m.right->begin_round(now);
-    for (int j = 0; j < n_; ++j) {
-        if (j == i) continue;
-        Msg msg;
-        msg.kind = MsgKind::grant_req;
-        msg.from = i;
-        msg.to = j;
-        msg.greq = req;
-        msg.lsn = m.lsn;
-        send(msg);
-    }
+    Msg msg;
+    msg.kind = MsgKind::grant_req;
+    msg.greq = req;
+    msg.lsn = m.lsn;
+    send_to_others(i, msg);
     timer(i, m.right->next_renewal(), TimerKind::renew);
     // Its own member grants like any other (no network in between).
     auto d = m.auth->on_grant(req, now);
@@ -181,15 +185,10 @@ void World::q_message(const Msg& msg) {
                 log(i, "demoted for a switchover: releases its grants of term " +
                            std::to_string(held));
                 m.auth->on_release(m.name, held);
-                for (int j = 0; j < n_; ++j) {
-                    if (j == i) continue;
-                    Msg rel;
-                    rel.kind = MsgKind::release;
-                    rel.from = i;
-                    rel.to = j;
-                    rel.term = held;
-                    send(rel);
-                }
+                Msg rel;
+                rel.kind = MsgKind::release;
+                rel.term = held;
+                send_to_others(i, rel);
                 reply.kind = MsgKind::demoted;
                 reply.term = msg.term;
                 send(reply);

@@ -265,6 +265,7 @@ private:
     void q_timer(int node, TimerKind kind);
     void q_started(int i);
     void q_renew(int i);
+    void send_to_others(int member, Msg msg);  // the same message to every other member
     void q_right_changed(int i);
     void q_poll(int c);
     void q_promotion_step(int c);
