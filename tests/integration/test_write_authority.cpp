@@ -162,6 +162,11 @@ TEST_CASE("write authority: grants from a majority, or postgres stops", "[author
     CHECK(refused["error"].get<std::string>().find("newer term") != std::string::npos);
     CHECK_FALSE(writable(p));
     // It rejoins through demote: rewind, then a replica of the new primary.
+    // (Killed as it wrote its lock file, a postmaster leaves an empty one:
+    // pg_rewind's crash recovery must not trip over it.)
+    REQUIRE(sh(": > " + p.pgdata + "/postmaster.pid && test ! -s " + p.pgdata + "/postmaster.pid",
+               true)
+                .code == 0);
     auto demoted =
         post_json(p, "/v1/demote", {{"term", 3}, {"primary_conninfo", a.upstream()}}, 200);
     CHECK(demoted["rewound"] == true);
@@ -189,6 +194,16 @@ TEST_CASE("write authority: grants from a majority, or postgres stops", "[author
     // Resumed, it gathers its grants again (nobody promised a newer term).
     REQUIRE(a.wait_until([&] { return writable(a) && holds_write_right(a); }, 30s));
     CHECK(a.psql("SELECT count(*) FROM t").out == "3\n");
+
+    // A replica promoted by hand, behind its manager's back: a member never
+    // writes without the write right, so it is stopped and fenced.
+    REQUIRE(b.wait_ready(30s));
+    REQUIRE(b.psql_local("SELECT pg_promote(true, 30)").out == "t\n");
+    CHECK(b.wait_until([&] { return b.status()["role"] == "fenced"; }, 10s));
+    CHECK_FALSE(writable(b));
+    CHECK(b.status()["last_error"].get<std::string>().find("without the write right") !=
+          std::string::npos);
+    CHECK(writable(a));
 }
 
 TEST_CASE("write authority over https with client certificates (mTLS)", "[authority]") {
