@@ -325,19 +325,30 @@ std::string Instance::app_password() const {
     return p;
 }
 
+// The statement as psql arguments. One argument may not exceed 128 KiB
+// (MAX_ARG_STRLEN; exec fails with E2BIG), and a test may ask about thousands
+// of ids: a long statement goes through a file instead.
+std::string Instance::sql_argument(const std::string& sql) {
+    if (sql.size() < 16 * 1024) return " -c " + quote(sql);
+    std::string file = root + "/statement-" + std::to_string(++statements_) + ".sql";
+    { std::ofstream(file) << sql << "\n"; }
+    ::chmod(file.c_str(), 0644);
+    return " -f " + quote(file);
+}
+
 Shell Instance::psql(const std::string& sql, const std::string& user, const std::string& db,
                      std::optional<std::string> password) {
     std::string pw = password ? *password : (user == "app" ? app_password() : "");
     std::string conn = "host=" + address + " port=" + std::to_string(pg_port) + " user=" + user +
                        " dbname=" + db + " connect_timeout=5";
     return sh("PGPASSWORD=" + quote(pw) + " psql -X -A -t -v ON_ERROR_STOP=1 " + quote(conn) +
-              " -c " + quote(sql));
+              sql_argument(sql));
 }
 
 Shell Instance::psql_local(const std::string& sql, const std::string& db) {
     std::string conn =
         "host=" + root + " port=" + std::to_string(pg_port) + " user=postgres dbname=" + db;
-    return sh("psql -X -A -t -v ON_ERROR_STOP=1 " + quote(conn) + " -c " + quote(sql), true);
+    return sh("psql -X -A -t -v ON_ERROR_STOP=1 " + quote(conn) + sql_argument(sql), true);
 }
 
 std::string Instance::log() const {

@@ -106,6 +106,8 @@ class Instance {
 
   private:
     std::vector<std::string> command_line() const;
+    std::string sql_argument(const std::string& sql);
+    int statements_ = 0;
     pid_t pid_ = -1;  // the direct child (manager, or unshare when as PID 1)
     bool pid1_ = false;
     std::optional<int> exit_code_;

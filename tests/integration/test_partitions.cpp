@@ -144,7 +144,7 @@ TEST_CASE("asymmetric partition: the old primary's last commit precedes the new 
             WARN((unpromotable ? "h3 unpromotable" : "default priorities")
                  << ": old side committed " << s.old_count << " after the cut, the last "
                  << (s.old_count ? s.old_last - cut_ms : 0) << " ms after it; new side first at "
-                 << s.new_first - cut_ms << " ms");
+                 << s.new_first - cut_ms << " ms, " << news.size() << " acknowledged there");
             REQUIRE(s.new_count > 0);
             if (s.old_count > 0) CHECK(s.old_last < s.new_first);
             // Everything the new side acknowledged survived the heal.
@@ -208,7 +208,7 @@ TEST_CASE("two controllers: one cut off with the primary, a new one on the other
     WARN("two controllers: old side committed " << s.old_count << " after the cut, the last "
                                                 << (s.old_count ? s.old_last - cut_ms : 0)
                                                 << " ms after it; new side first at "
-                                                << s.new_first - cut_ms << " ms");
+                                                << s.new_first - cut_ms << " ms, " << news.size() << " acknowledged there");
     REQUIRE(s.new_count > 0);
     if (s.old_count > 0) CHECK(s.old_last < s.new_first);
     // The old controller learned the newer term and stands by.
