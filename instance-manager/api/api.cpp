@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "authority/durability.hpp"
 #include "bootstrap/replication_config.hpp"
 #include "conninfo.hpp"
 #include "http_client.hpp"
@@ -87,6 +88,11 @@ std::optional<std::string> check_field(const nlohmann::json& v, FieldType type) 
         case FieldType::synchronous:
             if (auto s = parse_sync_spec(v); !s) return s.error().message;
             break;
+        case FieldType::durability:
+            if (!authority::parse_durability(v))
+                return "a durability record {\"term\", \"version\", \"sets\": [{\"number\", "
+                       "\"standbys\"}]}";
+            break;
     }
     return std::nullopt;
 }
@@ -144,7 +150,11 @@ const std::map<std::string, Route>& routes() {
            {"min_lsn", {FieldType::lsn}},
            {"timeout_s", {FieldType::seconds}},
            {"members", {FieldType::names}},
-           {"member_urls", {FieldType::member_urls}}}}},
+           {"member_urls", {FieldType::member_urls}},
+           // The new primary's synchronous standbys, and the newest record
+           // the promotion found (its sets stay until the switch completes).
+           {"synchronous", {FieldType::synchronous}},
+           {"durability", {FieldType::durability}}}}},
         {"/v1/demote",
          {Kind::command, post, {{"term", term}, {"primary_conninfo", {FieldType::conninfo}}}}},
         {"/v1/follow",
@@ -171,7 +181,8 @@ const std::map<std::string, Route>& routes() {
            {"term", term},
            {"ttl_ms", {FieldType::millis, true}},
            {"membership_version", {FieldType::term, true}},
-           {"seq", {FieldType::term, true}}}}},
+           {"seq", {FieldType::term, true}},
+           {"durability", {FieldType::durability}}}}},
         {"/v1/authority/release",
          {Kind::authority, post, {{"holder", {FieldType::name, true}}, {"term", term}}}},
         {"/v1/replication",

@@ -66,7 +66,8 @@ enum class FieldType {
     names,
     synchronous,
     millis,
-    member_urls
+    member_urls,
+    durability  // a durability record (authority/durability.hpp)
 };
 struct FieldSpec {
     FieldType type;

@@ -61,6 +61,7 @@ Decision<PromiseAnswer> MemberAuthority::on_promise(const PromiseRequest& req, I
     // Measured at the answer (an idempotent retry reports it afresh).
     d.reply.grant_remaining = grant_remaining(now);
     d.reply.quiet = !in_use_until() || *in_use_until() <= now;
+    d.reply.durability = durable_.durability;
     return d;
 }
 
@@ -95,8 +96,14 @@ Decision<GrantAnswer> MemberAuthority::on_grant(const GrantRequest& req, Instant
     if (new_holder) grant_expires_.reset();
     next.granted_term = req.term;
     next.granted_to = req.holder;
-    // Only a change of holder or term needs the fsync: a restart assumes a
-    // running grant to granted_to anyway, so renewals need not be durable.
+    // Kept only from the holder it grants to, in its term: the failover
+    // reads it from the promises (durability.hpp).
+    if (req.durability && req.durability->term == req.term &&
+        req.durability->newer_than(next.durability))
+        next.durability = *req.durability;
+    // Only a change of holder, term or record needs the fsync: a restart
+    // assumes a running grant to granted_to anyway, so renewals need not be
+    // durable; a record must be, before the answer that confirms it.
     if (!(next == durable_)) {
         durable_ = next;
         d.persist = durable_;
@@ -108,6 +115,8 @@ Decision<GrantAnswer> MemberAuthority::on_grant(const GrantRequest& req, Instant
     d.reply.ok = true;
     d.reply.granted = granted;
     d.reply.promised_term = durable_.promised_term;
+    d.reply.durability_version =
+        durable_.durability.term == req.term ? durable_.durability.version : 0;
     return d;
 }
 

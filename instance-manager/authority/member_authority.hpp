@@ -43,6 +43,8 @@ struct DurableGrantState {
     std::string promised_to;  // proposer id; empty when learned from a grant
     uint64_t granted_term = 0;
     std::string granted_to;  // holder name; empty when it never granted
+    // The newest durability record a holder sent with a granted request.
+    DurabilityRecord durability;
     bool operator==(const DurableGrantState&) const = default;
 };
 

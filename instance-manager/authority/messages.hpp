@@ -3,9 +3,11 @@
 // values: the shells carry them over HTTP (the daemon) or a simulated network
 // (tests/sim). Durations only, never instants (clock_bounds.hpp).
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "authority/clock_bounds.hpp"
+#include "authority/durability.hpp"
 
 namespace im::authority {
 
@@ -32,6 +34,8 @@ struct PromiseAnswer {
     // grant ended within quiet_after. Then the proposer need not wait the
     // fencing bound for it (a clean switchover).
     bool quiet = false;
+    // The newest durability record this member stored (durability.hpp).
+    DurabilityRecord durability;
 };
 
 // The primary of `term` asking for (or renewing) a member's grant.
@@ -41,6 +45,8 @@ struct GrantRequest {
     Duration ttl{0};
     uint64_t membership_version = 1;
     uint64_t seq = 0;  // echoed: the primary matches the answer to its send time
+    // The holder's durability record: kept by the member with the grant.
+    std::optional<DurabilityRecord> durability;
 };
 
 struct GrantAnswer {
@@ -49,6 +55,9 @@ struct GrantAnswer {
     uint64_t promised_term = 0;  // the member's promised term (refused: why)
     uint64_t term = 0;  // echoed: the term the answer is about
     uint64_t seq = 0;
+    // ok: the version of the holder's durability record the member now
+    // holds for this term (0: none).
+    uint64_t durability_version = 0;
 };
 
 }  // namespace im::authority

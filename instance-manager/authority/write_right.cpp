@@ -23,6 +23,7 @@ GrantRequest WriteRight::begin_round(Instant now) {
     r.ttl = params_.ttl;
     r.membership_version = membership_.version;
     r.seq = seq_;
+    if (record_.version > 0) r.durability = record_;
     return r;
 }
 
@@ -42,6 +43,8 @@ AnswerOutcome WriteRight::on_answer(const std::string& member, const GrantAnswer
     Instant until = sent_at + shrink_to_own(answer.granted, params_.rho);
     auto [it, inserted] = valid_until_.emplace(member, until);
     if (!inserted) it->second = std::max(it->second, until);  // a late answer never shortens
+    auto& confirmed = confirmed_[member];
+    confirmed = std::max(confirmed, answer.durability_version);
     return AnswerOutcome::recorded;
 }
 
@@ -56,6 +59,33 @@ std::optional<Instant> WriteRight::deadline() const {
     std::nth_element(ends.begin(), ends.begin() + static_cast<std::ptrdiff_t>(need - 1), ends.end(),
                      std::greater<>());
     return ends[need - 1];
+}
+
+void WriteRight::continue_record(const DurabilityRecord& start) {
+    record_.term = term_;
+    record_.version = start.term == term_ ? start.version : 0;
+    if (record_.version > 0) record_.sets = start.sets;  // the same record goes on
+    set_record(start.sets);
+}
+
+void WriteRight::set_record(std::vector<QuorumSet> sets) {
+    if (record_.version > 0 && record_.sets == sets) return;
+    record_.term = term_;
+    ++record_.version;
+    record_.sets = std::move(sets);
+}
+
+uint64_t WriteRight::recorded_version() const {
+    const size_t need = membership_.majority();
+    std::vector<uint64_t> v;
+    for (const auto& name : membership_.names) {
+        auto it = confirmed_.find(name);
+        v.push_back(it == confirmed_.end() ? 0 : it->second);
+    }
+    if (need == 0 || v.size() < need) return 0;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(need - 1), v.end(),
+                     std::greater<>());
+    return v[need - 1];
 }
 
 bool WriteRight::may_write(Instant now) const {

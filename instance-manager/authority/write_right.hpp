@@ -56,6 +56,17 @@ public:
     // Renewal every ttl/3: two rounds may be lost before the right lapses.
     Instant next_renewal() const { return next_renewal_; }
 
+    // The durability record sent with every request (durability.hpp). A new
+    // one (sets changed) gets the next version; the primary may use its sets
+    // once recorded_version() reached that version.
+    const DurabilityRecord& record() const { return record_; }
+    // `start`: the record to continue from (its sets, and versions above it
+    // when it is of our term).
+    void set_record(std::vector<QuorumSet> sets);
+    void continue_record(const DurabilityRecord& start);
+    // The highest version a majority of members confirmed storing.
+    uint64_t recorded_version() const;
+
     uint64_t term() const { return term_; }
     bool superseded() const { return superseded_.has_value(); }
     std::optional<uint64_t> newer_term() const { return superseded_; }
@@ -75,6 +86,8 @@ private:
     std::map<std::string, Instant> valid_until_;                      // per member, own clock
     Instant next_renewal_{};
     std::optional<uint64_t> superseded_;
+    DurabilityRecord record_;
+    std::map<std::string, uint64_t> confirmed_;  // per member: the record version it holds
 };
 
 }  // namespace im::authority

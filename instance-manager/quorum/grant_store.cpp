@@ -21,6 +21,11 @@ Result<StoredAuthority> GrantStore::load() const {
         s.grants.granted_to = j->at("granted_to").get<std::string>();
         s.membership.version = j->at("membership_version").get<uint64_t>();
         s.membership.names = j->at("members").get<std::vector<std::string>>();
+        if (auto it = j->find("durability"); it != j->end()) {
+            auto d = authority::parse_durability(*it);
+            if (!d) return make_error("corrupt authority file " + path_ + ": bad durability record");
+            s.grants.durability = *d;
+        }
         if (auto it = j->find("max_ttl_ms"); it != j->end())
             s.max_ttl = std::chrono::milliseconds(it->get<int64_t>());
     } catch (const nlohmann::json::exception& e) {
@@ -34,6 +39,7 @@ Status GrantStore::save(const StoredAuthority& s) const {
                         {"promised_to", s.grants.promised_to},
                         {"granted_term", s.grants.granted_term},
                         {"granted_to", s.grants.granted_to},
+                        {"durability", authority::to_json(s.grants.durability)},
                         {"membership_version", s.membership.version},
                         {"members", s.membership.names},
                         {"max_ttl_ms",

@@ -122,7 +122,8 @@ Result<nlohmann::json> MemberService::promise(const nlohmann::json& body, uint64
                           {"promised_term", d.reply.promised_term},
                           {"grant_remaining_us", us(d.reply.grant_remaining)},
                           {"quiet", d.reply.quiet},
-                          {"received_lsn", d.reply.received_lsn}};
+                          {"received_lsn", d.reply.received_lsn},
+                          {"durability", to_json(d.reply.durability)}};
 }
 
 Result<GrantAnswer> MemberService::grant(const GrantRequest& req, Instant now) {
@@ -139,6 +140,12 @@ Result<GrantAnswer> MemberService::grant(const GrantRequest& req, Instant now) {
         if (d.persist->granted_to != before.granted_to || d.persist->granted_term != before.granted_term)
             log::info("authority", "granted the write right",
                       {{"holder", req.holder}, {"term", req.term}});
+        if (!(d.persist->durability == before.durability))
+            log::info("authority", "stored the holder's durability record",
+                      {{"holder", req.holder},
+                       {"term", d.persist->durability.term},
+                       {"version", d.persist->durability.version},
+                       {"sets", describe(d.persist->durability.sets)}});
     }
     return d.reply;
 }
@@ -150,6 +157,8 @@ Result<nlohmann::json> MemberService::grant(const nlohmann::json& body, Instant 
     req.ttl = std::chrono::milliseconds(body.at("ttl_ms").get<int64_t>());
     req.membership_version = u64(body, "membership_version");
     req.seq = u64(body, "seq");
+    if (auto it = body.find("durability"); it != body.end())
+        req.durability = authority::parse_durability(*it);  // checked by the endpoint
     if (body.at("to").get<std::string>() != self_) {
         GrantAnswer a;
         a.term = req.term;
@@ -202,15 +211,18 @@ nlohmann::json MemberService::status(Instant now) const {
             {"promised_to", g.promised_to},
             {"granted_term", g.granted_term},
             {"granted_to", g.granted_to},
+            {"durability", to_json(g.durability)},
             {"grant_remaining_ms", us(grant_remaining(now)) / 1000}};
 }
 
 nlohmann::json to_json(const GrantRequest& r) {
-    return {{"holder", r.holder},
+    nlohmann::json out = {{"holder", r.holder},
             {"term", r.term},
             {"ttl_ms", std::chrono::duration_cast<std::chrono::milliseconds>(r.ttl).count()},
             {"membership_version", r.membership_version},
             {"seq", r.seq}};
+    if (r.durability) out["durability"] = to_json(*r.durability);
+    return out;
 }
 
 nlohmann::json to_json(const GrantAnswer& a) {
@@ -218,7 +230,8 @@ nlohmann::json to_json(const GrantAnswer& a) {
             {"granted_us", us(a.granted)},
             {"promised_term", a.promised_term},
             {"term", a.term},
-            {"seq", a.seq}};
+            {"seq", a.seq},
+            {"durability_version", a.durability_version}};
 }
 
 namespace {
@@ -237,6 +250,7 @@ GrantAnswer grant_answer_from(const nlohmann::json& j) {
     a.promised_term = u64(j, "promised_term");
     a.term = u64(j, "term");
     a.seq = u64(j, "seq");
+    a.durability_version = u64(j, "durability_version");
     return a;
 }
 
@@ -254,6 +268,7 @@ PromiseAnswer promise_answer_from(const nlohmann::json& j) {
     a.received_lsn = u64(j, "received_lsn");
     auto quiet = j.find("quiet");
     a.quiet = quiet != j.end() && quiet->is_boolean() && quiet->get<bool>();
+    if (auto d = j.find("durability"); d != j.end()) a.durability = durability_from(*d);
     return a;
 }
 

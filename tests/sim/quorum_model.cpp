@@ -19,7 +19,7 @@ void World::q_init() {
     // term from its polls and stands by.
     for (int i = 0; i < n_; ++i) {
         Member& m = members_[i];
-        m.disk = DurableGrantState{1, "c1", 1, "h1"};
+        m.disk = DurableGrantState{1, "c1", 1, "h1", {}};
         if (i == 0) m.disk_primary_term = m.disk_promoted_max = 1;
         q_started(i);
     }

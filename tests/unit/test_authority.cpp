@@ -18,7 +18,7 @@ PromiseRequest promise(uint64_t term, const std::string& proposer) {
     return PromiseRequest{term, proposer, 1};
 }
 GrantRequest grant(const std::string& holder, uint64_t term, milliseconds ttl, uint64_t seq = 1) {
-    return GrantRequest{holder, term, ttl, 1, seq};
+    return GrantRequest{holder, term, ttl, 1, seq, std::nullopt};
 }
 MemberParams params() { return MemberParams{1, seconds(10)}; }
 }  // namespace
@@ -105,7 +105,7 @@ TEST_CASE("a grant is clamped to the member's longest ttl", "[authority]") {
 }
 
 TEST_CASE("a restarted member assumes a grant of its longest ttl just ran", "[authority]") {
-    DurableGrantState s{4, "c1", 4, "h2"};
+    DurableGrantState s{4, "c1", 4, "h2", {}};
     auto m = MemberAuthority::restore(MemberParams{1, seconds(10)}, s, at(100));
     CHECK(m.grant_remaining(at(100)) == seconds(10));
     CHECK_FALSE(m.on_grant(grant("h3", 4, milliseconds(1000)), at(200)).reply.ok);
@@ -208,10 +208,10 @@ TEST_CASE("a promotion waits out every promiser's grant, then the fencing bound"
     CHECK(p.request().term == 5);
     CHECK(p.due_sends(at(0)).size() == 3);
     CHECK(p.due_sends(at(100)).empty());  // not yet time to resend
-    p.on_answer("h2", PromiseAnswer{true, 5, milliseconds(1000), 10}, at(20));
+    p.on_answer("h2", PromiseAnswer{true, 5, milliseconds(1000), 10, false, {}}, at(20));
     CHECK(p.step(at(20)).kind == PromotionStep::Kind::asking);
     CHECK(p.due_sends(at(300)) == std::vector<std::string>{"h1", "h3"});
-    p.on_answer("h3", PromiseAnswer{true, 5, milliseconds(2000), 30}, at(40));
+    p.on_answer("h3", PromiseAnswer{true, 5, milliseconds(2000), 30, false, {}}, at(40));
     // A majority: a little longer for the last answer.
     CHECK(p.step(at(100)).kind == PromotionStep::Kind::asking);
     auto s = p.step(at(240));
@@ -222,7 +222,7 @@ TEST_CASE("a promotion waits out every promiser's grant, then the fencing bound"
                      real_to_own(milliseconds(500), 0.01) + milliseconds(50);
     CHECK(s.until == expect);
     CHECK(p.next_wakeup() == expect);
-    p.on_answer("h1", PromiseAnswer{true, 5, milliseconds(9000), 99}, at(250));  // too late
+    p.on_answer("h1", PromiseAnswer{true, 5, milliseconds(9000), 99, false, {}}, at(250));  // too late
     CHECK(p.step(expect - Duration(1)).kind == PromotionStep::Kind::waiting);
     auto go = p.step(expect);
     CHECK(go.kind == PromotionStep::Kind::promote);
@@ -235,9 +235,9 @@ TEST_CASE("the candidate: LSN, then priority, then name; never a negative priori
           "[authority]") {
     PromotionParams pp;
     Promotion p("c1", 2, three(), {{"h1", -1}, {"h3", 5}}, pp, at(0));
-    p.on_answer("h1", PromiseAnswer{true, 2, Duration(0), 100}, at(1));
-    p.on_answer("h2", PromiseAnswer{true, 2, Duration(0), 50}, at(1));
-    p.on_answer("h3", PromiseAnswer{true, 2, Duration(0), 50}, at(1));
+    p.on_answer("h1", PromiseAnswer{true, 2, Duration(0), 100, false, {}}, at(1));
+    p.on_answer("h2", PromiseAnswer{true, 2, Duration(0), 50, false, {}}, at(1));
+    p.on_answer("h3", PromiseAnswer{true, 2, Duration(0), 50, false, {}}, at(1));
     auto s = p.step(at(1));  // all answered: no grace
     REQUIRE(s.kind == PromotionStep::Kind::waiting);
     CHECK(s.candidate == "h3");
@@ -245,8 +245,8 @@ TEST_CASE("the candidate: LSN, then priority, then name; never a negative priori
     CHECK(s.candidate_lsn == 50);  // what a promotion of h3 may lose in asynchronous mode: 50
 
     Promotion q("c1", 2, Membership{1, {"a", "b"}}, {{"a", -1}, {"b", -2}}, pp, at(0));
-    q.on_answer("a", PromiseAnswer{true, 2, Duration(0), 1}, at(1));
-    q.on_answer("b", PromiseAnswer{true, 2, Duration(0), 1}, at(1));
+    q.on_answer("a", PromiseAnswer{true, 2, Duration(0), 1, false, {}}, at(1));
+    q.on_answer("b", PromiseAnswer{true, 2, Duration(0), 1, false, {}}, at(1));
     CHECK(q.step(at(1)).kind == PromotionStep::Kind::failed);
 }
 
@@ -255,14 +255,14 @@ TEST_CASE("a refused promise supersedes the round; no majority in time fails it"
     PromotionParams pp;
     pp.round_timeout = seconds(2);
     Promotion p("c2", 3, three(), {}, pp, at(0));
-    p.on_answer("h1", PromiseAnswer{true, 3, Duration(0), 0}, at(1));
-    p.on_answer("h2", PromiseAnswer{false, 3, Duration(0), 0}, at(2));  // c1 has term 3
+    p.on_answer("h1", PromiseAnswer{true, 3, Duration(0), 0, false, {}}, at(1));
+    p.on_answer("h2", PromiseAnswer{false, 3, Duration(0), 0, false, {}}, at(2));  // c1 has term 3
     auto s = p.step(at(2));
     CHECK(s.kind == PromotionStep::Kind::superseded);
     CHECK(s.newer_term == 3);
 
     Promotion q("c2", 3, three(), {}, pp, at(0));
-    q.on_answer("h1", PromiseAnswer{true, 3, Duration(0), 0}, at(1));
+    q.on_answer("h1", PromiseAnswer{true, 3, Duration(0), 0, false, {}}, at(1));
     CHECK(q.step(at(1999)).kind == PromotionStep::Kind::asking);
     CHECK(q.step(at(2000)).kind == PromotionStep::Kind::failed);
 }

@@ -46,7 +46,7 @@ TEST_CASE("grant store: missing is fresh, corrupt is an error, saved reads back"
     REQUIRE(fresh.ok());
     CHECK(fresh->membership.version == 0);
     StoredAuthority s;
-    s.grants = {4, "c1", 3, "a"};
+    s.grants = {4, "c1", 3, "a", {}};
     s.membership = {1, {"a", "b", "c"}};
     REQUIRE(store.save(s).ok());
     auto back = store.load();
