@@ -126,6 +126,12 @@ std::vector<std::string> Promotion::promisers() const {
     return out;
 }
 
+DurabilityRecord Promotion::newest_record() const {
+    std::vector<DurabilityRecord> records;
+    for (const auto& [name, p] : promises_) records.push_back(p.answer.durability);
+    return authority::newest_record(records);
+}
+
 Instant Promotion::next_wakeup() const {
     if (decided_) return decided_->until;
     Instant t = started_ + params_.round_timeout;

@@ -75,6 +75,9 @@ public:
     uint64_t term() const { return request_.term; }
     // The members whose promises the round counts (for the decision's log).
     std::vector<std::string> promisers() const;
+    // The newest durability record among the promises (durability.hpp): a
+    // majority promised, so it is at least as new as any the primary used.
+    DurabilityRecord newest_record() const;
 
 private:
     struct Promise {

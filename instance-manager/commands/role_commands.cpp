@@ -169,6 +169,7 @@ awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
     PgSession session(io_.get_executor());
     if (auto st = co_await monitor_.connect_local(session, std::chrono::seconds(5)); !st)
         co_return st.error();
+    std::optional<authority::QuorumSet> stale_set;
     if (body.contains("min_lsn")) {
         auto r = co_await session.query(
             "SELECT COALESCE(pg_last_wal_receive_lsn(), '0/0')::text, "
@@ -186,11 +187,30 @@ awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
             co_return e;
         }
     }
+    if (body.contains("synchronous")) {
+        // The new primary's standbys, in place before it is writable (a
+        // replica ignores the setting): its first commit already waits.
+        auto spec = parse_sync_spec(body["synchronous"]);
+        if (!spec) co_return make_error(spec.error().message, 400);
+        stale_set = configured_set();
+        p.synchronous = *spec;
+        if (auto st = write_managed_files(cfg_, *prepared_); !st)
+            co_return make_error(st.error().message, 500);
+        reload_all();
+    }
     if (member) {
         // The write right before the promotion: postgres is writable only
         // while a majority's grants for this term run (the promise round the
         // controller made waited out every older grant).
-        auto verdict = co_await take_write_right(term);
+        authority::DurabilityRecord inherited;
+        if (body.contains("durability"))
+            inherited = authority::durability_from(body["durability"]);
+        // The setting this replica had until now stays in the record too,
+        // until the switch completes: a walsender may have read it.
+        if (stale_set)
+            inherited.sets = authority::switching_sets(inherited.sets, stale_set);
+        auto verdict = co_await take_write_right(term, inherited);
+        switch_since_ = kSwitchPending;  // until postgres is promoted
         if (verdict != quorum::GatherVerdict::granted) {
             keeper_.drop();
             sync_watchdog();
@@ -245,6 +265,9 @@ awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
         "SELECT timeline_id, pg_current_wal_lsn()::text FROM pg_control_checkpoint()", kSqlTimeout);
     prepared_->replica = false;
     p.primary_conninfo.clear();
+    // Every commit the old primary acknowledged lies before this: the switch
+    // to our set completes once enough of it flushed past here.
+    switch_since_ = info ? parse_lsn(pg_value(info->get(), 0, 1).value_or("0/0")) : 0;
     if (body.contains("members")) p.members = body["members"].get<std::vector<std::string>>();
     if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
     if (auto st = write_managed_files(cfg_, *prepared_); !st)
@@ -305,14 +328,10 @@ awaitable<CommandAnswer> Daemon::do_replication(const nlohmann::json& body) {
                            std::string(to_string(state_.role.current())) + ")");
     auto spec = parse_sync_spec(body["synchronous"]);
     if (!spec) co_return make_error(spec.error().message, 400);
-    prepared_->persistent.synchronous = *spec;
-    if (auto st = save_persistent(); !st) co_return make_error(st.error().message, 500);
-    if (auto st = write_managed_files(cfg_, *prepared_); !st)
-        co_return make_error(st.error().message, 500);
-    // synchronous_standby_names takes effect on reload; commits waiting for
-    // a standby that left the set are released by it.
-    reload_all();
-    monitor_.poke();
+    PgSession session(io_.get_executor());
+    if (auto st = co_await monitor_.connect_local(session, std::chrono::seconds(5)); !st)
+        co_return st.error();
+    if (auto st = co_await switch_synchronous(*spec, session); !st) co_return st.error();
     nlohmann::json names = nullptr;
     if (*spec) names = synchronous_standby_names(**spec);
     co_return changed(state_,

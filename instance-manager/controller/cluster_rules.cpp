@@ -124,21 +124,26 @@ std::string conninfo_of(const MemberView& m) {
     return "host=" + m.host + " port=" + std::to_string(m.pg_port);
 }
 
-nlohmann::json synchronous_spec(const std::vector<MemberView>& members, const MemberView& primary,
-                                unsigned n, const std::map<std::string, int>& priority) {
+nlohmann::json synchronous_spec(const std::vector<std::string>& membership,
+                                const std::string& primary, const std::string& method, unsigned n,
+                                const std::map<std::string, int>& priority,
+                                const std::optional<std::set<std::string>>& streaming) {
     if (n == 0) return nullptr;
     std::vector<std::pair<int, std::string>> order;
-    for (const auto& m : members) {
-        if (m.name == primary.name) continue;
-        auto it = priority.find(m.name);
-        order.push_back({-(it == priority.end() ? 0 : it->second), m.name});
+    unsigned healthy = 0;
+    for (const auto& name : membership) {
+        if (name == primary) continue;
+        auto it = priority.find(name);
+        order.push_back({-(it == priority.end() ? 0 : it->second), name});
+        if (streaming && streaming->count(name)) ++healthy;
     }
     std::sort(order.begin(), order.end());
     nlohmann::json standbys = nlohmann::json::array();
     for (const auto& [p, name] : order) standbys.push_back(name);
     unsigned number = std::min<unsigned>(n, static_cast<unsigned>(standbys.size()));
+    if (streaming) number = std::min(number, healthy);
     if (number == 0) return nullptr;
-    return {{"method", "first"}, {"number", number}, {"standbys", standbys}};
+    return {{"method", method}, {"number", number}, {"standbys", standbys}};
 }
 
 }  // namespace im

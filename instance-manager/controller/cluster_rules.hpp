@@ -75,9 +75,13 @@ bool follows(const MemberView& replica, const MemberView& primary);
 // The conninfo others use to reach a member's postgres (no secrets).
 std::string conninfo_of(const MemberView& m);
 
-// The synchronous setting for `primary`: FIRST n among the other members,
-// by priority then name; null when n is 0.
-nlohmann::json synchronous_spec(const std::vector<MemberView>& members, const MemberView& primary,
-                                unsigned n, const std::map<std::string, int>& priority);
+// The synchronous setting for `primary`: `method` ("any", "first") n among
+// the other members of `membership`, listed by priority then name; null when
+// n is 0. With `streaming` (preferred durability): n is capped at how many
+// of them stream from the primary, null when none does.
+nlohmann::json synchronous_spec(const std::vector<std::string>& membership,
+                                const std::string& primary, const std::string& method, unsigned n,
+                                const std::map<std::string, int>& priority,
+                                const std::optional<std::set<std::string>>& streaming);
 
 }  // namespace im

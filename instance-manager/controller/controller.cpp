@@ -80,7 +80,8 @@ int Controller::run() {
                {"proposer", id_},
                {"interval_ms", cfg_.interval.count()},
                {"failover_delay_ms", cfg_.failover_delay.count()},
-               {"synchronous", cfg_.synchronous}});
+               {"durability", durability_mode()},
+               {"data_durability", cfg_.preferred ? "preferred" : "required"}});
     // A loop that dies is a controller that silently stops: say so and exit.
     auto on_exit = [this](const char* what) {
         return [this, what](std::exception_ptr e) {
@@ -345,8 +346,6 @@ awaitable<void> Controller::converge() {
         co_await adopt(primary);
         co_return;
     }
-    if (!primary.synchronous_peers.empty())
-        sync_standbys_ = {primary.synchronous_peers.begin(), primary.synchronous_peers.end()};
 
     const std::string conninfo = conninfo_of(primary);
     const auto members = views_;  // a stable copy while commands are awaited
@@ -375,14 +374,39 @@ awaitable<void> Controller::converge() {
                 m, "demote", rejoin,
                 "a fenced former primary rejoins as a replica of " + primary.name);
     }
-    if (cfg_.synchronous > 0) {
-        auto spec = synchronous_spec(views_, primary, cfg_.synchronous, cfg_.priority);
-        auto parsed = parse_sync_spec(spec);
-        std::string wanted = parsed && *parsed ? synchronous_standby_names(**parsed) : "";
+    // The durability setting (also back to asynchronous when it says so).
+    nlohmann::json spec = wanted_sync(primary.name, false);
+    auto parsed = parse_sync_spec(spec);
+    std::string wanted = parsed && *parsed ? synchronous_standby_names(**parsed) : "";
+    if (primary.synchronous_standby_names != wanted) {
         nlohmann::json body = {{"term", term_}, {"synchronous", spec}};
-        if (primary.synchronous_standby_names != wanted)
-            co_await command_once(primary, "replication", body, "synchronous standbys: " + wanted);
+        std::string why = "synchronous standbys: " + (wanted.empty() ? "none" : wanted);
+        if (cfg_.preferred && cfg_.synchronous > 0) {
+            const unsigned n = spec.is_null() ? 0 : spec["number"].get<unsigned>();
+            why += n < cfg_.synchronous
+                       ? " (preferred durability: only " + std::to_string(n) + " of " +
+                             std::to_string(cfg_.synchronous) +
+                             " wanted standbys stream; commits do not wait for the others)"
+                       : " (preferred durability: every wanted standby streams again)";
+        }
+        co_await command_once(primary, "replication", body, why);
     }
+}
+
+nlohmann::json Controller::wanted_sync(const std::string& primary, bool promoting) const {
+    std::optional<std::set<std::string>> streaming;
+    if (cfg_.preferred) {
+        streaming.emplace();
+        const MemberView* p = nullptr;
+        for (const auto& m : views_)
+            if (m.name == primary) p = &m;
+        for (const auto& m : views_) {
+            if (m.name == primary || !m.reachable || m.role != "replica" || !m.running) continue;
+            if (promoting || (p && m.streaming && follows(m, *p))) streaming->insert(m.name);
+        }
+    }
+    return synchronous_spec(membership_.names, primary, cfg_.sync_method, cfg_.synchronous,
+                            cfg_.priority, streaming);
 }
 
 uint64_t Controller::next_term() {
@@ -400,8 +424,32 @@ std::map<std::string, int> Controller::only_candidate(const std::string& only) c
     return out;
 }
 
-nlohmann::json Controller::promote_body(uint64_t term) const {
-    return {{"term", term}, {"members", member_names()}, {"member_urls", member_urls()}};
+nlohmann::json Controller::promote_body(uint64_t term, const std::string& candidate,
+                                        const authority::DurabilityRecord& record) const {
+    nlohmann::json body = {{"term", term},
+                           {"members", member_names()},
+                           {"member_urls", member_urls()},
+                           {"synchronous", wanted_sync(candidate, true)}};
+    if (record.term > 0) body["durability"] = authority::to_json(record);
+    return body;
+}
+
+awaitable<authority::SyncChoice> Controller::synchronous_choice(
+    const authority::DurabilityRecord& record) {
+    // A fresh poll: the round's own answers may predate commits the old
+    // primary made while its grants still ran.
+    co_await poll();
+    const std::string system_id = cluster_system_identifier(views_);
+    std::vector<authority::Reading> readings;
+    for (const auto& m : views_) {
+        if (!m.reachable || !m.running || m.system_identifier != system_id) continue;
+        if (m.role != "replica") continue;  // only a standby's position says what it holds
+        auto it = cfg_.priority.find(m.name);
+        const int prio = it == cfg_.priority.end() ? 0 : it->second;
+        readings.push_back({m.name, m.timeline, std::max(m.received_lsn, m.replayed_lsn),
+                            prio >= 0 && membership_.contains(m.name), prio});
+    }
+    co_return authority::choose_candidate(record, readings);
 }
 
 awaitable<Controller::RoundEnd> Controller::promotion_round(uint64_t term,
@@ -443,7 +491,7 @@ awaitable<Controller::RoundEnd> Controller::promotion_round(uint64_t term,
             asio::co_spawn(io_, ask(name, *url), asio::detached);
         }
         auto step = round->step(now);
-        if (round->done()) co_return RoundEnd{step, round->promisers()};
+        if (round->done()) co_return RoundEnd{step, round->promisers(), round->newest_record()};
         // Answers arrive between wake-ups: look again soon.
         auto wake = std::min(round->next_wakeup(), now + std::chrono::milliseconds(10));
         timer.expires_after(std::max(wake - now, authority::Duration{0}));
@@ -472,7 +520,8 @@ awaitable<void> Controller::adopt(const MemberView& primary) {
     decide("write-right", primary.name,
            "the primary takes the write right: a majority promised term " + std::to_string(term),
            {{"majority", end.promisers}});
-    auto r = co_await command(primary, "promote", promote_body(term), kCommandTimeout);
+    nlohmann::json body = {{"term", term}, {"members", member_names()}, {"member_urls", member_urls()}};
+    auto r = co_await command(primary, "promote", body, kCommandTimeout);
     if (!r) {
         decide("write-right-failed", primary.name, r.error().message);
         cooldown_[key] = Clock::now() + kCooldown;
@@ -484,14 +533,10 @@ awaitable<void> Controller::adopt(const MemberView& primary) {
 
 awaitable<void> Controller::failover(std::optional<size_t> old_index) {
     ScopedFlag running{busy_};
-    std::optional<std::set<std::string>> only;
-    if (cfg_.synchronous > 0) only = sync_standbys_;
     const std::string system_id = cluster_system_identifier(views_);
-    auto idx = pick_candidate(views_, system_id, cfg_.priority, only);
+    auto idx = pick_candidate(views_, system_id, cfg_.priority, std::nullopt);
     if (!idx) {
-        decide_now_and_then("no-failover", "",
-                            only ? "no synchronous standby is reachable and running"
-                                 : "no reachable, running replica of this cluster");
+        decide_now_and_then("no-failover", "", "no reachable, running replica of this cluster");
         co_return;
     }
     // A primary from before the write authority does not stop by itself: it
@@ -511,14 +556,14 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
                             "still be serving writes behind a partition");
         co_return;
     }
-    // Who may be promoted: reachable, running replicas of the cluster (the
-    // synchronous standbys in synchronous mode); the round picks the most
-    // advanced of them among the members that promised.
+    // Who may be promoted: reachable, running replicas of the cluster; the
+    // round picks the most advanced of them among the members that promised
+    // (synchronous durability then reads them again: below).
     std::map<std::string, int> priority;
     for (const auto& name : membership_.names) priority[name] = -1;
     for (const auto& m : views_) {
         if (!priority.count(m.name) || !m.reachable || m.role != "replica" || !m.running ||
-            m.system_identifier != system_id || (only && !only->count(m.name)))
+            m.system_identifier != system_id)
             continue;
         auto it = cfg_.priority.find(m.name);
         priority[m.name] = it == cfg_.priority.end() ? 0 : it->second;
@@ -541,8 +586,27 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
                                 " failed: " + end.step.reason);
         co_return;
     }
+    std::string chosen = end.step.candidate;
+    uint64_t must_hold = end.step.candidate_lsn;
+    nlohmann::json durability = {{"sets", authority::describe(end.record.sets)}};
+    if (!end.record.sets.empty()) {
+        // Synchronous durability: the candidate must hold every commit the
+        // old primary acknowledged (R + k > N, the most advanced reading).
+        auto choice = co_await synchronous_choice(end.record);
+        if (!choice.ok) {
+            failover_blocked_ = "synchronous durability (" + authority::describe(end.record.sets) +
+                                "): " + choice.reason;
+            decide_now_and_then("no-failover", "", failover_blocked_);
+            co_return;
+        }
+        chosen = choice.candidate;
+        must_hold = choice.min_lsn;
+        durability["holds_every_acknowledged_commit"] = true;
+        durability["min_lsn"] = lsn_text(choice.min_lsn);
+    }
+    failover_blocked_.clear();
     auto cand = std::find_if(views_.begin(), views_.end(),
-                             [&](const MemberView& m) { return m.name == end.step.candidate; });
+                             [&](const MemberView& m) { return m.name == chosen; });
     if (cand == views_.end()) co_return;
     const MemberView candidate = *cand;
     decide("failover", candidate.name,
@@ -555,10 +619,12 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
             // Beyond the candidate's: what an asynchronous failover may lose.
             {"most_advanced_lsn", lsn_text(end.step.min_lsn)},
             {"received_lsn", candidate.received_lsn},
-            {"replayed_lsn", candidate.replayed_lsn}});
-    nlohmann::json body = promote_body(term);
-    // At least what it reported when it promised (its WAL only grows).
-    if (end.step.candidate_lsn > 0) body["min_lsn"] = lsn_text(end.step.candidate_lsn);
+            {"replayed_lsn", candidate.replayed_lsn},
+            {"durability", durability}});
+    nlohmann::json body = promote_body(term, candidate.name, end.record);
+    // At least what it reported when it promised (its WAL only grows), or in
+    // synchronous mode the most advanced reading.
+    if (must_hold > 0) body["min_lsn"] = lsn_text(must_hold);
     auto promoted = co_await command(candidate, "promote", body, kCommandTimeout);
     if (!promoted) {
         decide("promote-failed", candidate.name, promoted.error().message);
@@ -568,7 +634,6 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
     primary_ = candidate.name;
     authorized_.insert(candidate.name);
     primary_lost_since_.reset();
-    sync_standbys_.clear();
 }
 
 awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) {
@@ -610,7 +675,7 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
                                  why + "; the old primary stays stopped, a failover follows",
                              502);
     }
-    nlohmann::json promote = promote_body(term);
+    nlohmann::json promote = promote_body(term, target.name, end.record);
     if (!checkpoint.empty()) promote["min_lsn"] = checkpoint;
     Result<nlohmann::json> promoted = make_error("not tried");
     asio::steady_timer timer(io_);
@@ -780,7 +845,10 @@ nlohmann::json Controller::cluster() const {
          {{"interval_ms", cfg_.interval.count()},
           {"failover_delay_ms", cfg_.failover_delay.count()},
           {"takeover_delay_ms", cfg_.takeover_delay.count()},
-          {"synchronous", cfg_.synchronous}}},
+          {"durability", durability_mode()},
+          {"data_durability", cfg_.preferred ? "preferred" : "required"}}},
+        {"failover_blocked",
+         failover_blocked_.empty() ? nlohmann::json() : nlohmann::json(failover_blocked_)},
         {"members", members},
         {"decisions", decisions}};
     if (kube_) {

@@ -45,6 +45,7 @@ class Controller {
     struct RoundEnd {
         authority::PromotionStep step;
         std::vector<std::string> promisers;
+        authority::DurabilityRecord record;  // the newest among the promises
     };
     awaitable<RoundEnd> promotion_round(uint64_t term, std::map<std::string, int> priority);
     // Starts a round's term (the Proposer's: above every term seen).
@@ -52,7 +53,23 @@ class Controller {
     // Every member at -1 but `only` (at its configured priority): the round
     // may promote nobody else.
     std::map<std::string, int> only_candidate(const std::string& only) const;
-    nlohmann::json promote_body(uint64_t term) const;
+    // The promote command for `candidate`: its synchronous standbys from the
+    // first commit, and the record the round found (its sets stay until the
+    // new primary's switch completes).
+    nlohmann::json promote_body(uint64_t term, const std::string& candidate,
+                                const authority::DurabilityRecord& record) const;
+    // The synchronous setting for `primary` (null: asynchronous). Preferred
+    // durability counts the standbys that stream from it (`promoting`: the
+    // running replicas, which will).
+    nlohmann::json wanted_sync(const std::string& primary, bool promoting) const;
+    std::string durability_mode() const {
+        return cfg_.synchronous == 0 ? "async"
+                                     : cfg_.sync_method + " " + std::to_string(cfg_.synchronous);
+    }
+    // Synchronous failover (authority/durability.hpp): LSNs read now, after
+    // the round waited out the old primary's grants. The candidate and the
+    // LSN it must hold, or why none may be promoted.
+    awaitable<authority::SyncChoice> synchronous_choice(const authority::DurabilityRecord& record);
     awaitable<Result<nlohmann::json>> switchover(const std::string& to);
 
     // Kubernetes mode: the members are the selected pods (listed, then
@@ -97,7 +114,7 @@ class Controller {
     authority::Membership membership_;
     std::optional<authority::Proposer> proposer_;  // once the term is learned
     std::string primary_;      // the member the controller holds as primary
-    std::set<std::string> sync_standbys_;
+    std::string failover_blocked_;  // why the last failover could not promote anyone
     // Members seen (or made) primary under the write authority: a lost
     // primary never seen so could be a primary from before it, still writing.
     std::set<std::string> authorized_;

@@ -2,7 +2,9 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cctype>
 #include <cstdlib>
+#include <sstream>
 #include <set>
 
 #include "bootstrap/replication_config.hpp"
@@ -82,6 +84,22 @@ Status finish_kube_settings(KubeSettings& k, bool have_members) {
     return Ok{};
 }
 
+// "async", "any N", "first N" (any case; "any:N" too): (method, N), N 0 for async.
+Result<std::pair<std::string, unsigned>> parse_durability_mode(std::string text) {
+    for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (auto& c : text)
+        if (c == ':') c = ' ';
+    if (text == "async" || text == "asynchronous") return std::pair<std::string, unsigned>{"any", 0};
+    std::istringstream in(text);
+    std::string method, extra;
+    long n = 0;
+    if ((in >> method >> n) && !(in >> extra) && (method == "any" || method == "first") && n >= 1 &&
+        n <= 100)
+        return std::pair<std::string, unsigned>{method, static_cast<unsigned>(n)};
+    return make_error("--durability: async, 'any N' or 'first N' (N from 1), not '" + text + "'",
+                      2);
+}
+
 template <class Fn>
 Result<bool> parse_with(CLI::App& app, const std::vector<std::string>& args, ParseOutcome* outcome,
                         Fn&& after) {
@@ -121,7 +139,16 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
                    "by name; default: the --member names)")
         ->envname("IM_MEMBERSHIP")
         ->delimiter(',');
-    app.add_option("--synchronous", cfg.synchronous, "number of synchronous standbys (FIRST n)")
+    std::string durability = "async", data_durability = "required";
+    unsigned first_n = 0;
+    app.add_option("--durability", durability,
+                   "async, 'any N' or 'first N': commits wait for N of the other members")
+        ->envname("IM_DURABILITY");
+    app.add_option("--data-durability", data_durability,
+                   "required (commits wait for the standbys) or preferred (fewer standbys, down "
+                   "to asynchronous, while they are not streaming)")
+        ->envname("IM_DATA_DURABILITY");
+    app.add_option("--synchronous", first_n, "the same as --durability 'first N'")
         ->envname("IM_SYNCHRONOUS");
     app.add_option("--priority", priorities, "NAME=N failover priority, higher first; < 0 never");
     app.add_option("--ca-file", cfg.tls.ca_file, "https members: verify against this CA");
@@ -198,8 +225,23 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
                 if (!std::binary_search(membership.begin(), membership.end(), name))
                     return make_error("--member " + name + " is not in --membership", 2);
         cfg.membership = membership;
+        auto mode = parse_durability_mode(durability);
+        if (!mode) return mode.error();
+        cfg.sync_method = mode->first;
+        cfg.synchronous = mode->second;
+        if (first_n > 0) {
+            if (cfg.synchronous > 0)
+                return make_error("--synchronous and --durability: give one of them", 2);
+            cfg.sync_method = "first";
+            cfg.synchronous = first_n;
+        }
+        if (data_durability != "required" && data_durability != "preferred")
+            return make_error("--data-durability: required or preferred", 2);
+        cfg.preferred = data_durability == "preferred";
         if (cfg.synchronous >= cfg.membership.size() && cfg.synchronous > 0)
-            return make_error("--synchronous: at most the number of members minus one", 2);
+            return make_error("--durability: at most the number of members minus one (" +
+                                  std::to_string(cfg.membership.size()) + " members)",
+                              2);
         log::Level lvl;
         if (!log::parse_level(cfg.log_level, lvl))
             return make_error("--log-level: debug, info, warn or error", 2);

@@ -46,7 +46,14 @@ struct ControllerConfig {
     // --member names, or on Kubernetes the declared set (--membership), so
     // that deleting pods never shrinks a majority.
     std::vector<std::string> membership;
-    unsigned synchronous = 0;                        // FIRST n synchronous standbys
+    // Durability (--durability): asynchronous (synchronous 0), or commits
+    // wait for `synchronous` of the other members, as a quorum ("any") or in
+    // priority order ("first"). Preferred (--data-durability preferred):
+    // fewer when fewer are streaming, asynchronous when none; required: the
+    // commits wait.
+    unsigned synchronous = 0;
+    std::string sync_method = "any";
+    bool preferred = false;
     std::map<std::string, int> priority;             // failover preference; < 0: never
     http_client::TlsClientOptions tls;                    // for https member URLs
     std::string log_level = "info";

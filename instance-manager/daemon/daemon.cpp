@@ -316,6 +316,7 @@ awaitable<void> Daemon::after_check(PgSession& session) {
         (void)state_.role.transition(Role::primary, "postgres left recovery");
     }
     state_.ever_ready = true;
+    if (observed == Role::primary && keeper_.holding()) advance_durability();
     if (observed == Role::primary && prepared_ && !prepared_->persistent.members.empty())
         co_await sync_slots(session);
     if (!state_.setup_done && observed == Role::primary && prepared_) {

@@ -72,8 +72,20 @@ class Daemon : public ApiActions, private StartHost {
     // The write authority on this member (write_authority.cpp).
     awaitable<CommandAnswer> do_members(const nlohmann::json& body);
     // Holds the write right for `term` (a fresh WriteRight unless `term` is
-    // held already) and waits for a majority's grants.
-    awaitable<quorum::GatherVerdict> take_write_right(uint64_t term);
+    // held already) and waits for a majority's grants. A fresh right's
+    // durability record continues the newest known (ours as a member, or
+    // `inherited` from the promotion) and adds the configured set: a
+    // majority stores it before the grants count (durability.hpp).
+    awaitable<quorum::GatherVerdict> take_write_right(
+        uint64_t term, const authority::DurabilityRecord& inherited = {});
+    // The synchronous set postgres is configured with (nullopt: asynchronous).
+    std::optional<authority::QuorumSet> configured_set() const;
+    // On the primary, each check: once `number` of the configured set flushed
+    // past switch_since_, the record drops the older sets.
+    void advance_durability();
+    // Changes synchronous_standby_names in the order the record asks: the
+    // new set recorded (with the old), then the setting, then the switch LSN.
+    awaitable<Status> switch_synchronous(const std::optional<SyncSpec>& spec, PgSession& session);
     // The right is gone while held (write_keeper.hpp): postgres is stopped at
     // once if it runs writable; superseded, the fence is persisted too.
     void on_write_right_lost(bool superseded, const std::string& why);
@@ -140,6 +152,11 @@ class Daemon : public ApiActions, private StartHost {
     quorum::WriteKeeper keeper_;       // the write right, while primary
     std::optional<quorum::Watchdog> watchdog_;
     std::string stopped_for_;  // why the write authority killed postgres (for last_error)
+    // Where the last change of synchronous set took effect (durability.hpp):
+    // 0: at the next check (postgres started with it); kSwitchPending: not
+    // yet (a promotion or replication command is under way).
+    static constexpr uint64_t kSwitchPending = ~uint64_t{0};
+    uint64_t switch_since_ = 0;
     int exit_code_ = 0;
 };
 

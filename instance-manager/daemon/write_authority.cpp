@@ -56,10 +56,21 @@ awaitable<CommandAnswer> Daemon::do_members(const nlohmann::json& body) {
     co_return nlohmann::json{{"changed", true}};
 }
 
-awaitable<quorum::GatherVerdict> Daemon::take_write_right(uint64_t term) {
+awaitable<quorum::GatherVerdict> Daemon::take_write_right(
+    uint64_t term, const authority::DurabilityRecord& inherited) {
     ensure_peer_tls();
-    if (!keeper_.holding() || keeper_.term() != term)
+    if (!keeper_.holding() || keeper_.term() != term) {
         keeper_.hold(term, authority_.membership(), prepared_->persistent.member_urls);
+        // What this member stored last, or what the promotion found, whichever
+        // is newer; with the set postgres will use.
+        // The inherited sets join in any case: more sets ask more of a
+        // failover, never less.
+        auto start = authority::newest_record({authority_.durable().durability, inherited});
+        for (const auto& s : inherited.sets) start.sets = authority::switching_sets(start.sets, s);
+        keeper_.continue_record(start);
+        switch_since_ = 0;
+        keeper_.set_sets(authority::switching_sets(keeper_.record()->sets, configured_set()));
+    }
     // Two renewal rounds' worth: a member that misses the first is asked again.
     auto verdict = co_await keeper_.gather(std::max(cfg_.grant_ttl, std::chrono::milliseconds(1500)));
     sync_watchdog();

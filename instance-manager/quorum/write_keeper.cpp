@@ -162,12 +162,48 @@ awaitable<GatherVerdict> WriteKeeper::gather(std::chrono::milliseconds timeout) 
         if (!right_ || generation != generation_)
             co_return superseded_ ? GatherVerdict::superseded : GatherVerdict::no_majority;
         if (right_->superseded()) co_return GatherVerdict::superseded;
-        if (right_->may_write(own_now())) co_return GatherVerdict::granted;
+        // The grants, and the durability record they carry: a primary that
+        // may write uses synchronous standbys a majority knows about.
+        if (right_->may_write(own_now()) && recorded()) co_return GatherVerdict::granted;
         if (std::chrono::steady_clock::now() >= until) co_return GatherVerdict::no_majority;
         timer.expires_after(std::chrono::milliseconds(5));
         boost::system::error_code ec;
         co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
     }
+}
+
+void WriteKeeper::continue_record(const DurabilityRecord& start) {
+    if (right_) right_->continue_record(start);
+}
+
+void WriteKeeper::set_sets(std::vector<QuorumSet> sets) {
+    if (!right_) return;
+    const uint64_t before = right_->record().version;
+    right_->set_record(std::move(sets));
+    if (right_->record().version == before) return;
+    log::info("authority", "durability record",
+              {{"term", right_->term()},
+               {"version", right_->record().version},
+               {"sets", describe(right_->record().sets)}});
+    round();  // at once: a change waits for it
+}
+
+bool WriteKeeper::recorded() const {
+    return right_ && right_->recorded_version() >= right_->record().version;
+}
+
+awaitable<bool> WriteKeeper::confirm(std::chrono::milliseconds timeout) {
+    asio::steady_timer timer(ex_);
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    const uint64_t generation = generation_;
+    while (right_ && generation == generation_ && !right_->superseded()) {
+        if (recorded()) co_return true;
+        if (std::chrono::steady_clock::now() >= until) break;
+        timer.expires_after(std::chrono::milliseconds(5));
+        boost::system::error_code ec;
+        co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    co_return false;
 }
 
 awaitable<void> WriteKeeper::renew_loop(uint64_t generation) {
@@ -199,7 +235,11 @@ nlohmann::json WriteKeeper::status() const {
             {"majority", right_->membership().majority()},
             {"grants_ms", grants},
             {"superseded_by",
-             right_->newer_term() ? nlohmann::json(*right_->newer_term()) : nlohmann::json()}};
+             right_->newer_term() ? nlohmann::json(*right_->newer_term()) : nlohmann::json()},
+            {"durability",
+             {{"record", to_json(right_->record())},
+              {"recorded_version", right_->recorded_version()},
+              {"sets", describe(right_->record().sets)}}}};
 }
 
 }  // namespace im::quorum

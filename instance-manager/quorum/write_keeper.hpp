@@ -53,6 +53,17 @@ class WriteKeeper {
     void drop();
     awaitable<void> release();
 
+    // The durability record sent with every grant request
+    // (authority/durability.hpp). continue_record: right after hold(), from
+    // the newest record known. set_sets: a new version, sent at once; the
+    // primary uses the sets only once recorded() (a majority stored them).
+    void continue_record(const authority::DurabilityRecord& start);
+    void set_sets(std::vector<authority::QuorumSet> sets);
+    bool recorded() const;
+    // Waits until recorded(), the right is gone, or `timeout`.
+    awaitable<bool> confirm(std::chrono::milliseconds timeout);
+    const authority::DurabilityRecord* record() const { return right_ ? &right_->record() : nullptr; }
+
     bool holding() const { return right_.has_value(); }
     uint64_t term() const { return right_ ? right_->term() : 0; }
     std::optional<authority::Instant> deadline() const;

@@ -60,10 +60,21 @@ TEST_CASE("cluster rules: the primary, candidates and followers", "[cluster]") {
     m[1].running = false;
     CHECK_FALSE(pick_candidate(m, "42", {}, std::nullopt).has_value());
 
-    auto spec = synchronous_spec(m, m[0], 1, {{"n3", 2}});
+    const std::vector<std::string> names = {"n1", "n2", "n3"};
+    auto spec = synchronous_spec(names, "n1", "first", 1, {{"n3", 2}}, std::nullopt);
     CHECK(spec["method"] == "first");
     CHECK(spec["standbys"] == nlohmann::json({"n3", "n2"}));
-    CHECK(synchronous_spec(m, m[0], 0, {}).is_null());
+    CHECK(synchronous_spec(names, "n1", "any", 0, {}, std::nullopt).is_null());
+    // Required: every other member is listed, streaming or not.
+    spec = synchronous_spec(names, "n2", "any", 2, {}, std::nullopt);
+    CHECK(spec["method"] == "any");
+    CHECK(spec["number"] == 2);
+    CHECK(spec["standbys"] == nlohmann::json({"n1", "n3"}));
+    // Preferred: as many as stream, asynchronous when none does.
+    spec = synchronous_spec(names, "n2", "any", 2, {}, std::set<std::string>{"n3"});
+    CHECK(spec["number"] == 1);
+    CHECK(spec["standbys"] == nlohmann::json({"n1", "n3"}));
+    CHECK(synchronous_spec(names, "n2", "any", 2, {}, std::set<std::string>{}).is_null());
 
     auto table = render_table({{"term", 3},
                                {"primary", "n1"},
