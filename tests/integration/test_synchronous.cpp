@@ -1,0 +1,181 @@
+// Synchronous durability with real postgres (authority/durability.hpp):
+// - ANY 1: the primary's pod killed (-9, its PID 1) at random moments under
+//   pgbench and a recording writer, twenty times: no acknowledged commit lost;
+// - a synchronous standby lost: commits wait (required) or go on with fewer
+//   standbys (preferred), and the setting comes back when it returns.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace harness;
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+std::string rw_conninfo(const std::vector<Instance*>& all) {
+    std::string hosts, ports;
+    for (const auto* i : all) {
+        hosts += (hosts.empty() ? "" : ",") + i->address;
+        ports += (ports.empty() ? "" : ",") + std::to_string(i->pg_port);
+    }
+    return "host=" + hosts + " port=" + ports + " user=app dbname=app password=" +
+           all.front()->app_password() + " target_session_attrs=read-write connect_timeout=2";
+}
+
+int missing(Instance& i, const std::vector<std::string>& ids) {
+    std::string list;
+    for (const auto& id : ids) list += (list.empty() ? "" : ",") + id;
+    auto r = i.psql("SELECT count(*) FROM unnest('{" + list +
+                    "}'::bigint[]) AS s(id) WHERE id NOT IN (SELECT id FROM bench_log)");
+    return r.code == 0 ? std::stoi(r.out) : -1;
+}
+
+Instance& by_name(const std::vector<Instance*>& all, const std::string& n) {
+    for (auto* i : all)
+        if (i->name == n) return *i;
+    FAIL("no member " << n);
+    return *all.front();
+}
+
+// The primary's synchronous_standby_names as the controller last saw it.
+std::string sync_names(Instance& ctl) {
+    const auto c = cluster_of(ctl);  // kept: a range over a temporary's member dangles
+    for (const auto& m : c["members"])
+        if (m.value("role", "") == "primary" && m["sync"].is_string())
+            return m["sync"].get<std::string>();
+    return "";
+}
+
+// A commit on `i` that must return within `seconds`.
+bool commits_within(Instance& i, int seconds, long long id) {
+    auto r = sh("timeout " + std::to_string(seconds) + " env PGPASSWORD='" + i.app_password() +
+                "' psql -X -A -t 'host=" + i.address + " port=" + std::to_string(i.pg_port) +
+                " user=app dbname=app' -c 'INSERT INTO bench_log (id) VALUES (" +
+                std::to_string(id) + ")'");
+    return r.code == 0;
+}
+}  // namespace
+
+TEST_CASE("ANY 1: the primary's pod killed twenty times under load loses no acknowledged commit",
+          "[synchronous][root]") {
+    if (skip_unless_root("PID namespaces")) return;
+    Instance m0("y-one"), m1("y-two"), m2("y-three");
+    std::vector<Instance*> all{&m0, &m1, &m2};
+    m0.start(true);
+    REQUIRE(m0.wait_ready());
+    REQUIRE(m0.psql("CREATE TABLE bench_log (id bigint PRIMARY KEY, at timestamptz DEFAULT now())")
+                .code == 0);
+    REQUIRE(m0.psql("CREATE TABLE load (id bigserial PRIMARY KEY, v int)").code == 0);
+    start_replicas(m0, {&m1, &m2}, true);
+    Instance ctl("y-ctl");
+    make_controller(ctl, all, {"--durability", "any 1"});
+    ctl.start();
+    REQUIRE(ctl.wait_until(
+        [&] { return converged(ctl) && sync_names(ctl).rfind("ANY 1", 0) == 0; }, 60s));
+    const std::string script = m0.root + "/load.sql";
+    { std::ofstream(script) << "INSERT INTO load (v) VALUES (1);\n"; }
+
+    Writer writer(rw_conninfo(all), m0.root + "/writer", 1);
+    REQUIRE(m0.wait_until([&] { return writer.lines() > 50; }, 30s));
+    const unsigned seed = std::random_device{}();
+    std::mt19937 rng(seed);
+    INFO("seed " << seed);
+    std::vector<long long> failover_ms;
+    for (int round = 0; round < 20; ++round) {
+        std::string p = primary_of(ctl);
+        REQUIRE(!p.empty());
+        Instance& primary = by_name(all, p);
+        // pgbench -c 8 on the primary until the kill ends it.
+        sh("(PGPASSWORD='" + m0.app_password() + "' timeout 60 pgbench -n -c 8 -T 30 -f " +
+           script + " 'host=" + primary.address + " port=" + std::to_string(primary.pg_port) +
+           " user=app dbname=app' > /dev/null 2>&1 &)");
+        std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 1500));
+        auto killed = Clock::now();
+        primary.signal(SIGKILL);  // PID 1 of the pod: everything in it dies
+        REQUIRE(primary.wait_exit(10s).has_value());
+        std::string np;
+        REQUIRE(ctl.wait_until(
+            [&] {
+                np = primary_of(ctl);
+                return !np.empty() && np != p;
+            },
+            30s));
+        failover_ms.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  Clock::now() - killed)
+                                  .count());
+        // The pod comes back on its data directory and rejoins.
+        primary.start(true);
+        INFO("round " << round << ": " << p << " -> " << np);
+        REQUIRE(ctl.wait_until(
+            [&] { return converged(ctl, np) && sync_names(ctl).rfind("ANY 1", 0) == 0; }, 120s));
+    }
+    size_t before = writer.lines();
+    REQUIRE(m0.wait_until([&] { return writer.lines() > before + 20; }, 30s));
+    auto ids = writer.stop();
+    std::sort(failover_ms.begin(), failover_ms.end());
+    WARN("ANY 1: " << ids.size() << " acknowledged commits through 20 kills; failover median "
+                   << failover_ms[failover_ms.size() / 2] << " ms, max " << failover_ms.back()
+                   << " ms (seen by the test's polls)");
+    std::string fin = primary_of(ctl);
+    REQUIRE(!fin.empty());
+    CHECK(missing(by_name(all, fin), ids) == 0);
+    sh("pkill -f 'pgbench -n -c 8' || true");
+}
+
+TEST_CASE("a synchronous standby lost: commits wait (required) or go on (preferred)",
+          "[synchronous]") {
+    for (bool preferred : {false, true}) {
+        DYNAMIC_SECTION((preferred ? "preferred" : "required")) {
+            Instance m0("z-one"), m1("z-two"), m2("z-three");
+            std::vector<Instance*> all{&m0, &m1, &m2};
+            m0.start();
+            REQUIRE(m0.wait_ready());
+            REQUIRE(m0.psql("CREATE TABLE bench_log (id bigint PRIMARY KEY)").code == 0);
+            start_replicas(m0, {&m1, &m2});
+            Instance ctl("z-ctl");
+            std::vector<std::string> extra = {"--durability", "any 2"};
+            if (preferred) extra.insert(extra.end(), {"--data-durability", "preferred"});
+            make_controller(ctl, all, extra);
+            ctl.start();
+            bool ready = ctl.wait_until(
+                [&] { return converged(ctl) && sync_names(ctl).rfind("ANY 2", 0) == 0; }, 60s);
+            INFO(cluster_of(ctl).dump() << "\n" << ctl.log_tail());
+            REQUIRE(ready);
+            Instance& primary = by_name(all, primary_of(ctl));
+            CHECK(commits_within(primary, 10, 1));
+            // The primary's status shows the recorded set.
+            auto st = primary.status();
+            INFO(st.dump());
+            CHECK(st["authority"]["write_right"]["durability"]["sets"].get<std::string>().find(
+                      "2 of (") == 0);
+            // One standby gone.
+            Instance* lost = nullptr;
+            for (auto* i : all)
+                if (i != &primary) lost = i;
+            lost->signal(SIGTERM);
+            REQUIRE(lost->wait_exit(30s).has_value());
+            if (!preferred) {
+                CHECK_FALSE(commits_within(primary, 4, 2));  // it waits for the standby
+                std::this_thread::sleep_for(2s);
+                CHECK(sync_names(ctl).rfind("ANY 2", 0) == 0);  // and keeps waiting
+            } else {
+                // The controller lowers the number: commits go on.
+                CHECK(ctl.wait_until([&] { return sync_names(ctl).rfind("ANY 1", 0) == 0; }, 30s));
+                CHECK(commits_within(primary, 10, 3));
+                CHECK(ctl.log().find("preferred durability: only 1 of 2") != std::string::npos);
+            }
+            lost->start();
+            REQUIRE(ctl.wait_until(
+                [&] { return converged(ctl) && sync_names(ctl).rfind("ANY 2", 0) == 0; }, 90s));
+            CHECK(commits_within(primary, 10, 4));
+            // Required: the commit that waited went through once the standby came back.
+            if (!preferred)
+                CHECK(primary.psql("SELECT count(*) FROM bench_log WHERE id = 2").out == "1\n");
+        }
+    }
+}
