@@ -32,6 +32,18 @@ nlohmann::json member_summary(const MemberView& m, const std::vector<MemberView>
             if (other.name != m.name && follows(m, other)) upstream = other.name;
     }
     bool primary = m.role == "primary";
+    // A replica's sync_state as its primary reports it (async, potential,
+    // sync, quorum); the primary's: its setting's method and number.
+    nlohmann::json sync_state = nullptr;
+    if (primary) {
+        auto names = m.synchronous_standby_names;
+        sync_state = names.empty() ? "async" : names.substr(0, names.find(" ("));
+    } else {
+        for (const auto& other : all)
+            if (other.role == "primary" && other.reachable && follows(m, other))
+                if (auto it = other.sync_states.find(m.name); it != other.sync_states.end())
+                    sync_state = it->second;
+    }
     return {{"name", m.name},
             {"url", m.url},
             {"reachable", m.reachable},
@@ -46,22 +58,29 @@ nlohmann::json member_summary(const MemberView& m, const std::vector<MemberView>
             {"lag_bytes", primary || !m.reachable ? nlohmann::json() : nlohmann::json(m.lag_bytes)},
             {"streaming", m.streaming},
             {"upstream", upstream},
-            {"sync", primary ? nlohmann::json(m.synchronous_standby_names) : nlohmann::json()}};
+            {"sync", primary ? nlohmann::json(m.synchronous_standby_names) : nlohmann::json()},
+            {"sync_state", sync_state}};
 }
 
 std::string render_table(const nlohmann::json& cluster) {
     std::vector<std::vector<std::string>> rows = {
-        {"MEMBER", "ROLE", "READY", "TL", "LSN", "LAG(B)", "TERM", "UPSTREAM"}};
+        {"MEMBER", "ROLE", "READY", "TL", "LSN", "LAG(B)", "TERM", "UPSTREAM", "SYNC"}};
     for (const auto& m : cluster.value("members", nlohmann::json::array()))
         rows.push_back({cell(m, "name"), cell(m, "role"), cell(m, "ready"), cell(m, "timeline"),
                         cell(m, "lsn"), cell(m, "lag_bytes"), cell(m, "term"),
-                        cell(m, "upstream")});
+                        cell(m, "upstream"), cell(m, "sync_state")});
     std::vector<size_t> width(rows[0].size(), 0);
     for (const auto& r : rows)
         for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
     std::ostringstream o;
-    o << "Cluster: term " << cell(cluster, "term") << ", primary " << cell(cluster, "primary")
-      << "\n";
+    o << "Cluster: term " << cell(cluster, "term") << ", primary " << cell(cluster, "primary");
+    // Asked of the controller: its durability setting, and why no failover.
+    if (auto s = cluster.find("settings"); s != cluster.end() && s->is_object())
+        o << ", durability " << cell(*s, "durability") << " (" << cell(*s, "data_durability")
+          << ")";
+    o << "\n";
+    if (auto b = cluster.find("failover_blocked"); b != cluster.end() && b->is_string())
+        o << "Failover blocked: " << b->get<std::string>() << "\n";
     for (const auto& r : rows) {
         for (size_t i = 0; i < r.size(); ++i) {
             o << std::left << std::setw(static_cast<int>(width[i])) << r[i];

@@ -59,9 +59,11 @@ MemberView member_view(const std::string& name, const std::string& url,
     m.upstream_port = json_string(up, "port");
     m.synchronous_standby_names = json_string(repl, "synchronous_standby_names");
     if (auto reps = repl.find("replicas"); reps != repl.end() && reps->is_array())
-        for (const auto& r : *reps)
+        for (const auto& r : *reps) {
             if (json_string(r, "sync_state") == "sync" || json_string(r, "sync_state") == "quorum")
                 m.synchronous_peers.push_back(json_string(r, "name"));
+            m.sync_states[json_string(r, "name")] = json_string(r, "sync_state");
+        }
     return m;
 }
 

@@ -35,6 +35,7 @@ struct MemberView {
     uint64_t lag_bytes = 0;
     std::string synchronous_standby_names;       // primary
     std::vector<std::string> synchronous_peers;  // primary: replicas now in sync_state "sync"
+    std::map<std::string, std::string> sync_states;  // primary: replica -> pg_stat_replication.sync_state
     // The write authority (status "authority"): the term it promised, the
     // term it is primary of (0: none, or a primary from before the cluster
     // ran under the write authority), whether it holds a majority's grants,

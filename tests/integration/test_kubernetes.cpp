@@ -251,7 +251,7 @@ TEST_CASE("Kubernetes mode: members by DNS name survive a re-creation of every p
     ctl.address = lab.address(3);
     make_kube_controller(ctl, p, kube, creds, "kd",
                          {"--member-port", "8000", "--member-domain", "kd-headless",
-                          "--membership", "kd-0,kd-1,kd-2"});
+                          "--membership", "kd-0,kd-1,kd-2", "--durability", "any 1"});
     ctl.start();
     INFO(ctl.log_tail());
     auto labeled = [&] {
@@ -268,6 +268,12 @@ TEST_CASE("Kubernetes mode: members by DNS name survive a re-creation of every p
     };
     REQUIRE(ctl.wait_until(upstream_by_name, 30s));
     REQUIRE(p.wait_until([&] { return holds_write_right(p); }, 10s));
+    // Synchronous on Kubernetes: the primary waits for one of the others.
+    auto synchronous = [&] {
+        return p.status()["replication"].value("synchronous_standby_names", "") ==
+               "ANY 1 (\"kd-1\", \"kd-2\")";
+    };
+    REQUIRE(p.wait_until(synchronous, 30s));
 
     // The StatefulSet is deleted and created again: every pod stops, and its
     // successor comes up on the same volume with a new IP.
@@ -302,6 +308,7 @@ TEST_CASE("Kubernetes mode: members by DNS name survive a re-creation of every p
     REQUIRE(ctl.wait_until(labeled, 90s));
     REQUIRE(p.wait_ready(30s));
     CHECK(p.status()["role"] == "primary");
+    CHECK(p.wait_until(synchronous, 30s));
     CHECK(p.psql("INSERT INTO t VALUES (3)").code == 0);
     for (auto* r : {&a, &b})
         CHECK(r->wait_until([&] { return r->psql("SELECT count(*) FROM t").out == "3\n"; }, 30s));

@@ -215,3 +215,68 @@ TEST_CASE("two controllers: one cut off with the primary, a new one on the other
     CHECK(old_ctl.wait_until(
         [&] { return old_ctl.log().find("\"stand-by\"") != std::string::npos; }, 30s));
 }
+
+TEST_CASE("ANY 1: a primary cut off from everyone cannot commit alone, and nothing it acknowledged "
+          "is lost",
+          "[partition][root]") {
+    if (skip_unless_root("network and PID namespaces")) return;
+    Cluster c;
+    Instance ctl("p-ctl-sync");
+    make_controller(ctl, c.all, {"--durability", "any 1"});
+    ctl.start();
+    REQUIRE(ctl.wait_until(
+        [&] {
+            if (!converged(ctl, "p-one")) return false;
+            const auto cl = cluster_of(ctl);
+            for (const auto& m : cl["members"])
+                if (m["name"] == "p-one" && m["sync"].is_string())
+                    return m["sync"].get<std::string>().rfind("ANY 1", 0) == 0;
+            return false;
+        },
+        60s));
+    Writer old_side(app_conninfo({c.lab.address(0)}, c.m0), c.m0.root + "/w-old", 1, c.lab.ns(0));
+    Writer new_side(app_conninfo({c.lab.address(1), c.lab.address(2)}, c.m0), c.m0.root + "/w-new",
+                    10'000'000);
+    REQUIRE(c.m0.wait_until([&] { return old_side.lines() > 20; }, 10s));
+    long long cut_ms = unix_ms();
+    c.lab.link(0, false);
+    std::string np;
+    REQUIRE(ctl.wait_until(
+        [&] {
+            np = primary_of(ctl);
+            return !np.empty() && np != "p-one";
+        },
+        30s));
+    Instance& fresh = c.by_name(np);
+    REQUIRE(fresh.wait_until([&] { return new_side.lines() > 20; }, 30s));
+    std::this_thread::sleep_for(3s);
+    c.lab.link(0, true);
+    REQUIRE(ctl.wait_until([&] { return converged(ctl, np); }, 90s));
+    auto olds = old_side.stop_commits();
+    auto news = new_side.stop_commits();
+    auto s = sides(olds, news, cut_ms);
+    WARN("ANY 1, primary cut off: old side acknowledged " << s.old_count << " after the cut (the last "
+         << (s.old_count ? s.old_last - cut_ms : 0) << " ms after it); new side first at "
+         << s.new_first - cut_ms << " ms");
+    REQUIRE(s.new_count > 0);
+    if (s.old_count > 0) CHECK(s.old_last < s.new_first);
+    // Alone it cannot commit: whatever it acknowledged was flushed by a
+    // standby, and the failover promoted one holding it. Every acknowledged
+    // commit of both sides is on the primary after the heal.
+    std::string list;
+    for (const auto& w : olds) list += (list.empty() ? "" : ",") + std::to_string(w.id);
+    for (const auto& w : news) list += (list.empty() ? "" : ",") + std::to_string(w.id);
+    Shell lost;
+    ctl.wait_until(
+        [&] {
+            auto now = primary_of(ctl);
+            if (now.empty()) return false;
+            lost = c.by_name(now).psql("SELECT count(*) FROM unnest('{" + list +
+                                       "}'::bigint[]) AS s(id) WHERE id NOT IN (SELECT id FROM "
+                                       "bench_log)");
+            return lost.code == 0;
+        },
+        30s);
+    INFO("psql: " << lost.code << " " << lost.out);
+    CHECK(lost.out == "0\n");
+}

@@ -81,6 +81,21 @@ TEST_CASE("cluster rules: the primary, candidates and followers", "[cluster]") {
                                {"members", {member_summary(m[0], m), member_summary(m[1], m)}}});
     CHECK(table.find("Cluster: term 3, primary n1") != std::string::npos);
     CHECK(table.find("n2      replica") != std::string::npos);
+    // The durability line and each member's sync state.
+    m[0].synchronous_standby_names = "ANY 1 (\"n2\", \"n3\")";
+    m[0].sync_states = {{"n2", "quorum"}};
+    m[1].upstream_host = m[0].host;
+    m[1].upstream_port = std::to_string(m[0].pg_port);
+    CHECK(member_summary(m[0], m)["sync_state"] == "ANY 1");
+    CHECK(member_summary(m[1], m)["sync_state"] == "quorum");
+    table = render_table({{"term", 3},
+                          {"primary", "n1"},
+                          {"settings", {{"durability", "any 1"}, {"data_durability", "required"}}},
+                          {"failover_blocked", "synchronous durability: quorum not met"},
+                          {"members", {member_summary(m[0], m), member_summary(m[1], m)}}});
+    CHECK(table.find("durability any 1 (required)") != std::string::npos);
+    CHECK(table.find("Failover blocked: synchronous durability") != std::string::npos);
+    CHECK(table.find("quorum") != std::string::npos);
     CHECK(member_summary(m[1], m)["upstream"] == "n1");
 }
 
