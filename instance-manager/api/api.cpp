@@ -88,6 +88,9 @@ std::optional<std::string> check_field(const nlohmann::json& v, FieldType type) 
         case FieldType::synchronous:
             if (auto s = parse_sync_spec(v); !s) return s.error().message;
             break;
+        case FieldType::flag:
+            if (!v.is_boolean()) return "true or false";
+            break;
         case FieldType::durability:
             if (!authority::parse_durability(v))
                 return "a durability record {\"term\", \"version\", \"sets\": [{\"number\", "

@@ -67,7 +67,8 @@ enum class FieldType {
     synchronous,
     millis,
     member_urls,
-    durability  // a durability record (authority/durability.hpp)
+    durability,  // a durability record (authority/durability.hpp)
+    flag
 };
 struct FieldSpec {
     FieldType type;

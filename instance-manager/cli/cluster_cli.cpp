@@ -79,4 +79,39 @@ int switchover_main(const std::vector<std::string>& args) {
     return 0;
 }
 
+int failover_main(const std::vector<std::string>& args) {
+    ParseOutcome outcome;
+    auto a = parse_client_args("failover", args, &outcome);
+    if (!a) return outcome.exit_code == 0 ? 0 : fail("failover", a.error().message, 2);
+    auto token = fs::read_secret(a->api_token_file);
+    if (!token) return fail("failover", token.error().message, 2);
+    auto url = *http_client::parse_url(a->controller);
+    url.path = "/v1/failover";
+    nlohmann::json body = {{"to", a->to}, {"accept_data_loss", a->accept_data_loss}};
+    auto r = http_client::http_request("POST", url, json_text(body), *token, a->timeout, a->tls);
+    if (!r) return fail("failover", a->controller + ": " + r.error().message);
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    if (r->status != 200 || !j.is_object())
+        return fail("failover", j.is_object() && j.contains("error")
+                                    ? j["error"].get<std::string>()
+                                    : "HTTP " + std::to_string(r->status));
+    if (!j.value("promoted", false)) {
+        std::cout << "Promoting " << a->to << " (at " << j.value("target_lsn", "?") << ")";
+        if (j.contains("may_lose"))
+            std::cout << " may lose " << j["may_lose"].get<std::string>() << ": "
+                      << j.value("may_lose_bytes", 0) << " bytes, newest at "
+                      << j.value("newest_known_at", "?") << ".\n";
+        else
+            std::cout << " loses nothing any reachable member or the lost primary's last "
+                         "position shows.\n";
+        if (j["failover_blocked"].is_string())
+            std::cout << "The controller does not fail over by itself: "
+                      << j["failover_blocked"].get<std::string>() << "\n";
+        std::cout << "Nothing was changed. Run again with --accept-data-loss to promote.\n";
+        return 3;
+    }
+    std::cout << json_text(j, 2) << "\n";
+    return 0;
+}
+
 }  // namespace im

@@ -26,6 +26,8 @@ void usage() {
         "       instance-manager controller [options]   keep a cluster's roles (one per cluster)\n"
         "       instance-manager status --controller URL | --member NAME=URL ... [--json]\n"
         "       instance-manager switchover --controller URL --to NAME --api-token-file F\n"
+        "       instance-manager failover --controller URL --to NAME --force "
+        "[--accept-data-loss] --api-token-file F\n"
         "       (each with --help)\n"
         "       instance-manager --version\n",
         stderr);
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
     if (args[0] == "controller") return im::controller_main({args.begin() + 1, args.end()});
     if (args[0] == "status") return im::status_main({args.begin() + 1, args.end()});
     if (args[0] == "switchover") return im::switchover_main({args.begin() + 1, args.end()});
+    if (args[0] == "failover") return im::failover_main({args.begin() + 1, args.end()});
     if (args[0] != "run") {
         std::fprintf(stderr, "instance-manager: unknown command '%s'\n", args[0].c_str());
         usage();

@@ -325,6 +325,7 @@ awaitable<void> Controller::converge() {
     }
     const MemberView primary = views_[*p];
     if (primary.write_term != 0) authorized_.insert(primary.name);
+    last_primary_lsn_ = std::max(last_primary_lsn_, primary.current_lsn);
     if (primary_ != primary.name) {
         decide("adopt-primary", primary.name, "the member reports itself a writable primary");
         primary_ = primary.name;
@@ -715,6 +716,71 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
     co_return out;
 }
 
+awaitable<Result<nlohmann::json>> Controller::forced_failover(const std::string& to, bool accept) {
+    if (superseded_)
+        co_return make_error("this controller stands by: a newer one is in charge", 409);
+    if (busy_) co_return make_error("busy: a failover or switchover is under way", 409);
+    co_await poll();
+    if (auto p = find_primary(views_))
+        co_return make_error(views_[*p].name + " is a writable primary: use switchover", 409);
+    auto t = std::find_if(views_.begin(), views_.end(),
+                          [&](const MemberView& m) { return m.name == to; });
+    if (t == views_.end()) co_return make_error("no member named " + to, 404);
+    if (!membership_.contains(to)) co_return make_error(to + " is not in the membership", 409);
+    if (!t->reachable || t->role != "replica" || !t->running)
+        co_return make_error(to + " is not a reachable, running replica (role " + t->role + ")",
+                             409);
+    const uint64_t target_lsn = std::max(t->received_lsn, t->replayed_lsn);
+    uint64_t newest = last_primary_lsn_;
+    std::string newest_at = newest ? "the lost primary " + primary_ + " (last seen)" : "";
+    for (const auto& m : views_) {
+        if (!m.reachable) continue;
+        const uint64_t lsn = std::max({m.received_lsn, m.replayed_lsn, m.current_lsn});
+        if (lsn > newest) {
+            newest = lsn;
+            newest_at = m.name;
+        }
+    }
+    nlohmann::json loss = {{"to", to},
+                           {"target_lsn", lsn_text(target_lsn)},
+                           {"newest_known_lsn", lsn_text(newest)},
+                           {"newest_known_at", newest_at},
+                           {"may_lose_bytes", newest > target_lsn ? newest - target_lsn : 0},
+                           {"failover_blocked", failover_blocked_.empty()
+                                                    ? nlohmann::json()
+                                                    : nlohmann::json(failover_blocked_)}};
+    if (newest > target_lsn)
+        loss["may_lose"] = "WAL from " + lsn_text(target_lsn) + " to " + lsn_text(newest) +
+                           " (commits acknowledged there may be lost)";
+    if (!accept) {
+        loss["promoted"] = false;
+        co_return loss;
+    }
+    ScopedFlag running{busy_};
+    uint64_t term = next_term();
+    decide("forced-failover", to, "requested by an operator, accepting data loss", loss);
+    auto end = co_await promotion_round(term, only_candidate(to));
+    if (end.step.kind != authority::PromotionStep::Kind::promote) {
+        std::string why = end.step.kind == authority::PromotionStep::Kind::superseded
+                              ? "term " + std::to_string(end.step.newer_term) + " exists"
+                              : end.step.reason;
+        co_return make_error("the promise round for term " + std::to_string(term) + " failed: " +
+                                 why,
+                             502);
+    }
+    auto promoted = co_await command(*t, "promote", promote_body(term, to, end.record),
+                                     kCommandTimeout);
+    if (!promoted) co_return make_error("promote of " + to + " failed: " + promoted.error().message, 502);
+    proposer_->on_promoted(quorum::own_now());
+    primary_ = to;
+    authorized_.insert(to);
+    primary_lost_since_.reset();
+    failover_blocked_.clear();
+    loss["promoted"] = true;
+    loss["term"] = term;
+    co_return loss;
+}
+
 void Controller::pods_changed() {
     std::vector<std::pair<std::string, std::string>> members;
     for (const auto& [name, pod] : pods_) members.emplace_back(name, member_url(pod, cfg_.kube));
@@ -886,7 +952,25 @@ awaitable<HttpResponse> Controller::handle(HttpRequest req, PeerInfo) {
         }
         co_return json_response(http::status::ok, *r, req.version());
     }
-    if (path == "/healthz" || path == "/v1/cluster" || path == "/v1/switchover")
+    if (path == "/v1/failover" && req.method() == http::verb::post) {
+        if (!bearer_matches(req, token_))
+            co_return error_response(http::status::unauthorized, "missing or wrong bearer token",
+                                     req.version());
+        auto body = parse_command_body(
+            req.body(), {{"to", {FieldType::name, true}}, {"accept_data_loss", {FieldType::flag}}});
+        if (!body)
+            co_return error_response(http::status::bad_request, body.error().message,
+                                     req.version());
+        const bool accept = body->value("accept_data_loss", false);
+        auto r = co_await forced_failover((*body)["to"].get<std::string>(), accept);
+        if (!r) {
+            nlohmann::json err = {{"error", r.error().message}};
+            co_return json_response(static_cast<http::status>(r.error().code), err, req.version());
+        }
+        co_return json_response(http::status::ok, *r, req.version());
+    }
+    if (path == "/healthz" || path == "/v1/cluster" || path == "/v1/switchover" ||
+        path == "/v1/failover")
         co_return error_response(http::status::method_not_allowed, "method not allowed",
                                  req.version());
     co_return error_response(http::status::not_found, "no such path: " + path, req.version());

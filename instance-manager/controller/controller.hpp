@@ -71,6 +71,12 @@ class Controller {
     // LSN it must hold, or why none may be promoted.
     awaitable<authority::SyncChoice> synchronous_choice(const authority::DurabilityRecord& record);
     awaitable<Result<nlohmann::json>> switchover(const std::string& to);
+    // POST /v1/failover {"to", "accept_data_loss"}: an operator promotes `to`
+    // although no failover happens by itself (the durability rule forbids
+    // it, or a member must not be waited for). Without accept_data_loss it
+    // only says what may be lost: the WAL between `to` and the most advanced
+    // position known (the lost primary's last seen, any member's now).
+    awaitable<Result<nlohmann::json>> forced_failover(const std::string& to, bool accept);
 
     // Kubernetes mode: the members are the selected pods (listed, then
     // watched), and each pod's role label follows what its member reports.
@@ -115,6 +121,7 @@ class Controller {
     std::optional<authority::Proposer> proposer_;  // once the term is learned
     std::string primary_;      // the member the controller holds as primary
     std::string failover_blocked_;  // why the last failover could not promote anyone
+    uint64_t last_primary_lsn_ = 0;  // the primary's pg_current_wal_lsn when last seen
     // Members seen (or made) primary under the write authority: a lost
     // primary never seen so could be a primary from before it, still writing.
     std::set<std::string> authorized_;
@@ -136,5 +143,6 @@ class Controller {
 int controller_main(const std::vector<std::string>& args);
 int status_main(const std::vector<std::string>& args);
 int switchover_main(const std::vector<std::string>& args);
+int failover_main(const std::vector<std::string>& args);
 
 }  // namespace im

@@ -254,8 +254,9 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
 Result<ClientArgs> parse_client_args(const std::string& command,
                                      const std::vector<std::string>& args, ParseOutcome* outcome) {
     ClientArgs out;
-    CLI::App app{command == "status" ? "instance-manager status: the cluster at a glance"
-                                     : "instance-manager switchover: hand the primary role over",
+    CLI::App app{command == "status"       ? "instance-manager status: the cluster at a glance"
+                 : command == "failover" ? "instance-manager failover: promote a replica by hand"
+                                         : "instance-manager switchover: hand the primary role over",
                  "instance-manager " + command};
     std::vector<std::string> members;
     app.add_option("--controller", out.controller, "the controller's API URL")
@@ -268,6 +269,12 @@ Result<ClientArgs> parse_client_args(const std::string& command,
         app.add_option("--to", out.to, "the replica to promote")->required();
         app.add_option("--api-token-file", out.api_token_file)->envname("IM_API_TOKEN_FILE");
     }
+    if (command == "failover") {
+        app.add_flag("--force", out.force,
+                     "promote --to although the controller does not fail over by itself");
+        app.add_flag("--accept-data-loss", out.accept_data_loss,
+                     "do it: without this flag, only print what may be lost");
+    }
     auto done = parse_with(app, args, outcome, [&]() -> Status {
         auto m = split_pairs("--member", members);
         if (!m) return m.error();
@@ -279,7 +286,12 @@ Result<ClientArgs> parse_client_args(const std::string& command,
                 2);
         if (!out.controller.empty() && !http_client::parse_url(out.controller))
             return make_error("--controller: expected http[s]://HOST:PORT", 2);
-        if (command == "switchover" &&
+        if (command == "failover" && !out.force)
+            return make_error(
+                "--force is required: the controller fails over by itself; this promotes --to "
+                "even where its durability rule forbids it",
+                2);
+        if (command != "status" &&
             (out.api_token_file.empty() || !fs::read_secret(out.api_token_file)))
             return make_error("--api-token-file: a readable token file is required", 2);
         return Ok{};

@@ -67,7 +67,8 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
 struct ClientArgs {
     std::string controller;                                    // URL of the controller's API
     std::vector<std::pair<std::string, std::string>> members;  // or the members directly
-    std::string to;                                            // switchover target
+    std::string to;                                            // switchover/failover target
+    bool force = false, accept_data_loss = false;              // failover
     std::string api_token_file;
     bool json = false;
     std::chrono::milliseconds timeout{60'000};

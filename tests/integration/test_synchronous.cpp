@@ -191,3 +191,56 @@ TEST_CASE("a synchronous standby lost: commits wait (required) or go on (preferr
         }
     }
 }
+
+TEST_CASE("ANY 1: no failover without R + k > N; an operator can force one and is told the cost",
+          "[synchronous]") {
+    Instance m0("f-one"), m1("f-two"), m2("f-three");
+    std::vector<Instance*> all{&m0, &m1, &m2};
+    m0.start();
+    REQUIRE(m0.wait_ready());
+    REQUIRE(m0.psql("CREATE TABLE bench_log (id bigint PRIMARY KEY)").code == 0);
+    start_replicas(m0, {&m1, &m2});
+    Instance ctl("f-ctl");
+    make_controller(ctl, all, {"--durability", "any 1"});
+    ctl.start();
+    REQUIRE(ctl.wait_until(
+        [&] { return converged(ctl, "f-one") && sync_names(ctl).rfind("ANY 1", 0) == 0; }, 60s));
+    // The primary goes, and one standby's postgres with it (its manager still
+    // promises): the other standby alone cannot show it holds every
+    // acknowledged commit.
+    m0.signal(SIGTERM);
+    auto term = cluster_of(ctl)["term"].get<uint64_t>();
+    post_json(m2, "/v1/fence", {{"term", term}}, 200);
+    REQUIRE(m0.wait_exit(30s).has_value());
+    std::string blocked;
+    REQUIRE(ctl.wait_until(
+        [&] {
+            auto c = cluster_of(ctl);
+            if (c["failover_blocked"].is_string()) blocked = c["failover_blocked"];
+            return !blocked.empty();
+        },
+        30s));
+    CHECK_THAT(blocked, Catch::Contains("1 of 2 standbys"));
+    CHECK(primary_of(ctl) == "f-one");  // still the lost one: nobody was promoted
+    auto status = sh(manager_binary() + " status --controller " + api_url(ctl));
+    CHECK_THAT(status.out, Catch::Contains("Failover blocked"));
+    CHECK_THAT(status.out, Catch::Contains("durability any 1 (required)"));
+
+    const std::string cli = manager_binary() + " failover --controller " + api_url(ctl) +
+                            " --to f-two --api-token-file " + ctl.token_file;
+    CHECK(sh(cli).code == 2);  // --force is required
+    auto dry = sh(cli + " --force");
+    INFO(dry.out);
+    CHECK(dry.code == 3);
+    CHECK_THAT(dry.out, Catch::Contains("Nothing was changed"));
+    CHECK(m1.status()["role"] == "replica");
+    auto forced = sh(cli + " --force --accept-data-loss");
+    INFO(forced.out);
+    REQUIRE(forced.code == 0);
+    CHECK(ctl.wait_until([&] { return m1.status()["role"] == "primary"; }, 30s));
+    CHECK(ctl.log().find("\"forced-failover\"") != std::string::npos);
+    // The fenced standby follows the new primary; the old one comes back as a replica.
+    m0.start();
+    REQUIRE(ctl.wait_until([&] { return converged(ctl, "f-two"); }, 90s));
+    CHECK(commits_within(m1, 10, 7));
+}
