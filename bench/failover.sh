@@ -7,20 +7,20 @@
 #    primary, and the longest gap between two committed writes;
 #  - committed transactions lost: rows bench-writer saw committed that the
 #    new primary does not have.
-# BENCH_SYNCHRONOUS (default 1) is the controller's --synchronous.
+# BENCH_DURABILITY (default "any 1") is the controller's --durability.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh >/dev/null
 scripts/build.sh >/dev/null
 
 runs=${RUNS:-5}
-sync=${BENCH_SYNCHRONOUS:-1}
+durability=${BENCH_DURABILITY:-any 1}
 source bench/bench-lib.sh
 start_bench_cluster bench
 
 cl_setup
 cl_start_members --log-level warn
-cl_start_controller --synchronous "$sync" --log-level warn
+cl_start_controller --durability "$durability" --log-level warn
 cl_wait_converged
 export PGPASSWORD
 PGPASSWORD=$(cat "$CL_DIR/secrets/app.password")
@@ -81,7 +81,7 @@ one_run() {  # kind run
 }
 
 
-echo "three members on loopback, controller --synchronous $sync, pgbench -c 8 running"
+echo "three members on loopback, controller --durability '$durability', pgbench -c 8 running"
 for run in $(seq 1 "$runs"); do one_run failover "$run"; done
 for run in $(seq 1 "$runs"); do one_run switchover "$run"; done
 echo
