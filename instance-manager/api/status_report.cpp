@@ -124,6 +124,11 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
         {"last_error", or_null(last_error)},
         {"role_changes", changes},
         {"checked_at", s.pg.checks ? json(iso8601(s.pg.checked_at)) : json()},
+        {"check_age_ms",
+         s.pg.checks ? json(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - s.pg.checked_steady)
+                                .count())
+                     : json()},
     };
 }
 

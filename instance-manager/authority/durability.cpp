@@ -7,22 +7,29 @@ namespace im::authority {
 
 std::vector<QuorumSet> switching_sets(const std::vector<QuorumSet>& current,
                                       const std::optional<QuorumSet>& next) {
-    if (!next) return {};
     std::vector<QuorumSet> out = current;
+    if (!next) return out;
     if (std::find(out.begin(), out.end(), *next) == out.end()) out.push_back(*next);
     return out;
 }
 
-bool switch_complete(const QuorumSet& next, uint64_t since_lsn,
+bool switch_complete(const std::optional<QuorumSet>& next, const std::vector<QuorumSet>& sets,
+                     uint64_t since_lsn,
                      const std::vector<std::pair<std::string, uint64_t>>& flushed) {
-    unsigned past = 0;
-    for (const auto& name : next.standbys)
+    auto past = [&](const std::string& name) {
         for (const auto& [standby, lsn] : flushed)
-            if (standby == name && lsn >= since_lsn) {
-                ++past;
-                break;
-            }
-    return past >= next.number;
+            if (standby == name && lsn >= since_lsn) return true;
+        return false;
+    };
+    if (!next) {
+        for (const auto& s : sets)
+            for (const auto& name : s.standbys)
+                if (!past(name)) return false;
+        return true;
+    }
+    unsigned n = 0;
+    for (const auto& name : next->standbys) n += past(name) ? 1 : 0;
+    return n >= next->number;
 }
 
 namespace {
@@ -46,7 +53,7 @@ SyncChoice choose_candidate(const DurabilityRecord& record, const std::vector<Re
     // takes the most advanced member it can).
     const Reading* top = nullptr;
     auto consider = [&](const Reading& r) {
-        if (!top || std::tie(r.timeline, r.lsn) > std::tie(top->timeline, top->lsn)) top = &r;
+        if (!top || r.lsn > top->lsn) top = &r;
     };
     for (const auto& set : record.sets) {
         size_t read = 0;
@@ -75,7 +82,7 @@ SyncChoice choose_candidate(const DurabilityRecord& record, const std::vector<Re
     out.min_lsn = top->lsn;
     const Reading* best = nullptr;
     for (const auto& r : readings) {
-        if (!r.eligible || r.timeline != top->timeline || r.lsn < top->lsn) continue;
+        if (!r.eligible || r.lsn < top->lsn) continue;
         if (!best || std::tie(r.priority, r.lsn, best->member) >
                          std::tie(best->priority, best->lsn, r.member))
             best = &r;

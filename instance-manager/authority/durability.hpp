@@ -59,21 +59,31 @@ struct DurabilityRecord {
 };
 
 // The sets a record must list while switching from `current` to `next`
-// (nullopt: asynchronous). To asynchronous: nothing is promised any more.
-// Otherwise the old sets stay until the switch is complete (see above).
+// (nullopt: asynchronous): the old sets stay until the switch is complete
+// (see above), also on the way to asynchronous, where commits acknowledged
+// before still need a failover that finds them.
 std::vector<QuorumSet> switching_sets(const std::vector<QuorumSet>& current,
                                       const std::optional<QuorumSet>& next);
 
-// Whether the switch to `next` is complete: `number` of its standbys flushed
-// at least `since_lsn` (flushed: standby name -> flush LSN on the primary).
-bool switch_complete(const QuorumSet& next, uint64_t since_lsn,
+// Whether the switch to `next` is complete (flushed: standby name -> flush
+// LSN on the primary): `number` of its standbys flushed at least
+// `since_lsn`. To asynchronous (`next` empty), every standby of the old
+// `sets` did: then whichever member a failover promotes holds what they
+// acknowledged.
+bool switch_complete(const std::optional<QuorumSet>& next, const std::vector<QuorumSet>& sets,
+                     uint64_t since_lsn,
                      const std::vector<std::pair<std::string, uint64_t>>& flushed);
 
-// One member's LSN as the controller read it after the round's wait.
+// One member's LSN as the controller read it after the round's wait. Only
+// a position known to be on disk counts: a standby's flushed receive
+// position (pg_last_wal_receive_lsn, kept after its WAL receiver stops), or
+// its replay position if larger; one whose receiver has not run since a
+// restart (NULL, while its own pg_wal may hold more than it replayed) is no
+// reading.
 struct Reading {
     std::string member;
-    uint32_t timeline = 0;
-    uint64_t lsn = 0;        // what it holds on disk (received and flushed, or replayed)
+    uint32_t timeline = 0;   // for the decision's log only (see choose_candidate)
+    uint64_t lsn = 0;        // flushed WAL
     bool eligible = false;   // may be promoted (running replica, priority >= 0)
     int priority = 0;
 };
@@ -89,7 +99,13 @@ struct SyncChoice {
 // members (R + k > N), and an eligible member at least as advanced as every
 // reading of them (the highest priority, then LSN, then name). An
 // asynchronous record (no sets) only asks for an eligible member: the most
-// advanced by (timeline, LSN), then priority, then name.
+// advanced, then priority, then name.
+// Positions are compared as LSNs, not (timeline, LSN): a standby whose WAL
+// receiver stopped reports the timeline of its last restartpoint, which may
+// lag. Every reader streamed from the same primary (a former primary
+// rejoins only through pg_rewind, and a failover promotes a member at least
+// as advanced as every reader), so no reader holds a branch beyond another's
+// history; the timelines are logged for the record.
 SyncChoice choose_candidate(const DurabilityRecord& record, const std::vector<Reading>& readings);
 
 // The newest record among promises (members that never stored one report

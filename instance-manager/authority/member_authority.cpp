@@ -117,6 +117,7 @@ Decision<GrantAnswer> MemberAuthority::on_grant(const GrantRequest& req, Instant
     d.reply.promised_term = durable_.promised_term;
     d.reply.durability_version =
         durable_.durability.term == req.term ? durable_.durability.version : 0;
+    d.reply.durability_match = req.durability && durable_.durability == *req.durability;
     return d;
 }
 

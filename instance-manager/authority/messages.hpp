@@ -56,8 +56,11 @@ struct GrantAnswer {
     uint64_t term = 0;  // echoed: the term the answer is about
     uint64_t seq = 0;
     // ok: the version of the holder's durability record the member now
-    // holds for this term (0: none).
+    // holds for this term (0: none), and whether it is the very record the
+    // request carried. Only a match confirms it: after a restart the holder
+    // may have rebuilt a version number the members hold with other sets.
     uint64_t durability_version = 0;
+    bool durability_match = false;
 };
 
 }  // namespace im::authority

@@ -44,7 +44,14 @@ AnswerOutcome WriteRight::on_answer(const std::string& member, const GrantAnswer
     auto [it, inserted] = valid_until_.emplace(member, until);
     if (!inserted) it->second = std::max(it->second, until);  // a late answer never shortens
     auto& confirmed = confirmed_[member];
-    confirmed = std::max(confirmed, answer.durability_version);
+    if (answer.durability_match) {
+        confirmed = std::max(confirmed, answer.durability_version);
+    } else if (record_.version > 0 && answer.durability_version >= record_.version) {
+        // The member holds this version (or a later one) of our term with
+        // other sets: an incarnation of ours before a restart sent it. Ours
+        // goes above it, the same sets, and is sent with the next round.
+        record_.version = answer.durability_version + 1;
+    }
     return AnswerOutcome::recorded;
 }
 

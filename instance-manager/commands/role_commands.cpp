@@ -197,6 +197,12 @@ awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
         if (auto st = write_managed_files(cfg_, *prepared_); !st)
             co_return make_error(st.error().message, 500);
         reload_all();
+        // In force before pg_promote: the first commit waits already. From
+        // no set to one, the checkpointer must have taken it too (it is what
+        // makes commits wait at all): a CHECKPOINT (a restartpoint here) then.
+        const std::string wanted = *spec ? synchronous_standby_names(**spec) : "";
+        if (auto st = co_await reload_barrier(session, wanted, !stale_set && *spec); !st)
+            co_return st.error();
     }
     if (member) {
         // The write right before the promotion: postgres is writable only

@@ -46,6 +46,8 @@ MemberView member_view(const std::string& name, const std::string& url,
     m.current_lsn = parse_lsn(json_string(pg, "current_lsn"));
     const auto& repl = status.value("replication", nlohmann::json::object());
     m.received_lsn = parse_lsn(json_string(repl, "received_lsn"));
+    if (auto a = status.find("check_age_ms"); a != status.end() && a->is_number_integer())
+        m.check_age_ms = a->get<int64_t>();
     m.replayed_lsn = parse_lsn(json_string(repl, "replayed_lsn"));
     if (m.received_lsn == 0) m.received_lsn = parse_lsn(json_string(pg, "receive_lsn"));
     if (m.replayed_lsn == 0) m.replayed_lsn = parse_lsn(json_string(pg, "replay_lsn"));

@@ -46,6 +46,9 @@ struct MemberView {
     uint64_t write_term = 0;
     bool may_write = false;
     bool joined = false;
+    // How long before answering the member's last check of postgres began
+    // (-1: unknown): its positions are at least that old.
+    int64_t check_age_ms = -1;
     nlohmann::json status;                       // as reported
 };
 

@@ -234,6 +234,7 @@ awaitable<void> Controller::poll() {
         calls.push_back(c);
         asked.push_back(i);
     }
+    poll_sent_ = Clock::now();
     auto answers = co_await http_client::async_http_all(calls, "", cfg_.request_timeout, tls_,
                                                         !cfg_.tls.ca_file.empty());
     std::vector<nlohmann::json> statuses(members.size());
@@ -436,19 +437,41 @@ nlohmann::json Controller::promote_body(uint64_t term, const std::string& candid
 }
 
 awaitable<authority::SyncChoice> Controller::synchronous_choice(
-    const authority::DurabilityRecord& record) {
-    // A fresh poll: the round's own answers may predate commits the old
-    // primary made while its grants still ran.
-    co_await poll();
-    const std::string system_id = cluster_system_identifier(views_);
+    const authority::DurabilityRecord& record, std::chrono::steady_clock::time_point waited) {
+    // Readings taken after `waited` (the old primary could no longer commit):
+    // a member's status is its last check of postgres, check_age_ms old, so
+    // a reading counts once the poll left at least that long after `waited`.
+    // The round's own answers may predate commits the old primary made
+    // while its grants still ran.
+    std::set<std::string> in_sets;
+    for (const auto& s : record.sets) in_sets.insert(s.standbys.begin(), s.standbys.end());
     std::vector<authority::Reading> readings;
-    for (const auto& m : views_) {
-        if (!m.reachable || !m.running || m.system_identifier != system_id) continue;
-        if (m.role != "replica") continue;  // only a standby's position says what it holds
-        auto it = cfg_.priority.find(m.name);
-        const int prio = it == cfg_.priority.end() ? 0 : it->second;
-        readings.push_back({m.name, m.timeline, std::max(m.received_lsn, m.replayed_lsn),
-                            prio >= 0 && membership_.contains(m.name), prio});
+    for (auto until = Clock::now() + std::chrono::seconds(3);;) {
+        co_await poll();
+        const std::string system_id = cluster_system_identifier(views_);
+        readings.clear();
+        bool stale = false;
+        for (const auto& m : views_) {
+            if (!m.reachable || !m.running || m.system_identifier != system_id) continue;
+            if (m.role != "replica") continue;  // only a standby's position says what it holds
+            // What it flushed: none received since a restart, while its own
+            // pg_wal may hold more than it replayed: no reading. Once its WAL
+            // receiver ran, the startup process had replayed all local WAL
+            // (the receiver starts where that ends, at the segment's start):
+            // the larger of the two is on disk.
+            if (m.received_lsn == 0) continue;
+            if (m.check_age_ms < 0 ||
+                poll_sent_ - std::chrono::milliseconds(m.check_age_ms) < waited) {
+                if (in_sets.count(m.name)) stale = true;
+                continue;
+            }
+            auto it = cfg_.priority.find(m.name);
+            const int prio = it == cfg_.priority.end() ? 0 : it->second;
+            readings.push_back({m.name, m.timeline, std::max(m.received_lsn, m.replayed_lsn),
+                                prio >= 0 && membership_.contains(m.name), prio});
+        }
+        if (!stale || Clock::now() >= until) break;
+        co_await pause(std::chrono::milliseconds(100));
     }
     co_return authority::choose_candidate(record, readings);
 }
@@ -572,6 +595,7 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
     std::string old_name = old_index ? views_[*old_index].name : "";
     uint64_t term = next_term();
     auto end = co_await promotion_round(term, priority);
+    const auto waited = Clock::now();  // the round's wait is over: no older grant is in use
     using Kind = authority::PromotionStep::Kind;
     if (end.step.kind == Kind::superseded) {
         proposer_->on_superseded(end.step.newer_term, quorum::own_now());
@@ -593,7 +617,7 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
     if (!end.record.sets.empty()) {
         // Synchronous durability: the candidate must hold every commit the
         // old primary acknowledged (R + k > N, the most advanced reading).
-        auto choice = co_await synchronous_choice(end.record);
+        auto choice = co_await synchronous_choice(end.record, waited);
         if (!choice.ok) {
             failover_blocked_ = "synchronous durability (" + authority::describe(end.record.sets) +
                                 "): " + choice.reason;

@@ -69,7 +69,8 @@ class Controller {
     // Synchronous failover (authority/durability.hpp): LSNs read now, after
     // the round waited out the old primary's grants. The candidate and the
     // LSN it must hold, or why none may be promoted.
-    awaitable<authority::SyncChoice> synchronous_choice(const authority::DurabilityRecord& record);
+    awaitable<authority::SyncChoice> synchronous_choice(const authority::DurabilityRecord& record,
+                                                        std::chrono::steady_clock::time_point waited);
     awaitable<Result<nlohmann::json>> switchover(const std::string& to);
     // POST /v1/failover {"to", "accept_data_loss"}: an operator promotes `to`
     // although no failover happens by itself (the durability rule forbids
@@ -122,6 +123,7 @@ class Controller {
     std::string primary_;      // the member the controller holds as primary
     std::string failover_blocked_;  // why the last failover could not promote anyone
     uint64_t last_primary_lsn_ = 0;  // the primary's pg_current_wal_lsn when last seen
+    std::chrono::steady_clock::time_point poll_sent_{};  // when the last poll's requests left
     // Members seen (or made) primary under the write authority: a lost
     // primary never seen so could be a primary from before it, still writing.
     std::set<std::string> authorized_;

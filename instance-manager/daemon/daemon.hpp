@@ -86,6 +86,13 @@ class Daemon : public ApiActions, private StartHost {
     // Changes synchronous_standby_names in the order the record asks: the
     // new set recorded (with the old), then the setting, then the switch LSN.
     awaitable<Status> switch_synchronous(const std::optional<SyncSpec>& spec, PgSession& session);
+    // After a reload: until postgres shows `wanted` and (`checkpoint`) the
+    // checkpointer took it.
+    awaitable<Status> reload_barrier(PgSession& session, const std::string& wanted,
+                                     bool checkpoint = true);
+    // Until every walsender handled two standby replies since now (so it
+    // reloaded): no commit is acknowledged under the old setting after it.
+    awaitable<Status> walsender_barrier(PgSession& session);
     // The right is gone while held (write_keeper.hpp): postgres is stopped at
     // once if it runs writable; superseded, the fence is persisted too.
     void on_write_right_lost(bool superseded, const std::string& why);

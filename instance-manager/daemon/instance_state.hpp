@@ -36,6 +36,10 @@ struct PgObservation {
     uint64_t lag_bytes = 0;  // replica: primary's reported end of WAL - replayed
     std::string last_error;
     std::chrono::system_clock::time_point checked_at{};
+    // The same instant on the steady clock: status says how long ago the
+    // last check began (a controller tells a reading taken after a moment
+    // of its own from an older one).
+    std::chrono::steady_clock::time_point checked_steady{};
     uint64_t checks = 0;
     uint64_t check_failures = 0;
 };

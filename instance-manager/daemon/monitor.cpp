@@ -109,6 +109,7 @@ void Monitor::stop() {
 awaitable<void> Monitor::check_once() {
     auto& pg = state_.pg;
     pg.checked_at = std::chrono::system_clock::now();
+    pg.checked_steady = std::chrono::steady_clock::now();
     ++pg.checks;
     auto fail = [&](std::string why) {
         if (pg.accepting || pg.last_error != why)

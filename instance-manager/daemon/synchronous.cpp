@@ -2,6 +2,9 @@
 // rule): the set postgres waits for is recorded by a majority, with the sets
 // it replaces, before postgres uses it; the older sets leave the record once
 // enough of the new set flushed past the LSN where the switch took effect.
+#include <map>
+#include <set>
+
 #include "daemon/daemon.hpp"
 #include "log.hpp"
 #include "pg_session.hpp"
@@ -29,8 +32,8 @@ void Daemon::advance_durability() {
         state_.role.current() != Role::primary || switch_since_ == kSwitchPending)
         return;
     auto current = configured_set();
-    if (!current) return;  // asynchronous: the record lists no set already
-    if (record->sets.size() == 1 && record->sets.front() == *current) return;
+    if (!current && record->sets.empty()) return;  // asynchronous, nothing left to find
+    if (current && record->sets.size() == 1 && record->sets.front() == *current) return;
     const uint64_t now_lsn = parse_lsn(state_.pg.current_lsn);
     if (switch_since_ == 0) {
         // Started with this set: every commit of an older one lies before
@@ -45,12 +48,73 @@ void Daemon::advance_durability() {
             r.value("flush_lsn", nlohmann::json()).is_string())
             flushed.emplace_back(r["name"].get<std::string>(),
                                  parse_lsn(r["flush_lsn"].get<std::string>()));
-    if (!authority::switch_complete(*current, switch_since_, flushed)) return;
+    if (!authority::switch_complete(current, record->sets, switch_since_, flushed)) return;
+    std::vector<QuorumSet> now;
+    if (current) now.push_back(*current);
     log::info("replication", "synchronous switch complete: older sets leave the record",
               {{"since_lsn", lsn_text(switch_since_)},
                {"sets", authority::describe(record->sets)},
-               {"now", authority::describe({*current})}});
-    keeper_.set_sets({*current});
+               {"now", authority::describe(now)}});
+    keeper_.set_sets(std::move(now));
+}
+
+awaitable<Status> Daemon::reload_barrier(PgSession& session, const std::string& wanted,
+                                         bool checkpoint) {
+    // Our own session shows the new value once the postmaster re-read the
+    // file and signalled every child (it does so before our backend gets
+    // its SIGHUP); a CHECKPOINT then returns only after the checkpointer
+    // handled its SIGHUP, which is what makes commits wait at all
+    // (sync_standbys_defined) when a set appears.
+    asio::steady_timer timer(io_);
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);;) {
+        auto r = co_await session.query("SHOW synchronous_standby_names", kSqlTimeout);
+        if (r && pg_value(r->get(), 0, 0).value_or("?") == wanted) break;
+        if (std::chrono::steady_clock::now() > until)
+            co_return make_error("postgres did not take the new synchronous_standby_names in 5 s",
+                                 503);
+        timer.expires_after(std::chrono::milliseconds(20));
+        co_await timer.async_wait(use_awaitable);
+    }
+    if (!checkpoint) co_return Ok{};
+    auto ckpt = co_await session.query("CHECKPOINT", std::chrono::seconds(60));
+    if (!ckpt) co_return make_error("CHECKPOINT after the reload: " + ckpt.error().message, 503);
+    co_return Ok{};
+}
+
+awaitable<Status> Daemon::walsender_barrier(PgSession& session) {
+    // A walsender releases waiting commits while it handles a standby's
+    // reply, under the setting it last loaded; it reloads at the top of its
+    // loop. Two replies handled after now: the second one's loop began after
+    // the first, so after our reload. Standbys reply at least every
+    // wal_receiver_status_interval (10 s), at once under writes.
+    asio::steady_timer timer(io_);
+    auto t0 = co_await session.query("SELECT clock_timestamp()::text", kSqlTimeout);
+    if (!t0) co_return t0.error();
+    const std::string since = pg_value(t0->get(), 0, 0).value_or("");
+    std::vector<std::optional<std::string>> params = {since};
+    // Per walsender (pid): the reply times seen after `since`.
+    std::map<std::string, std::set<std::string>> seen;
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(25);;) {
+        auto r = co_await session.query(
+            "SELECT pid::text, reply_time::text FROM pg_stat_replication "
+            "WHERE reply_time > $1::timestamptz",
+            kSqlTimeout, params);
+        if (!r) co_return r.error();
+        auto all = co_await session.query("SELECT pid::text FROM pg_stat_replication", kSqlTimeout);
+        if (!all) co_return all.error();
+        for (int i = 0; i < PQntuples(r->get()); ++i)
+            seen[pg_value(r->get(), i, 0).value_or("")].insert(pg_value(r->get(), i, 1).value_or(""));
+        bool done = true;
+        for (int i = 0; i < PQntuples(all->get()); ++i) {
+            auto it = seen.find(pg_value(all->get(), i, 0).value_or(""));
+            if (it == seen.end() || it->second.size() < 2) done = false;
+        }
+        if (done) co_return Ok{};
+        if (std::chrono::steady_clock::now() > until)
+            co_return make_error("a walsender did not handle two standby replies in 25 s", 503);
+        timer.expires_after(std::chrono::milliseconds(50));
+        co_await timer.async_wait(use_awaitable);
+    }
 }
 
 awaitable<Status> Daemon::switch_synchronous(const std::optional<SyncSpec>& spec,
@@ -81,28 +145,27 @@ awaitable<Status> Daemon::switch_synchronous(const std::optional<SyncSpec>& spec
     // synchronous_standby_names takes effect on reload; commits waiting for
     // a standby that left the set are released by it.
     reload_all();
+    monitor_.poke();
     const std::string wanted = spec ? synchronous_standby_names(*spec) : "";
-    asio::steady_timer timer(io_);
-    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);;) {
-        auto r = co_await session.query("SHOW synchronous_standby_names", kSqlTimeout);
-        if (r && pg_value(r->get(), 0, 0).value_or("?") == wanted) break;
-        if (std::chrono::steady_clock::now() > until) {
-            log::warn("replication", "the new synchronous setting is not visible yet");
-            break;
-        }
-        timer.expires_after(std::chrono::milliseconds(20));
-        co_await timer.async_wait(use_awaitable);
+    if (auto st = co_await reload_barrier(session, wanted); !st) {
+        // The record keeps the old and the new sets (switch_since_ stays
+        // pending): a failover asks more, never less.
+        log::warn("replication", "synchronous switch not confirmed: the record keeps both sets",
+                  {{"error", st.error().message}});
+        co_return st;
     }
     if (member) {
-        // Walsenders apply the reload in their own loops, within moments of
-        // our session: the switch point is taken a little after.
-        timer.expires_after(std::chrono::milliseconds(200));
-        co_await timer.async_wait(use_awaitable);
+        if (auto st = co_await walsender_barrier(session); !st) {
+            log::warn("replication",
+                      "synchronous switch not confirmed: the record keeps both sets",
+                      {{"error", st.error().message}});
+            co_return st;
+        }
+        // Every commit acknowledged under an older set lies before this.
         auto r = co_await session.query("SELECT pg_current_wal_lsn()::text", kSqlTimeout);
-        // Unread: 0, the next check takes what postgres has then (later still).
-        switch_since_ = r ? parse_lsn(pg_value(r->get(), 0, 0).value_or("0/0")) : 0;
+        if (!r) co_return r.error();
+        switch_since_ = parse_lsn(pg_value(r->get(), 0, 0).value_or("0/0"));
     }
-    monitor_.poke();
     co_return Ok{};
 }
 

@@ -231,7 +231,8 @@ nlohmann::json to_json(const GrantAnswer& a) {
             {"promised_term", a.promised_term},
             {"term", a.term},
             {"seq", a.seq},
-            {"durability_version", a.durability_version}};
+            {"durability_version", a.durability_version},
+            {"durability_match", a.durability_match}};
 }
 
 namespace {
@@ -251,6 +252,8 @@ GrantAnswer grant_answer_from(const nlohmann::json& j) {
     a.term = u64(j, "term");
     a.seq = u64(j, "seq");
     a.durability_version = u64(j, "durability_version");
+    auto match = j.find("durability_match");
+    a.durability_match = match != j.end() && match->is_boolean() && match->get<bool>();
     return a;
 }
 

@@ -106,9 +106,10 @@ TEST_CASE("the most advanced reading decides, by timeline first; priority among 
     CHECK(c.candidate == "b");
     c = choose_candidate(rec, {{"a", 2, 95, true, 0}, {"b", 2, 95, true, 0}});
     CHECK(c.candidate == "a");
-    // A higher timeline outranks a larger LSN on an older one.
+    // LSNs decide, not the reported timelines (a stopped WAL receiver's
+    // standby reports its last restartpoint's, which may lag).
     c = choose_candidate(rec, {{"a", 3, 10, true, 0}, {"b", 2, 95, true, 0}});
-    CHECK(c.candidate == "a");
+    CHECK(c.candidate == "b");
     // Asynchronous: the most advanced eligible member, no quorum asked.
     c = choose_candidate(DurabilityRecord{}, {{"a", 2, 10, true, 0}, {"b", 2, 95, false, 0}});
     REQUIRE(c.ok);
@@ -120,11 +121,15 @@ TEST_CASE("switching sets: the old stay until k of the new flushed past the swit
     QuorumSet old_set{1, {"a", "b", "c"}}, next{1, {"a", "b"}};
     CHECK(switching_sets({old_set}, next) == std::vector<QuorumSet>{old_set, next});
     CHECK(switching_sets({old_set}, old_set) == std::vector<QuorumSet>{old_set});
-    CHECK(switching_sets({old_set}, std::nullopt).empty());  // asynchronous promises nothing
+    // To asynchronous too: what the old set acknowledged must still be found.
+    CHECK(switching_sets({old_set}, std::nullopt) == std::vector<QuorumSet>{old_set});
     CHECK(switching_sets({}, next) == std::vector<QuorumSet>{next});
-    CHECK_FALSE(switch_complete(next, 100, {{"a", 99}, {"c", 200}}));
-    CHECK(switch_complete(next, 100, {{"a", 99}, {"b", 100}}));
-    CHECK_FALSE(switch_complete(QuorumSet{2, {"a", "b"}}, 100, {{"a", 100}}));
+    CHECK_FALSE(switch_complete(next, {old_set}, 100, {{"a", 99}, {"c", 200}}));
+    CHECK(switch_complete(next, {old_set}, 100, {{"a", 99}, {"b", 100}}));
+    CHECK_FALSE(switch_complete(QuorumSet{2, {"a", "b"}}, {}, 100, {{"a", 100}}));
+    // To asynchronous: only once every standby of the old sets is past.
+    CHECK_FALSE(switch_complete(std::nullopt, {old_set}, 100, {{"a", 100}, {"b", 100}}));
+    CHECK(switch_complete(std::nullopt, {old_set}, 100, {{"a", 100}, {"b", 101}, {"c", 100}}));
 }
 
 TEST_CASE("records: newest by term then version; JSON strict on input, tolerant on answers",
@@ -182,7 +187,7 @@ TEST_CASE("members keep the holder's record with its grant; the primary counts c
     auto r = w.begin_round(t);
     REQUIRE(r.durability);
     CHECK(r.durability->sets.size() == 1);
-    GrantAnswer ok{true, seconds(1), 5, 5, r.seq, 1};
+    GrantAnswer ok{true, seconds(1), 5, 5, r.seq, 1, true};
     w.on_answer("h1", ok);
     CHECK(w.recorded_version() == 0);
     w.on_answer("h2", ok);
@@ -196,4 +201,22 @@ TEST_CASE("members keep the holder's record with its grant; the primary counts c
     WriteRight again("h1", 5, Membership{1, {"h1", "h2", "h3"}}, WriteRightParams{seconds(1)}, 99);
     again.continue_record(w.record());
     CHECK(again.record().version == 2);
+    // A member holding that version with other sets (sent before a restart
+    // that rebuilt the number) confirms nothing, and ours goes above it.
+    auto r2 = again.begin_round(t);
+    again.on_answer("h2", GrantAnswer{true, seconds(1), 5, 5, r2.seq, 2, false});
+    again.on_answer("h3", GrantAnswer{true, seconds(1), 5, 5, r2.seq, 4, false});
+    CHECK(again.recorded_version() == 0);
+    CHECK(again.record().version == 5);
+    auto r3 = again.begin_round(t + milliseconds(400));
+    REQUIRE(r3.durability);
+    CHECK(r3.durability->version == 5);
+    // And members tell a match from a mere version.
+    MemberAuthority fresh(params);
+    GrantRequest q{"h1", 5, seconds(1), 1, 1, DurabilityRecord{5, 3, {}}};
+    CHECK(fresh.on_grant(q, t).reply.durability_match);
+    q.durability = DurabilityRecord{5, 3, {QuorumSet{1, {"h2"}}}};  // same version, other sets
+    auto mismatch = fresh.on_grant(q, t + milliseconds(1)).reply;
+    CHECK_FALSE(mismatch.durability_match);
+    CHECK(mismatch.durability_version == 3);
 }
