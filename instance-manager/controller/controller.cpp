@@ -437,7 +437,8 @@ nlohmann::json Controller::promote_body(uint64_t term, const std::string& candid
 }
 
 awaitable<authority::SyncChoice> Controller::synchronous_choice(
-    const authority::DurabilityRecord& record, std::chrono::steady_clock::time_point waited) {
+    const authority::DurabilityRecord& record, std::chrono::steady_clock::time_point waited,
+    uint64_t term) {
     // Readings taken after `waited` (the old primary could no longer commit):
     // a member's status is its last check of postgres, check_age_ms old, so
     // a reading counts once the poll left at least that long after `waited`.
@@ -445,6 +446,23 @@ awaitable<authority::SyncChoice> Controller::synchronous_choice(
     // while its grants still ran.
     std::set<std::string> in_sets;
     for (const auto& s : record.sets) in_sets.insert(s.standbys.begin(), s.standbys.end());
+    // The same promise again (idempotent for this proposer and term): a
+    // member checks postgres when it answers one, so fresh positions come
+    // within milliseconds instead of at its next regular check.
+    std::vector<http_client::HttpCall> again;
+    for (const auto& [name, url_text] : cfg_.members) {
+        auto url = http_client::parse_url(url_text);
+        if (!url || !in_sets.count(name)) continue;
+        url->path = "/v1/authority/promise";
+        nlohmann::json body = {{"term", term},
+                               {"proposer", id_},
+                               {"membership_version", membership_.version},
+                               {"members", membership_.names},
+                               {"to", name}};
+        again.push_back({"POST", *url, json_text(body)});
+    }
+    (void)co_await http_client::async_http_all(again, token_, cfg_.request_timeout, tls_,
+                                               !cfg_.tls.ca_file.empty());
     std::vector<authority::Reading> readings;
     for (auto until = Clock::now() + std::chrono::seconds(3);;) {
         co_await poll();
@@ -471,7 +489,7 @@ awaitable<authority::SyncChoice> Controller::synchronous_choice(
                                 prio >= 0 && membership_.contains(m.name), prio});
         }
         if (!stale || Clock::now() >= until) break;
-        co_await pause(std::chrono::milliseconds(100));
+        co_await pause(std::chrono::milliseconds(30));
     }
     co_return authority::choose_candidate(record, readings);
 }
@@ -617,7 +635,7 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
     if (!end.record.sets.empty()) {
         // Synchronous durability: the candidate must hold every commit the
         // old primary acknowledged (R + k > N, the most advanced reading).
-        auto choice = co_await synchronous_choice(end.record, waited);
+        auto choice = co_await synchronous_choice(end.record, waited, term);
         if (!choice.ok) {
             failover_blocked_ = "synchronous durability (" + authority::describe(end.record.sets) +
                                 "): " + choice.reason;

@@ -70,7 +70,8 @@ class Controller {
     // the round waited out the old primary's grants. The candidate and the
     // LSN it must hold, or why none may be promoted.
     awaitable<authority::SyncChoice> synchronous_choice(const authority::DurabilityRecord& record,
-                                                        std::chrono::steady_clock::time_point waited);
+                                                        std::chrono::steady_clock::time_point waited,
+                                                        uint64_t term);
     awaitable<Result<nlohmann::json>> switchover(const std::string& to);
     // POST /v1/failover {"to", "accept_data_loss"}: an operator promotes `to`
     // although no failover happens by itself (the durability rule forbids

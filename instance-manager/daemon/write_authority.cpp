@@ -15,7 +15,13 @@ uint64_t newest_lsn(const PgObservation& pg) {
 
 CommandAnswer Daemon::authority(const std::string& what, const nlohmann::json& body) {
     const auto now = quorum::own_now();
-    if (what == "promise") return authority_.promise(body, newest_lsn(state_.pg), now);
+    if (what == "promise") {
+        // A check of postgres at once: a controller that promotes in
+        // synchronous mode asks again after its wait, for positions read
+        // after the old primary could last commit.
+        monitor_.poke();
+        return authority_.promise(body, newest_lsn(state_.pg), now);
+    }
     if (what == "grant") return authority_.grant(body, now);
     if (what == "release") return authority_.release(body);
     return make_error("unknown authority call " + what, 404);
