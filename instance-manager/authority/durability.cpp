@@ -53,7 +53,7 @@ SyncChoice choose_candidate(const DurabilityRecord& record, const std::vector<Re
     // takes the most advanced member it can).
     const Reading* top = nullptr;
     auto consider = [&](const Reading& r) {
-        if (!top || r.lsn > top->lsn) top = &r;
+        if (!top || std::tie(r.timeline, r.lsn) > std::tie(top->timeline, top->lsn)) top = &r;
     };
     for (const auto& set : record.sets) {
         size_t read = 0;
@@ -82,7 +82,7 @@ SyncChoice choose_candidate(const DurabilityRecord& record, const std::vector<Re
     out.min_lsn = top->lsn;
     const Reading* best = nullptr;
     for (const auto& r : readings) {
-        if (!r.eligible || r.lsn < top->lsn) continue;
+        if (!r.eligible || r.timeline != top->timeline || r.lsn < top->lsn) continue;
         if (!best || std::tie(r.priority, r.lsn, best->member) >
                          std::tie(best->priority, best->lsn, r.member))
             best = &r;

@@ -82,7 +82,7 @@ bool switch_complete(const std::optional<QuorumSet>& next, const std::vector<Quo
 // reading.
 struct Reading {
     std::string member;
-    uint32_t timeline = 0;   // for the decision's log only (see choose_candidate)
+    uint32_t timeline = 0;   // of the newest WAL it holds (see choose_candidate)
     uint64_t lsn = 0;        // flushed WAL
     bool eligible = false;   // may be promoted (running replica, priority >= 0)
     int priority = 0;
@@ -100,12 +100,15 @@ struct SyncChoice {
 // reading of them (the highest priority, then LSN, then name). An
 // asynchronous record (no sets) only asks for an eligible member: the most
 // advanced, then priority, then name.
-// Positions are compared as LSNs, not (timeline, LSN): a standby whose WAL
-// receiver stopped reports the timeline of its last restartpoint, which may
-// lag. Every reader streamed from the same primary (a former primary
-// rejoins only through pg_rewind, and a failover promotes a member at least
-// as advanced as every reader), so no reader holds a branch beyond another's
-// history; the timelines are logged for the record.
+// "Advanced" is (timeline, LSN), and the candidate must be on the top
+// reading's timeline: a standby of the old primary may hold more WAL of the
+// old timeline than the new timeline's standbys (what the old primary wrote
+// but never had acknowledged, after the fork), and less of what counts. The
+// newest timeline's history holds every commit acknowledged before it was
+// made (its primary was promoted by this rule), so the top reading holds
+// them all. (The simulator found the LSN-only order losing commits.) The
+// timeline must be that of the newest WAL the standby holds, not of its
+// last restartpoint (daemon/monitor.cpp).
 SyncChoice choose_candidate(const DurabilityRecord& record, const std::vector<Reading>& readings);
 
 // The newest record among promises (members that never stored one report

@@ -16,8 +16,15 @@ constexpr const char* kStatusSql =
     " (SELECT system_identifier FROM pg_control_system())::text,"
     " CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() "
     "END::text,"
+    // A standby's timeline is that of the newest WAL it holds: its WAL
+    // receiver's while it runs, else the newest segment in pg_wal (the
+    // receiver writes each timeline's WAL into segments named for it); the
+    // last restartpoint's lags behind both (synchronous failover compares
+    // timelines: authority/durability.hpp).
     " CASE WHEN pg_is_in_recovery()"
-    "  THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver),"
+    "  THEN GREATEST(COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), 0),"
+    "                COALESCE((SELECT max(('x' || substr(name, 1, 8))::bit(32)::int)"
+    "                          FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'), 0),"
     "                (SELECT timeline_id FROM pg_control_checkpoint()))"
     "  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
     " pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,"

@@ -26,12 +26,15 @@ namespace {
 struct Options {
     uint64_t first = 1, count = 1000;
     bool single = false, trace = false, old_rule = false, expect_violation = false, rogue = false;
+    uint64_t sync = 0;
+    bool sync_stale = false;
 };
 
 int usage() {
     std::fprintf(stderr,
                  "usage: authority_sim [--seeds N] [--first S] [--seed S [--trace]] "
-                 "[--old-rule] [--rogue-proposer] [--expect-violation]\n");
+                 "[--old-rule] [--rogue-proposer] [--synchronous K [--sync-stale-reads]] "
+                 "[--expect-violation]\n");
     return 2;
 }
 
@@ -68,6 +71,10 @@ int main(int argc, char** argv) {
             o.old_rule = true;
         } else if (a == "--rogue-proposer") {
             o.rogue = true;
+        } else if (a == "--synchronous") {
+            if (!value(o.sync) || o.sync == 0 || o.sync > 4) return usage();
+        } else if (a == "--sync-stale-reads") {
+            o.sync_stale = true;
         } else if (a == "--expect-violation") {
             o.expect_violation = true;
         } else {
@@ -77,6 +84,8 @@ int main(int argc, char** argv) {
     sim::Params params;
     params.old_rule = o.old_rule;
     params.rogue_proposer = o.rogue;
+    params.sync = static_cast<unsigned>(o.sync);
+    params.sync_stale = o.sync_stale;
 
     const auto t0 = std::chrono::steady_clock::now();
     uint64_t events = 0, violations = 0, liveness = 0, first_bad = 0;
@@ -87,6 +96,7 @@ int main(int argc, char** argv) {
     std::string first_what;
     uint64_t promotions = 0, seeds_promoting = 0, takeovers = 0, superseded_rounds = 0;
     uint64_t step_downs = 0, crashes = 0, crashes_at_persist = 0, switchovers = 0, releases = 0;
+    uint64_t acknowledged = 0, sync_blocked = 0, held = 0;
     for (uint64_t s = o.first; s < o.first + o.count; ++s) {
         sim::World w(s, params, o.trace && o.single);
         sim::Outcome r = w.run();
@@ -100,6 +110,9 @@ int main(int argc, char** argv) {
         crashes_at_persist += r.crashes_at_persist;
         switchovers += r.switchovers;
         releases += r.releases;
+        acknowledged += r.acknowledged;
+        sync_blocked += r.sync_blocked;
+        held += r.held_for_operator ? 1 : 0;
         sim_seconds += static_cast<double>(r.sim_time) / 1e6;
         if (o.single) {
             if (o.trace) print_trace(w, SIZE_MAX);
@@ -137,9 +150,13 @@ int main(int argc, char** argv) {
                 std::printf("seed %llu FAILS: %s\n", static_cast<unsigned long long>(s),
                             r2.what.c_str());
                 print_trace(again, 25);
-                std::printf("  replay: authority_sim%s%s --seed %llu --trace\n",
+                std::string sync_flags =
+                    o.sync ? " --synchronous " + std::to_string(o.sync) +
+                                 (o.sync_stale ? " --sync-stale-reads" : "")
+                           : "";
+                std::printf("  replay: authority_sim%s%s%s --seed %llu --trace\n",
                             o.old_rule ? " --old-rule" : "", o.rogue ? " --rogue-proposer" : "",
-                            static_cast<unsigned long long>(s));
+                            sync_flags.c_str(), static_cast<unsigned long long>(s));
             }
         }
     }
@@ -162,7 +179,14 @@ int main(int argc, char** argv) {
                     u(step_downs), u(crashes), u(crashes_at_persist));
         std::printf("switchovers: %llu begun, %llu grants released\n", u(switchovers),
                     u(releases));
-        std::printf("violations (two writable primaries): %llu; liveness failures: %llu\n",
+        if (o.sync)
+            std::printf("synchronous ANY %llu%s: %llu commits acknowledged, %llu failovers the "
+                        "rule held back; %llu seeds held for an operator to the end (a fenced "
+                        "former primary's position unknown)\n",
+                        u(o.sync), o.sync_stale ? " (stale reads)" : "", u(acknowledged),
+                        u(sync_blocked), u(held));
+        std::printf("violations (two writable primaries%s): %llu; liveness failures: %llu\n",
+                    o.sync ? ", or an acknowledged commit lost" : "",
                     static_cast<unsigned long long>(violations),
                     static_cast<unsigned long long>(liveness));
         if (violations) {

@@ -43,11 +43,74 @@ void World::q_started(int i) {
     Member& m = members_[i];
     m.auth = MemberAuthority::restore(member_params(p_), m.disk, now_of(i));
     m.right.reset();
+    m.flushed.clear();
+    m.lsn = p_.sync ? m.log.size() : m.lsn;
     if (m.disk_primary_term > 0) {
         // A primary comes back under the same term and must gather a
         // majority again before it writes.
         m.right.emplace(m.name, m.disk_primary_term, membership_, right_params(p_), rng_.next());
+        q_hold(i, DurabilityRecord{});
         q_renew(i);
+    }
+}
+
+QuorumSet World::q_set(int i) const {
+    QuorumSet q{std::min<unsigned>(p_.sync, static_cast<unsigned>(n_ - 1)), {}};
+    for (int j = 0; j < n_; ++j)
+        if (j != i) q.standbys.push_back(members_[j].name);
+    std::sort(q.standbys.begin(), q.standbys.end());
+    return q;
+}
+
+void World::q_hold(int i, const DurabilityRecord& inherited) {
+    if (!p_.sync) return;
+    Member& m = members_[i];
+    // As the daemon's take_write_right: the newest record known (its own
+    // member's, or the promotion's), the inherited sets, and its own set.
+    auto start = newest_record({m.disk.durability, inherited});
+    for (const auto& s : inherited.sets) start.sets = switching_sets(start.sets, s);
+    m.right->continue_record(start);
+    m.right->set_record(switching_sets(m.right->record().sets, q_set(i)));
+    m.flushed.clear();
+}
+
+void World::q_take_log(int i, uint64_t term, const std::vector<uint64_t>& log) {
+    Member& m = members_[i];
+    if (term > m.log_term) {
+        // A newer primary's history: its own extra WAL is rewound away.
+        m.log = log;
+        m.log_term = term;
+        m.own_branch = false;
+    } else if (term == m.log_term && log.size() > m.log.size()) {
+        m.log = log;  // more of the same primary's WAL (an older message is no news)
+    }
+    m.lsn = m.log.size();
+}
+
+void World::q_acknowledge(int i) {
+    Member& m = members_[i];
+    if (!p_.sync || !m.right || !writable(i)) return;  // a stopped postgres acknowledges nothing
+    const QuorumSet set = q_set(i);
+    std::vector<uint64_t> have;
+    std::vector<std::pair<std::string, uint64_t>> flushed;
+    for (const auto& name : set.standbys) {
+        auto it = m.flushed.find(name);
+        have.push_back(it == m.flushed.end() ? 0 : it->second);
+        flushed.emplace_back(name, have.back());
+    }
+    std::sort(have.begin(), have.end(), std::greater<>());
+    const uint64_t upto = have.size() >= set.number ? have[set.number - 1] : 0;
+    for (uint64_t p = 0; p < upto && p < m.log.size(); ++p)
+        if (acked_.insert(m.log[p]).second) ++out_.acknowledged;
+    // The older sets leave the record once the set flushed past where it
+    // took effect (daemon/synchronous.cpp).
+    const auto& rec = m.right->record();
+    if (m.right->recorded_version() >= rec.version &&
+        !(rec.sets.size() == 1 && rec.sets.front() == set) &&
+        switch_complete(set, rec.sets, m.since, flushed)) {
+        m.right->set_record({set});
+        log(i, "synchronous switch complete: record v" + std::to_string(m.right->record().version) +
+                   " " + describe(m.right->record().sets));
     }
 }
 
@@ -64,12 +127,16 @@ void World::q_renew(int i) {
     Member& m = members_[i];
     if (!m.right) return;
     const Instant now = now_of(i);
-    if (writable(i)) ++m.lsn;  // it commits
+    if (writable(i)) {  // it commits
+        if (p_.sync) m.log.push_back(next_commit_++);
+        ++m.lsn;
+    }
     GrantRequest req = m.right->begin_round(now);
     Msg msg;
     msg.kind = MsgKind::grant_req;
     msg.greq = req;
     msg.lsn = m.lsn;
+    if (p_.sync) msg.log = m.log;
     send_to_others(i, msg);
     timer(i, m.right->next_renewal(), TimerKind::renew);
     // Its own member grants like any other (no network in between).
@@ -95,9 +162,32 @@ void World::q_right_changed(int i) {
     }
     const Instant now = now_of(i);
     if (!m.right->may_write(now)) return;
+    // Synchronous: postgres is started (or promoted) only once a majority
+    // stored the record naming its set (the gather waits for it).
+    if (p_.sync && !writable(i) && m.right->recorded_version() < m.right->record().version) return;
     // The watchdog is fed the deadline; postgres stops by deadline + F.
     RealTime until = clocks_[i].real_at(*m.right->deadline()) + p_.fencing_bound;
     if (!writable(i)) {
+        if (p_.sync) {
+            // The checker: it holds every commit acknowledged so far.
+            std::set<uint64_t> has(m.log.begin(), m.log.end());
+            for (uint64_t id : acked_)
+                if (!has.count(id)) {
+                    out_.violation = true;
+                    out_.what = "acknowledged commit " + std::to_string(id) + " lost: " + m.name +
+                                " becomes writable (term " + std::to_string(m.right->term()) +
+                                ") without it";
+                    for (const auto& f : faults_)
+                        if (f.active || (f.end <= now_ && f.end + ms(10000) > now_))
+                            out_.active.push_back(f.kind);
+                    return;
+                }
+            m.since = m.log.size();
+            // From here its WAL is its own (the daemon: pg_promote, a new
+            // timeline): a former primary until a newer one rewinds it.
+            m.log_term = m.right->term();
+            m.own_branch = true;
+        }
         m.writable_since = now_;
         m.writable_until = until;
         m.writable_term = m.right->term();
@@ -123,9 +213,15 @@ void World::q_message(const Msg& msg) {
                     m.disk = *d.persist;
                     if (after_persist(i)) return;
                 }
-                if (d.reply.ok) m.lsn = std::max(m.lsn, msg.lsn);
+                if (d.reply.ok) {
+                    if (p_.sync)
+                        q_take_log(i, msg.greq.term, msg.log);
+                    else
+                        m.lsn = std::max(m.lsn, msg.lsn);
+                }
                 reply.kind = MsgKind::grant_ans;
                 reply.gans = d.reply;
+                if (p_.sync) reply.log = m.log;
                 send(reply);
                 if (d.persist) after_reply(i);
                 return;
@@ -159,6 +255,8 @@ void World::q_message(const Msg& msg) {
                 reply.flag = m.right && m.right->may_write(now);
                 reply.lsn = m.lsn;
                 reply.round = msg.round;
+                reply.follows = !m.right && !m.own_branch;
+                reply.log_term = m.log_term;
                 send(reply);
                 return;
             case MsgKind::promote:
@@ -166,12 +264,23 @@ void World::q_message(const Msg& msg) {
                 m.disk_primary_term = m.disk_promoted_max = msg.term;
                 log(i, "promoted with term " + std::to_string(msg.term));
                 m.right.emplace(m.name, msg.term, membership_, right_params(p_), rng_.next());
+                q_hold(i, msg.record);
                 q_renew(i);
                 return;
             case MsgKind::grant_ans:
                 if (!m.right) return;
                 m.right->on_answer(name_of(msg.from), msg.gans);
+                if (p_.sync && msg.gans.ok && msg.gans.term == m.right->term()) {
+                    // What the member flushed of our WAL: the common prefix.
+                    uint64_t same = 0;
+                    while (same < msg.log.size() && same < m.log.size() &&
+                           msg.log[same] == m.log[same])
+                        ++same;
+                    auto& f = m.flushed[name_of(msg.from)];
+                    f = std::max(f, same);
+                }
                 q_right_changed(i);
+                q_acknowledge(i);
                 return;
             case MsgKind::demote: {
                 // The daemon's demote: persist that this term is never asked
@@ -204,6 +313,17 @@ void World::q_message(const Msg& msg) {
     Controller& ctl = controllers_[c];
     switch (msg.kind) {
         case MsgKind::status_ans:
+            if (ctl.read_term != 0 && msg.round == ctl.read_round) {
+                // A reading after the round's wait: a running replica's WAL.
+                if (msg.role_term == 0 && msg.follows) {
+                    auto it = ctl.round_priority.find(name_of(msg.from));
+                    const int prio = it == ctl.round_priority.end() ? 0 : it->second;
+                    ctl.readings[msg.from] = Reading{name_of(msg.from),
+                                                     static_cast<uint32_t>(msg.log_term), msg.lsn,
+                                                     prio >= 0, prio};
+                }
+                return;
+            }
             if (msg.round == ctl.poll_round) {
                 auto& v = ctl.views[msg.from];
                 v.answered = true;
@@ -218,6 +338,7 @@ void World::q_message(const Msg& msg) {
             std::map<std::string, int> priority;
             for (int j = 0; j < n_; ++j) priority[name_of(j)] = j == ctl.switch_target ? 0 : -1;
             PromotionParams pp;
+            ctl.round_priority = priority;
             ctl.round.emplace(ctl.name, msg.term, membership_, priority, pp, now_of(msg.to));
             log(msg.to, "switchover: asks for promises of term " + std::to_string(msg.term));
             ctl.switch_term = 0;
@@ -252,6 +373,7 @@ void World::q_timer(int node, TimerKind kind) {
         controllers_[c].round_wake.reset();
         q_promotion_step(c);
     }
+    if (kind == TimerKind::reading_done) q_reading_done(c);
 }
 
 void World::q_poll(int c) {
@@ -301,6 +423,7 @@ void World::q_poll(int c) {
             pp.margin = Duration{0};
             pp.collect_grace = Duration{0};
         }
+        ctl.round_priority = priority;
         ctl.round.emplace(ctl.name, term, membership_, priority, pp, now);
         log(node, "no writable primary: asks for promises of term " + std::to_string(term));
         q_promotion_step(c);
@@ -337,6 +460,25 @@ void World::q_promotion_step(int c) {
         case PromotionStep::Kind::asking:
         case PromotionStep::Kind::waiting: q_schedule_round(c); return;
         case PromotionStep::Kind::promote: {
+            const DurabilityRecord rec = p_.sync ? ctl.round->newest_record() : DurabilityRecord{};
+            if (!rec.sets.empty() && !p_.sync_stale) {
+                // Read every member again (the round's answers may predate
+                // the old primary's last commits), then the real rule.
+                ctl.read_term = s.term;
+                ctl.read_record = rec;
+                ctl.read_round = (uint64_t{1} << 40) + ++ctl.reads;
+                ctl.readings.assign(static_cast<size_t>(n_), std::nullopt);
+                for (int j = 0; j < n_; ++j) {
+                    Msg msg;
+                    msg.kind = MsgKind::status_req;
+                    msg.from = node;
+                    msg.to = j;
+                    msg.round = ctl.read_round;
+                    send(msg);
+                }
+                timer(node, now + std::chrono::milliseconds(300), TimerKind::reading_done);
+                break;
+            }
             log(node, "promotes " + s.candidate + " with term " + std::to_string(s.term));
             ++out_.promotions;
             ctl.proposer->on_promoted(now);
@@ -348,6 +490,7 @@ void World::q_promotion_step(int c) {
                 membership_.names.begin());
             msg.term = s.term;
             msg.lsn = s.min_lsn;
+            msg.record = rec;
             send(msg);
             break;
         }
@@ -360,6 +503,38 @@ void World::q_promotion_step(int c) {
         case PromotionStep::Kind::failed: log(node, "promotion failed: " + s.reason); break;
     }
     ctl.round.reset();
+}
+
+void World::q_reading_done(int c) {
+    Controller& ctl = controllers_[c];
+    if (ctl.read_term == 0) return;
+    const int node = n_ + c;
+    std::vector<Reading> readings;
+    for (const auto& r : ctl.readings)
+        if (r) readings.push_back(*r);
+    const uint64_t term = ctl.read_term;
+    ctl.read_term = 0;
+    auto choice = choose_candidate(ctl.read_record, readings);
+    if (!choice.ok) {
+        ++out_.sync_blocked;
+        last_sync_block_ = now_;
+        log(node, "no failover (term " + std::to_string(term) + "): " + choice.reason);
+        return;
+    }
+    log(node, "promotes " + choice.candidate + " with term " + std::to_string(term) +
+                  " (synchronous: holds " + std::to_string(choice.min_lsn) + ")");
+    ++out_.promotions;
+    ctl.proposer->on_promoted(now_of(node));
+    Msg msg;
+    msg.kind = MsgKind::promote;
+    msg.from = node;
+    msg.to = static_cast<int>(
+        std::find(membership_.names.begin(), membership_.names.end(), choice.candidate) -
+        membership_.names.begin());
+    msg.term = term;
+    msg.lsn = choice.min_lsn;
+    msg.record = ctl.read_record;
+    send(msg);
 }
 
 void World::q_schedule_round(int c) {

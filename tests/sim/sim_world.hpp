@@ -31,17 +31,36 @@
 // resume, loss and duplication stop; the seed passes when one member, and
 // only one, is primary and writable within liveness_bound.
 //
+// Synchronous durability (--synchronous K): every member's WAL is a log of
+// commit ids (its disk: a crash keeps it). A writable primary commits one at
+// each renewal round; its grant requests carry its log, and a member that
+// grants takes it (extending its own, or replacing it with a newer term's:
+// the rewind), and answers with its log. A commit is acknowledged once K of
+// the primary's set (ANY K of the other members) hold it, while the primary
+// is writable. The primary's durability record goes with its grants (the
+// real WriteRight and MemberAuthority); it becomes writable only once a
+// majority stored it; the older sets leave it once K of its set flushed past
+// where it became writable. The controller, after its round, reads every
+// member's log length afresh and promotes by choose_candidate (the real
+// rule). The checker: a member that becomes writable holds every commit
+// acknowledged so far. (--sync-stale-reads: the promotion trusts the round's
+// own answers, which may precede the old primary's last commits: the
+// simulator must find lost commits.)
+//
 // Not modelled (decided): controllers never crash (their state is volatile
-// and relearned from polls anyway); replication is reduced to an LSN that a
-// writable primary advances at each renewal round and that grant requests
-// carry to the members; the membership never changes; F (the time postgres
-// takes to stop committing) is always taken at its worst, the full F.
+// and relearned from polls anyway); replication travels with the grant
+// requests (a replica receives WAL only from a primary it grants to); the
+// membership never changes; F (the time postgres takes to stop committing)
+// is always taken at its worst, the full F.
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <queue>
 #include <string>
 #include <vector>
 
+#include "authority/durability.hpp"
 #include "authority/member_authority.hpp"
 #include "authority/promotion.hpp"
 #include "authority/write_right.hpp"
@@ -117,12 +136,16 @@ struct Msg {
     uint64_t round = 0;      // status/ping: which round of the asker
     bool flag = false;       // status: may write; lease_ans: ok; ping_ans: primary
     bool leased = false;     // old rule status: under a lease
+    std::vector<uint64_t> log;  // synchronous: grant_req, grant_ans: the sender's WAL
+    bool follows = false;       // synchronous: status: a replica (its WAL is a primary's, rewound)
+    uint64_t log_term = 0;      // synchronous: status: its WAL's "timeline" (the term it came from)
+    DurabilityRecord record;    // synchronous: promote: the newest record the round found
 };
 
 enum class EvKind : uint8_t { deliver, timer, fault_start, fault_end, heal };
 enum class TimerKind : uint8_t {
     renew, check, poll, promotion, restart, resume,
-    lease_check, ping_done, start_gate_done,
+    lease_check, ping_done, start_gate_done, reading_done,
 };
 
 struct Event {
@@ -157,6 +180,8 @@ struct Params {
     Duration poll_interval = std::chrono::milliseconds(1000);
     Duration failover_delay = std::chrono::milliseconds(3000);
     RealTime liveness_bound = ms(30000);
+    unsigned sync = 0;        // synchronous durability: ANY sync of the other members (0: off)
+    bool sync_stale = false;  // the mutation: promote from the round's own (stale) answers
 };
 
 struct Member {
@@ -175,6 +200,16 @@ struct Member {
     // postgres, as the checker sees it
     RealTime writable_since = -1, writable_until = -1;
     uint64_t writable_term = 0;  // the term it writes under (kept while it stops)
+    // synchronous: WAL (disk), the term of the primary it came from, and as
+    // primary what each member flushed of it and where its set took effect
+    std::vector<uint64_t> log;
+    uint64_t log_term = 0;
+    // Its WAL is its own branch (it was primary of log_term and has not taken
+    // a newer primary's WAL since): a former primary, not a replica, until
+    // rewound (the daemon's role is fenced or stopped, never replica).
+    bool own_branch = false;
+    std::map<std::string, uint64_t> flushed;
+    uint64_t since = 0;
     // the old rule
     bool old_primary = false, fenced = false;
     std::optional<Instant> lease_expires;
@@ -207,6 +242,11 @@ struct Controller {
     uint64_t switch_term = 0;
     int switch_target = -1;
     Instant switch_until{};
+    // synchronous: the fresh reading after a round (its term; 0: none)
+    uint64_t read_term = 0, read_round = 0, reads = 0;
+    std::map<std::string, int> round_priority;  // the round's, for the readings' eligibility
+    DurabilityRecord read_record;
+    std::vector<std::optional<Reading>> readings;
 };
 
 struct Outcome {
@@ -220,6 +260,12 @@ struct Outcome {
     uint64_t promotions = 0, takeovers = 0, superseded_rounds = 0, step_downs = 0;
     uint64_t crashes = 0, crashes_at_persist = 0;
     uint64_t switchovers = 0, releases = 0;
+    uint64_t acknowledged = 0, sync_blocked = 0;  // synchronous
+    // Synchronous: no primary after the heal because the rule held every
+    // failover back for want of a former primary's position (a fenced
+    // former primary gives none): the case an operator resolves with
+    // `failover --force`. Counted apart, never as live.
+    bool held_for_operator = false;
 };
 
 class World {
@@ -267,6 +313,12 @@ private:
     void q_renew(int i);
     void send_to_others(int member, Msg msg);  // the same message to every other member
     void q_right_changed(int i);
+    // synchronous durability
+    void q_hold(int i, const DurabilityRecord& inherited);
+    QuorumSet q_set(int i) const;
+    void q_acknowledge(int i);
+    void q_take_log(int i, uint64_t term, const std::vector<uint64_t>& log);
+    void q_reading_done(int c);
     void q_poll(int c);
     void q_promotion_step(int c);
     void q_schedule_round(int c);
@@ -303,6 +355,9 @@ private:
     RealTime heal_at_ = 0;
     Outcome out_;
     std::vector<std::string> trace_lines_;
+    std::set<uint64_t> acked_;  // synchronous: every commit acknowledged so far
+    RealTime last_sync_block_ = -1;
+    uint64_t next_commit_ = 1;
 };
 
 }  // namespace sim

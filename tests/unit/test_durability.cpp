@@ -106,10 +106,12 @@ TEST_CASE("the most advanced reading decides, by timeline first; priority among 
     CHECK(c.candidate == "b");
     c = choose_candidate(rec, {{"a", 2, 95, true, 0}, {"b", 2, 95, true, 0}});
     CHECK(c.candidate == "a");
-    // LSNs decide, not the reported timelines (a stopped WAL receiver's
-    // standby reports its last restartpoint's, which may lag).
+    // A higher timeline outranks a larger LSN on an older one (the old
+    // primary's standby holds its unacknowledged WAL past the fork).
     c = choose_candidate(rec, {{"a", 3, 10, true, 0}, {"b", 2, 95, true, 0}});
-    CHECK(c.candidate == "b");
+    CHECK(c.candidate == "a");
+    c = choose_candidate(rec, {{"a", 3, 10, false, 0}, {"b", 2, 95, true, 0}});
+    CHECK_FALSE(c.ok);
     // Asynchronous: the most advanced eligible member, no quorum asked.
     c = choose_candidate(DurabilityRecord{}, {{"a", 2, 10, true, 0}, {"b", 2, 95, false, 0}});
     REQUIRE(c.ok);
