@@ -15,15 +15,21 @@ using authority::QuorumSet;
 
 namespace {
 constexpr auto kSqlTimeout = std::chrono::seconds(10);
-}
 
-std::optional<QuorumSet> Daemon::configured_set() const {
-    if (!prepared_ || !prepared_->persistent.synchronous) return std::nullopt;
-    const auto& spec = *prepared_->persistent.synchronous;
-    QuorumSet q{spec.number, spec.standbys};
+// The record's form of a setting: FIRST and ANY alike (any `number` of them
+// may be the ones that acknowledged), names sorted.
+std::optional<QuorumSet> quorum_set_of(const std::optional<SyncSpec>& spec) {
+    if (!spec) return std::nullopt;
+    QuorumSet q{spec->number, spec->standbys};
     std::sort(q.standbys.begin(), q.standbys.end());
     q.standbys.erase(std::unique(q.standbys.begin(), q.standbys.end()), q.standbys.end());
     return q;
+}
+}  // namespace
+
+std::optional<QuorumSet> Daemon::configured_set() const {
+    if (!prepared_) return std::nullopt;
+    return quorum_set_of(prepared_->persistent.synchronous);
 }
 
 void Daemon::advance_durability() {
@@ -122,15 +128,8 @@ awaitable<Status> Daemon::switch_synchronous(const std::optional<SyncSpec>& spec
     auto& p = prepared_->persistent;
     const bool member = keeper_.holding();
     if (member) {
-        std::optional<QuorumSet> next;
-        if (spec) {
-            next = QuorumSet{spec->number, spec->standbys};
-            std::sort(next->standbys.begin(), next->standbys.end());
-            next->standbys.erase(std::unique(next->standbys.begin(), next->standbys.end()),
-                                 next->standbys.end());
-        }
         switch_since_ = kSwitchPending;
-        keeper_.set_sets(authority::switching_sets(keeper_.record()->sets, next));
+        keeper_.set_sets(authority::switching_sets(keeper_.record()->sets, quorum_set_of(spec)));
         if (!co_await keeper_.confirm(std::chrono::seconds(5))) {
             switch_since_ = 0;
             co_return make_error(
