@@ -155,6 +155,22 @@ std::optional<uint64_t> timeline_switchpoint(const std::string& history, uint32_
     return std::nullopt;
 }
 
+std::optional<std::pair<uint32_t, uint64_t>> last_fork(const std::string& history) {
+    std::istringstream in(history);
+    std::string line;
+    std::optional<std::pair<uint32_t, uint64_t>> out;
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string parent, lsn;
+        if (!(fields >> parent >> lsn) || parent[0] == '#') continue;
+        if (parent.find_first_not_of("0123456789") != std::string::npos || parent.size() > 9)
+            continue;
+        if (uint64_t at = parse_lsn(lsn); at != 0)
+            out = std::make_pair(static_cast<uint32_t>(std::stoul(parent)), at);
+    }
+    return out;
+}
+
 std::string wal_segment_suffix(uint64_t lsn, uint64_t segment_size) {
     uint64_t segno = (lsn == 0 ? 0 : lsn - 1) / segment_size;
     uint64_t per_id = 0x100000000ULL / segment_size;

@@ -57,6 +57,9 @@ std::string synchronous_standby_names(const SyncSpec& spec);
 // Where timeline `tli` ends in a timeline history file's text (the
 // upstream's TIMELINE_HISTORY), or nullopt when `tli` is not among its parents.
 std::optional<uint64_t> timeline_switchpoint(const std::string& history, uint32_t tli);
+// The last line of a timeline history file: the timeline this one branched
+// from and where (nullopt when there is none).
+std::optional<std::pair<uint32_t, uint64_t>> last_fork(const std::string& history);
 
 // The segment part (last 16 hex digits) of the WAL file name holding the
 // byte just before `lsn`, for segments of `segment_size` bytes.

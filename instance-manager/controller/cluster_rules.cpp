@@ -48,6 +48,11 @@ MemberView member_view(const std::string& name, const std::string& url,
     m.received_lsn = parse_lsn(json_string(repl, "received_lsn"));
     if (auto a = status.find("check_age_ms"); a != status.end() && a->is_number_integer())
         m.check_age_ms = a->get<int64_t>();
+    if (auto auth = status.find("authority"); auth != status.end() && auth->is_object())
+        if (auto f = auth->find("former_primary_fork"); f != auth->end() && f->is_object() &&
+                                                        (*f)["timeline"].is_number_unsigned())
+            m.former_fork = std::make_pair((*f)["timeline"].get<uint32_t>(),
+                                           parse_lsn(json_string(*f, "lsn")));
     m.replayed_lsn = parse_lsn(json_string(repl, "replayed_lsn"));
     if (m.received_lsn == 0) m.received_lsn = parse_lsn(json_string(pg, "receive_lsn"));
     if (m.replayed_lsn == 0) m.replayed_lsn = parse_lsn(json_string(pg, "replay_lsn"));
@@ -138,6 +143,10 @@ nlohmann::json synchronous_spec(const std::vector<std::string>& membership,
     for (const auto& name : membership) {
         if (name == primary) continue;
         auto it = priority.find(name);
+        // A member never promoted is no synchronous standby: the only holder
+        // of a commit it acknowledged could never be promoted, and the
+        // synchronous failover rule would hold every failover back.
+        if (it != priority.end() && it->second < 0) continue;
         order.push_back({-(it == priority.end() ? 0 : it->second), name});
         if (streaming && streaming->count(name)) ++healthy;
     }

@@ -49,6 +49,8 @@ struct MemberView {
     // How long before answering the member's last check of postgres began
     // (-1: unknown): its positions are at least that old.
     int64_t check_age_ms = -1;
+    // A stopped former primary: where its own branch began (timeline, LSN).
+    std::optional<std::pair<uint32_t, uint64_t>> former_fork;
     nlohmann::json status;                       // as reported
 };
 
@@ -80,8 +82,8 @@ bool follows(const MemberView& replica, const MemberView& primary);
 std::string conninfo_of(const MemberView& m);
 
 // The synchronous setting for `primary`: `method` ("any", "first") n among
-// the other members of `membership`, listed by priority then name; null when
-// n is 0. With `streaming` (preferred durability): n is capped at how many
+// the other members of `membership` that may be promoted (priority >= 0),
+// listed by priority then name; null when n is 0 or none is left. With `streaming` (preferred durability): n is capped at how many
 // of them stream from the primary, null when none does.
 nlohmann::json synchronous_spec(const std::vector<std::string>& membership,
                                 const std::string& primary, const std::string& method, unsigned n,

@@ -470,6 +470,16 @@ awaitable<authority::SyncChoice> Controller::synchronous_choice(
         readings.clear();
         bool stale = false;
         for (const auto& m : views_) {
+            if (m.reachable && !m.running && m.former_fork && membership_.contains(m.name) &&
+                (m.system_identifier.empty() || m.system_identifier == system_id)) {
+                // A stopped former primary: it holds the history it branched
+                // from up to its fork (its own branch was no standby's). Its
+                // postgres is down: the position cannot change. Never a
+                // candidate (fenced; demoted once a primary exists).
+                readings.push_back(
+                    {m.name, m.former_fork->first, m.former_fork->second, false, 0});
+                continue;
+            }
             if (!m.reachable || !m.running || m.system_identifier != system_id) continue;
             if (m.role != "replica") continue;  // only a standby's position says what it holds
             // What it flushed: none received since a restart, while its own

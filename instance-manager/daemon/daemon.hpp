@@ -103,6 +103,11 @@ class Daemon : public ApiActions, private StartHost {
     // members are told to forget our grant; write_term is cleared by the caller.
     awaitable<void> give_up_write_right();
     nlohmann::json authority_view() const;
+    // A stopped former primary (a primary's data, postgres not running):
+    // where its own branch began, {"timeline", "lsn"}: what it holds of the
+    // history it branched from, a position a synchronous failover can count
+    // (it was no standby of its own branch). Null otherwise.
+    nlohmann::json former_primary_fork() const;
     // The TLS context for https member URLs, made when the first one appears.
     void ensure_peer_tls();
     // Checks that `upstream` answers replication with our system identifier.

@@ -5,7 +5,10 @@
 #include <map>
 #include <set>
 
+#include <filesystem>
+
 #include "daemon/daemon.hpp"
+#include "fs_util.hpp"
 #include "log.hpp"
 #include "pg_session.hpp"
 
@@ -30,6 +33,31 @@ std::optional<QuorumSet> quorum_set_of(const std::optional<SyncSpec>& spec) {
 std::optional<QuorumSet> Daemon::configured_set() const {
     if (!prepared_) return std::nullopt;
     return quorum_set_of(prepared_->persistent.synchronous);
+}
+
+nlohmann::json Daemon::former_primary_fork() const {
+    if (!prepared_ || prepared_->replica || supervisor_.running()) return nullptr;
+    // The newest timeline's history file names the timeline it branched
+    // from and where; none (timeline 1, from initdb): it branched from
+    // nothing, and holds nothing of any other history.
+    uint32_t newest = 0;
+    std::string file;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(cfg_.pgdata + "/pg_wal", ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.size() != 16 || name.substr(8) != ".history" ||
+            name.find_first_not_of("0123456789ABCDEF") != 8)
+            continue;
+        const auto tli = static_cast<uint32_t>(std::stoul(name.substr(0, 8), nullptr, 16));
+        if (tli > newest) newest = tli, file = e.path().string();
+    }
+    if (ec) return nullptr;
+    if (file.empty()) return {{"timeline", 0}, {"lsn", "0/0"}};
+    auto text = fs::read_file(file);
+    if (!text) return nullptr;
+    auto fork = last_fork(*text);
+    if (!fork) return nullptr;
+    return {{"timeline", fork->first}, {"lsn", lsn_text(fork->second)}};
 }
 
 void Daemon::advance_durability() {

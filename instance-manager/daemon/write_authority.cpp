@@ -152,7 +152,8 @@ awaitable<void> Daemon::give_up_write_right() {
 nlohmann::json Daemon::authority_view() const {
     return {{"member", authority_.status(quorum::own_now())},
             {"write_term", prepared_ ? prepared_->persistent.write_term : 0},
-            {"write_right", keeper_.status()}};
+            {"write_right", keeper_.status()},
+            {"former_primary_fork", former_primary_fork()}};
 }
 
 }  // namespace im

@@ -55,9 +55,13 @@ void World::q_started(int i) {
 }
 
 QuorumSet World::q_set(int i) const {
-    QuorumSet q{std::min<unsigned>(p_.sync, static_cast<unsigned>(n_ - 1)), {}};
+    QuorumSet q{0, {}};
     for (int j = 0; j < n_; ++j)
-        if (j != i) q.standbys.push_back(members_[j].name);
+        // As the controller's synchronous_spec: a member never promoted
+        // (h5 in some seeds) is no synchronous standby.
+        if (j != i && !(n_ == 5 && seed_ % 5 == 0 && members_[j].name == "h5"))
+            q.standbys.push_back(members_[j].name);
+    q.number = std::min<unsigned>(p_.sync, static_cast<unsigned>(q.standbys.size()));
     std::sort(q.standbys.begin(), q.standbys.end());
     return q;
 }
@@ -185,6 +189,10 @@ void World::q_right_changed(int i) {
             m.since = m.log.size();
             // From here its WAL is its own (the daemon: pg_promote, a new
             // timeline): a former primary until a newer one rewinds it.
+            if (!m.own_branch || m.log_term != m.right->term()) {
+                m.fork_parent = m.log_term;
+                m.fork_len = m.log.size();
+            }
             m.log_term = m.right->term();
             m.own_branch = true;
         }
@@ -257,6 +265,13 @@ void World::q_message(const Msg& msg) {
                 reply.round = msg.round;
                 reply.follows = !m.right && !m.own_branch;
                 reply.log_term = m.log_term;
+                if (!m.right && m.own_branch) {
+                    // A former primary: what it holds of the history it
+                    // branched from (its own branch was no standby's).
+                    reply.fork = true;
+                    reply.log_term = m.fork_parent;
+                    reply.lsn = m.fork_len;
+                }
                 send(reply);
                 return;
             case MsgKind::promote:
@@ -315,12 +330,12 @@ void World::q_message(const Msg& msg) {
         case MsgKind::status_ans:
             if (ctl.read_term != 0 && msg.round == ctl.read_round) {
                 // A reading after the round's wait: a running replica's WAL.
-                if (msg.role_term == 0 && msg.follows) {
+                if (msg.role_term == 0 && (msg.follows || msg.fork)) {
                     auto it = ctl.round_priority.find(name_of(msg.from));
                     const int prio = it == ctl.round_priority.end() ? 0 : it->second;
                     ctl.readings[msg.from] = Reading{name_of(msg.from),
                                                      static_cast<uint32_t>(msg.log_term), msg.lsn,
-                                                     prio >= 0, prio};
+                                                     msg.follows && prio >= 0, prio};
                 }
                 return;
             }
@@ -517,7 +532,6 @@ void World::q_reading_done(int c) {
     auto choice = choose_candidate(ctl.read_record, readings);
     if (!choice.ok) {
         ++out_.sync_blocked;
-        last_sync_block_ = now_;
         log(node, "no failover (term " + std::to_string(term) + "): " + choice.reason);
         return;
     }

@@ -410,15 +410,6 @@ Outcome World::run() {
     }
     out_.sim_time = now_;
     if (!out_.violation && !p_.old_rule && !settled) {
-        // Held back by the synchronous rule to the end, with a former
-        // primary (its own branch, no position to read) among the members.
-        const bool former = std::any_of(members_.begin(), members_.end(),
-                                        [](const Member& m) { return m.own_branch && !m.right; });
-        if (p_.sync && last_sync_block_ > heal_at_ && former) {
-            out_.held_for_operator = true;
-            out_.sim_time = now_;
-            return out_;
-        }
         out_.liveness_failed = true;
         out_.what = "no single writable primary " +
                     std::to_string(p_.liveness_bound / 1000000) + " s after the faults healed";

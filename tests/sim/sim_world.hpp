@@ -41,8 +41,10 @@
 // real WriteRight and MemberAuthority); it becomes writable only once a
 // majority stored it; the older sets leave it once K of its set flushed past
 // where it became writable. The controller, after its round, reads every
-// member's log length afresh and promotes by choose_candidate (the real
-// rule). The checker: a member that becomes writable holds every commit
+// member's log length afresh (a former primary, its own branch no
+// standby's, reports where that branch began) and promotes by
+// choose_candidate (the real rule); a member never promoted (h5 in some
+// seeds) is in no synchronous set, as the controller does. The checker: a member that becomes writable holds every commit
 // acknowledged so far. (--sync-stale-reads: the promotion trusts the round's
 // own answers, which may precede the old primary's last commits: the
 // simulator must find lost commits.)
@@ -139,6 +141,7 @@ struct Msg {
     std::vector<uint64_t> log;  // synchronous: grant_req, grant_ans: the sender's WAL
     bool follows = false;       // synchronous: status: a replica (its WAL is a primary's, rewound)
     uint64_t log_term = 0;      // synchronous: status: its WAL's "timeline" (the term it came from)
+    bool fork = false;          // synchronous: status: a former primary: log_term/lsn are its fork
     DurabilityRecord record;    // synchronous: promote: the newest record the round found
 };
 
@@ -208,6 +211,9 @@ struct Member {
     // a newer primary's WAL since): a former primary, not a replica, until
     // rewound (the daemon's role is fenced or stopped, never replica).
     bool own_branch = false;
+    // Where its own branch began: the "timeline" it was on and how much of it
+    // it held (what a former primary reports: daemon/former_primary.cpp).
+    uint64_t fork_parent = 0, fork_len = 0;
     std::map<std::string, uint64_t> flushed;
     uint64_t since = 0;
     // the old rule
@@ -261,11 +267,6 @@ struct Outcome {
     uint64_t crashes = 0, crashes_at_persist = 0;
     uint64_t switchovers = 0, releases = 0;
     uint64_t acknowledged = 0, sync_blocked = 0;  // synchronous
-    // Synchronous: no primary after the heal because the rule held every
-    // failover back for want of a former primary's position (a fenced
-    // former primary gives none): the case an operator resolves with
-    // `failover --force`. Counted apart, never as live.
-    bool held_for_operator = false;
 };
 
 class World {
@@ -356,7 +357,6 @@ private:
     Outcome out_;
     std::vector<std::string> trace_lines_;
     std::set<uint64_t> acked_;  // synchronous: every commit acknowledged so far
-    RealTime last_sync_block_ = -1;
     uint64_t next_commit_ = 1;
 };
 

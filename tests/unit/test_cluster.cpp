@@ -75,6 +75,10 @@ TEST_CASE("cluster rules: the primary, candidates and followers", "[cluster]") {
     CHECK(spec["number"] == 1);
     CHECK(spec["standbys"] == nlohmann::json({"n1", "n3"}));
     CHECK(synchronous_spec(names, "n2", "any", 2, {}, std::set<std::string>{}).is_null());
+    // A member never promoted is left out (it could be a commit's only holder).
+    spec = synchronous_spec(names, "n1", "any", 2, {{"n3", -1}}, std::nullopt);
+    CHECK(spec["standbys"] == nlohmann::json({"n2"}));
+    CHECK(spec["number"] == 1);
 
     auto table = render_table({{"term", 3},
                                {"primary", "n1"},

@@ -6,6 +6,7 @@
 #include "authority/durability.hpp"
 #include "authority/member_authority.hpp"
 #include "authority/write_right.hpp"
+#include "bootstrap/replication_config.hpp"
 
 using namespace im::authority;
 using std::chrono::milliseconds;
@@ -221,4 +222,18 @@ TEST_CASE("members keep the holder's record with its grant; the primary counts c
     auto mismatch = fresh.on_grant(q, t + milliseconds(1)).reply;
     CHECK_FALSE(mismatch.durability_match);
     CHECK(mismatch.durability_version == 3);
+}
+
+TEST_CASE("a former primary's fork comes from its newest timeline history", "[durability]") {
+    // Timeline 3's history: it branched from 2 at 0/5000100 (2 from 1 before).
+    const std::string history =
+        "1\t0/3000060\tno recovery target specified\n"
+        "\n"
+        "2\t0/5000100\tno recovery target specified\n";
+    auto fork = im::last_fork(history);
+    REQUIRE(fork);
+    CHECK(fork->first == 2u);
+    CHECK(fork->second == 0x5000100u);
+    CHECK_FALSE(im::last_fork("# only a comment\n"));
+    CHECK_FALSE(im::last_fork(""));
 }
