@@ -34,6 +34,11 @@ cl_start_members
 # As the Kubernetes manifests: a commit returns once one other member has it.
 cl_start_controller --durability "any 1"
 cl_wait_converged
+# And the primary's synchronous standbys set (a poll or two later).
+for _ in $(seq 1 40); do
+  "$cl_im" status --controller "$cl_ctl" --json 2>/dev/null | grep -q '"sync_state": "ANY 1"' && break
+  sleep 0.25
+done
 
 primary=$(cl_primary)
 p=$(cl_index "$primary")

@@ -83,8 +83,11 @@ std::string render_table(const nlohmann::json& cluster) {
         o << "Failover blocked: " << b->get<std::string>() << "\n";
     for (const auto& r : rows) {
         for (size_t i = 0; i < r.size(); ++i) {
-            o << std::left << std::setw(static_cast<int>(width[i])) << r[i];
-            if (i + 1 < r.size()) o << "  ";
+            if (i + 1 == r.size()) {
+                o << r[i];  // the last column unpadded: no trailing blanks
+                break;
+            }
+            o << std::left << std::setw(static_cast<int>(width[i])) << r[i] << "  ";
         }
         o << "\n";
     }

@@ -90,8 +90,8 @@ class Daemon : public ApiActions, private StartHost {
     // checkpointer took it.
     awaitable<Status> reload_barrier(PgSession& session, const std::string& wanted,
                                      bool checkpoint = true);
-    // Until every walsender handled two standby replies since now (so it
-    // reloaded): no commit is acknowledged under the old setting after it.
+    // Until every walsender handled a standby reply sent after now (at most
+    // 1 s): what it released under the old setting lies before the switch LSN.
     awaitable<Status> walsender_barrier(PgSession& session);
     // The right is gone while held (write_keeper.hpp): postgres is stopped at
     // once if it runs writable; superseded, the fence is persisted too.
