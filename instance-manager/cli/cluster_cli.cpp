@@ -15,6 +15,24 @@ int fail(const std::string& command, const std::string& msg, int code = 1) {
     std::fprintf(stderr, "instance-manager %s: %s\n", command.c_str(), msg.c_str());
     return code;
 }
+
+// POSTs `body` to the controller's `path` with the token: its JSON answer,
+// or the message to fail with (the controller's own error when it gave one).
+Result<nlohmann::json> post_to_controller(const ClientArgs& a, const std::string& path,
+                                          const nlohmann::json& body) {
+    auto token = fs::read_secret(a.api_token_file);
+    if (!token) return token.error();
+    auto url = *http_client::parse_url(a.controller);
+    url.path = path;
+    auto r = http_client::http_request("POST", url, json_text(body), *token, a.timeout, a.tls);
+    if (!r) return make_error(a.controller + ": " + r.error().message);
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    if (r->status != 200 || !j.is_object())
+        return make_error(j.is_object() && j.contains("error") && j["error"].is_string()
+                              ? j["error"].get<std::string>()
+                              : "HTTP " + std::to_string(r->status));
+    return j;
+}
 }  // namespace
 
 int status_main(const std::vector<std::string>& args) {
@@ -63,19 +81,9 @@ int switchover_main(const std::vector<std::string>& args) {
     ParseOutcome outcome;
     auto a = parse_client_args("switchover", args, &outcome);
     if (!a) return outcome.exit_code == 0 ? 0 : fail("switchover", a.error().message, 2);
-    auto token = fs::read_secret(a->api_token_file);
-    if (!token) return fail("switchover", token.error().message, 2);
-    auto url = *http_client::parse_url(a->controller);
-    url.path = "/v1/switchover";
-    nlohmann::json body = {{"to", a->to}};
-    auto r = http_client::http_request("POST", url, json_text(body), *token, a->timeout, a->tls);
-    if (!r) return fail("switchover", a->controller + ": " + r.error().message);
-    auto j = nlohmann::json::parse(r->body, nullptr, false);
-    if (r->status != 200)
-        return fail("switchover", j.is_object() && j.contains("error")
-                                      ? j["error"].get<std::string>()
-                                      : "HTTP " + std::to_string(r->status));
-    std::cout << json_text(j, 2) << "\n";
+    auto j = post_to_controller(*a, "/v1/switchover", {{"to", a->to}});
+    if (!j) return fail("switchover", j.error().message);
+    std::cout << json_text(*j, 2) << "\n";
     return 0;
 }
 
@@ -83,18 +91,10 @@ int failover_main(const std::vector<std::string>& args) {
     ParseOutcome outcome;
     auto a = parse_client_args("failover", args, &outcome);
     if (!a) return outcome.exit_code == 0 ? 0 : fail("failover", a.error().message, 2);
-    auto token = fs::read_secret(a->api_token_file);
-    if (!token) return fail("failover", token.error().message, 2);
-    auto url = *http_client::parse_url(a->controller);
-    url.path = "/v1/failover";
-    nlohmann::json body = {{"to", a->to}, {"accept_data_loss", a->accept_data_loss}};
-    auto r = http_client::http_request("POST", url, json_text(body), *token, a->timeout, a->tls);
-    if (!r) return fail("failover", a->controller + ": " + r.error().message);
-    auto j = nlohmann::json::parse(r->body, nullptr, false);
-    if (r->status != 200 || !j.is_object())
-        return fail("failover", j.is_object() && j.contains("error")
-                                    ? j["error"].get<std::string>()
-                                    : "HTTP " + std::to_string(r->status));
+    auto answer = post_to_controller(
+        *a, "/v1/failover", {{"to", a->to}, {"accept_data_loss", a->accept_data_loss}});
+    if (!answer) return fail("failover", answer.error().message);
+    const nlohmann::json& j = *answer;
     if (!j.value("promoted", false)) {
         std::cout << "Promoting " << a->to << " (at " << j.value("target_lsn", "?") << ")";
         if (j.contains("may_lose"))
@@ -104,7 +104,7 @@ int failover_main(const std::vector<std::string>& args) {
         else
             std::cout << " loses nothing any reachable member or the lost primary's last "
                          "position shows.\n";
-        if (j["failover_blocked"].is_string())
+        if (j.contains("failover_blocked") && j["failover_blocked"].is_string())
             std::cout << "The controller does not fail over by itself: "
                       << j["failover_blocked"].get<std::string>() << "\n";
         std::cout << "Nothing was changed. Run again with --accept-data-loss to promote.\n";

@@ -534,6 +534,14 @@ nlohmann::json cluster_of(Instance& ctl) {
     return j.is_object() ? j : nlohmann::json::object();
 }
 
+int missing(Instance& i, const std::vector<std::string>& ids) {
+    std::string list;
+    for (const auto& id : ids) list += (list.empty() ? "" : ",") + id;
+    auto r = i.psql("SELECT count(*) FROM unnest('{" + list +
+                    "}'::bigint[]) AS s(id) WHERE id NOT IN (SELECT id FROM bench_log)");
+    return r.code == 0 ? std::stoi(r.out) : -1;
+}
+
 bool converged(Instance& ctl, const std::string& primary) {
     auto c = cluster_of(ctl);
     if (!c.contains("primary") || !c["primary"].is_string()) return false;

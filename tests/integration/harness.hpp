@@ -175,6 +175,9 @@ struct Writer {
     std::vector<std::string> stop();
 };
 
+// How many of `ids` the instance's bench_log lacks (-1 when psql failed).
+int missing(Instance& i, const std::vector<std::string>& ids);
+
 // Whether the instance's status says it holds a majority's grants (a
 // primary under the write authority).
 bool holds_write_right(Instance& i);

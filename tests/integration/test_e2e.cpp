@@ -15,16 +15,6 @@
 
 using namespace harness;
 
-namespace {
-// How many of `ids` the instance lacks.
-int missing(Instance& i, const std::vector<std::string>& ids) {
-    std::string list;
-    for (const auto& id : ids) list += (list.empty() ? "" : ",") + id;
-    auto r = i.psql("SELECT count(*) FROM unnest('{" + list +
-                    "}'::bigint[]) AS s(id) WHERE id NOT IN (SELECT id FROM bench_log)");
-    return r.code == 0 ? std::stoi(r.out) : -1;
-}
-}  // namespace
 
 TEST_CASE(
     "end to end: controller lost, partition, lagging replica, synchronous failover, "

@@ -27,14 +27,6 @@ std::string rw_conninfo(const std::vector<Instance*>& all) {
            all.front()->app_password() + " target_session_attrs=read-write connect_timeout=2";
 }
 
-int missing(Instance& i, const std::vector<std::string>& ids) {
-    std::string list;
-    for (const auto& id : ids) list += (list.empty() ? "" : ",") + id;
-    auto r = i.psql("SELECT count(*) FROM unnest('{" + list +
-                    "}'::bigint[]) AS s(id) WHERE id NOT IN (SELECT id FROM bench_log)");
-    return r.code == 0 ? std::stoi(r.out) : -1;
-}
-
 Instance& by_name(const std::vector<Instance*>& all, const std::string& n) {
     for (auto* i : all)
         if (i->name == n) return *i;

@@ -495,18 +495,7 @@ void World::q_promotion_step(int c) {
                 break;
             }
             log(node, "promotes " + s.candidate + " with term " + std::to_string(s.term));
-            ++out_.promotions;
-            ctl.proposer->on_promoted(now);
-            Msg msg;
-            msg.kind = MsgKind::promote;
-            msg.from = node;
-            msg.to = static_cast<int>(
-                std::find(membership_.names.begin(), membership_.names.end(), s.candidate) -
-                membership_.names.begin());
-            msg.term = s.term;
-            msg.lsn = s.min_lsn;
-            msg.record = rec;
-            send(msg);
+            q_send_promote(c, s.candidate, s.term, s.min_lsn, rec);
             break;
         }
         case PromotionStep::Kind::superseded:
@@ -537,17 +526,23 @@ void World::q_reading_done(int c) {
     }
     log(node, "promotes " + choice.candidate + " with term " + std::to_string(term) +
                   " (synchronous: holds " + std::to_string(choice.min_lsn) + ")");
+    q_send_promote(c, choice.candidate, term, choice.min_lsn, ctl.read_record);
+}
+
+void World::q_send_promote(int c, const std::string& candidate, uint64_t term, uint64_t min_lsn,
+                           const DurabilityRecord& record) {
+    const int node = n_ + c;
     ++out_.promotions;
-    ctl.proposer->on_promoted(now_of(node));
+    controllers_[c].proposer->on_promoted(now_of(node));
     Msg msg;
     msg.kind = MsgKind::promote;
     msg.from = node;
     msg.to = static_cast<int>(
-        std::find(membership_.names.begin(), membership_.names.end(), choice.candidate) -
+        std::find(membership_.names.begin(), membership_.names.end(), candidate) -
         membership_.names.begin());
     msg.term = term;
-    msg.lsn = choice.min_lsn;
-    msg.record = ctl.read_record;
+    msg.lsn = min_lsn;
+    msg.record = record;
     send(msg);
 }
 
