@@ -562,4 +562,27 @@ std::string primary_of(Instance& ctl) {
     return c.contains("primary") && c["primary"].is_string() ? c["primary"].get<std::string>() : "";
 }
 
+std::string sync_names(Instance& ctl) {
+    const auto c = cluster_of(ctl);  // kept: a range over a temporary's member dangles
+    for (const auto& m : c["members"])
+        if (m.value("role", "") == "primary" && m["sync"].is_string())
+            return m["sync"].get<std::string>();
+    return "";
+}
+
+bool converged_in(Instance& ctl, const std::string& mode, const std::string& primary) {
+    return converged(ctl, primary) && sync_names(ctl).rfind(mode, 0) == 0;
+}
+
+std::string new_primary(Instance& ctl, const std::string& old, std::chrono::milliseconds timeout) {
+    std::string np;
+    bool found = ctl.wait_until(
+        [&] {
+            np = primary_of(ctl);
+            return !np.empty() && np != old;
+        },
+        timeout);
+    return found ? np : "";
+}
+
 }  // namespace harness

@@ -156,6 +156,13 @@ nlohmann::json cluster_of(Instance& ctl);
 bool converged(Instance& ctl, const std::string& primary = "");
 // The controller's primary, or "" when it has none.
 std::string primary_of(Instance& ctl);
+// The primary's synchronous_standby_names as the controller last saw it.
+std::string sync_names(Instance& ctl);
+// converged(), and the primary's setting begins with `mode` ("ANY 1").
+bool converged_in(Instance& ctl, const std::string& mode, const std::string& primary = "");
+// The controller's primary once it is another member than `old` (""
+// when none is within `timeout`).
+std::string new_primary(Instance& ctl, const std::string& old, std::chrono::milliseconds timeout);
 
 // bench-writer in the background, recording every commit it was told of:
 // "<id> <unix ms> <server port>" lines in `file`. `netns`: run it there.

@@ -143,13 +143,8 @@ TEST_CASE("asymmetric partition: the old primary's last commit precedes the new 
             long long cut_ms = unix_ms();
             cut.both(c.lab.ns(0), c.lab.address(0), "", c.lab.host_address());
             cut.both(c.lab.ns(0), c.lab.address(0), c.lab.ns(1), c.lab.address(1));
-            std::string np;
-            REQUIRE(ctl.wait_until(
-                [&] {
-                    np = primary_of(ctl);
-                    return !np.empty() && np != "p-one";
-                },
-                30s));
+            const std::string np = new_primary(ctl, "p-one", 30s);
+            REQUIRE(!np.empty());
             if (unpromotable) CHECK(np == "p-two");
             Instance& fresh = c.by_name(np);
             REQUIRE(fresh.wait_until([&] { return new_side.lines() > 20; }, 30s));
@@ -193,13 +188,8 @@ TEST_CASE("two controllers: one cut off with the primary, a new one on the other
     Instance new_ctl("p-ctl-new");
     make_controller(new_ctl, c.all);
     new_ctl.start();
-    std::string np;
-    REQUIRE(new_ctl.wait_until(
-        [&] {
-            np = primary_of(new_ctl);
-            return !np.empty() && np != "p-one";
-        },
-        60s));
+    const std::string np = new_primary(new_ctl, "p-one", 60s);
+    REQUIRE(!np.empty());
     Instance& fresh = c.by_name(np);
     REQUIRE(fresh.wait_until([&] { return new_side.lines() > 20; }, 30s));
     std::this_thread::sleep_for(3s);
@@ -228,29 +218,15 @@ TEST_CASE("ANY 1: a primary cut off from everyone cannot commit alone, and nothi
     Instance ctl("p-ctl-sync");
     make_controller(ctl, c.all, {"--durability", "any 1"});
     ctl.start();
-    REQUIRE(ctl.wait_until(
-        [&] {
-            if (!converged(ctl, "p-one")) return false;
-            const auto cl = cluster_of(ctl);
-            for (const auto& m : cl["members"])
-                if (m["name"] == "p-one" && m["sync"].is_string())
-                    return m["sync"].get<std::string>().rfind("ANY 1", 0) == 0;
-            return false;
-        },
-        60s));
+    REQUIRE(ctl.wait_until([&] { return converged_in(ctl, "ANY 1", "p-one"); }, 60s));
     Writer old_side(app_conninfo({c.lab.address(0)}, c.m0), c.m0.root + "/w-old", 1, c.lab.ns(0));
     Writer new_side(app_conninfo({c.lab.address(1), c.lab.address(2)}, c.m0), c.m0.root + "/w-new",
                     10'000'000);
     REQUIRE(c.m0.wait_until([&] { return old_side.lines() > 20; }, 10s));
     long long cut_ms = unix_ms();
     c.lab.link(0, false);
-    std::string np;
-    REQUIRE(ctl.wait_until(
-        [&] {
-            np = primary_of(ctl);
-            return !np.empty() && np != "p-one";
-        },
-        30s));
+    const std::string np = new_primary(ctl, "p-one", 30s);
+    REQUIRE(!np.empty());
     Instance& fresh = c.by_name(np);
     REQUIRE(fresh.wait_until([&] { return new_side.lines() > 20; }, 30s));
     std::this_thread::sleep_for(3s);

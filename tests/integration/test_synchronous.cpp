@@ -34,13 +34,14 @@ Instance& by_name(const std::vector<Instance*>& all, const std::string& n) {
     return *all.front();
 }
 
-// The primary's synchronous_standby_names as the controller last saw it.
-std::string sync_names(Instance& ctl) {
-    const auto c = cluster_of(ctl);  // kept: a range over a temporary's member dangles
-    for (const auto& m : c["members"])
-        if (m.value("role", "") == "primary" && m["sync"].is_string())
-            return m["sync"].get<std::string>();
-    return "";
+// Three members, the first primary with bench_log, the others its replicas.
+void start_three(const std::vector<Instance*>& all, bool as_pid1) {
+    all[0]->start(as_pid1);
+    REQUIRE(all[0]->wait_ready());
+    REQUIRE(all[0]->psql("CREATE TABLE bench_log (id bigint PRIMARY KEY, at timestamptz DEFAULT "
+                         "now())")
+                .code == 0);
+    start_replicas(*all[0], {all[1], all[2]}, as_pid1);
 }
 
 // A commit on `i` that must return within `seconds`.
@@ -58,17 +59,13 @@ TEST_CASE("ANY 1: the primary's pod killed twenty times under load loses no ackn
     if (skip_unless_root("PID namespaces")) return;
     Instance m0("y-one"), m1("y-two"), m2("y-three");
     std::vector<Instance*> all{&m0, &m1, &m2};
-    m0.start(true);
-    REQUIRE(m0.wait_ready());
-    REQUIRE(m0.psql("CREATE TABLE bench_log (id bigint PRIMARY KEY, at timestamptz DEFAULT now())")
-                .code == 0);
+    start_three(all, true);
     REQUIRE(m0.psql("CREATE TABLE load (id bigserial PRIMARY KEY, v int)").code == 0);
-    start_replicas(m0, {&m1, &m2}, true);
     Instance ctl("y-ctl");
     make_controller(ctl, all, {"--durability", "any 1"});
     ctl.start();
     REQUIRE(ctl.wait_until(
-        [&] { return converged(ctl) && sync_names(ctl).rfind("ANY 1", 0) == 0; }, 60s));
+        [&] { return converged_in(ctl, "ANY 1"); }, 60s));
     const std::string script = m0.root + "/load.sql";
     { std::ofstream(script) << "INSERT INTO load (v) VALUES (1);\n"; }
 
@@ -90,13 +87,8 @@ TEST_CASE("ANY 1: the primary's pod killed twenty times under load loses no ackn
         auto killed = Clock::now();
         primary.signal(SIGKILL);  // PID 1 of the pod: everything in it dies
         REQUIRE(primary.wait_exit(10s).has_value());
-        std::string np;
-        REQUIRE(ctl.wait_until(
-            [&] {
-                np = primary_of(ctl);
-                return !np.empty() && np != p;
-            },
-            30s));
+        const std::string np = new_primary(ctl, p, 30s);
+        REQUIRE(!np.empty());
         failover_ms.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(
                                   Clock::now() - killed)
                                   .count());
@@ -105,7 +97,7 @@ TEST_CASE("ANY 1: the primary's pod killed twenty times under load loses no ackn
         INFO("round " << round << ": " << p << " -> " << np);
         auto back = Clock::now();
         bool settled = ctl.wait_until(
-            [&] { return converged(ctl, np) && sync_names(ctl).rfind("ANY 1", 0) == 0; }, 120s);
+            [&] { return converged_in(ctl, "ANY 1", np); }, 120s);
         const auto rejoin = std::chrono::duration_cast<std::chrono::milliseconds>(
                                 Clock::now() - back)
                                 .count();
@@ -137,17 +129,14 @@ TEST_CASE("a synchronous standby lost: commits wait (required) or go on (preferr
         DYNAMIC_SECTION((preferred ? "preferred" : "required")) {
             Instance m0("z-one"), m1("z-two"), m2("z-three");
             std::vector<Instance*> all{&m0, &m1, &m2};
-            m0.start();
-            REQUIRE(m0.wait_ready());
-            REQUIRE(m0.psql("CREATE TABLE bench_log (id bigint PRIMARY KEY)").code == 0);
-            start_replicas(m0, {&m1, &m2});
+            start_three(all, false);
             Instance ctl("z-ctl");
             std::vector<std::string> extra = {"--durability", "any 2"};
             if (preferred) extra.insert(extra.end(), {"--data-durability", "preferred"});
             make_controller(ctl, all, extra);
             ctl.start();
             bool ready = ctl.wait_until(
-                [&] { return converged(ctl) && sync_names(ctl).rfind("ANY 2", 0) == 0; }, 60s);
+                [&] { return converged_in(ctl, "ANY 2"); }, 60s);
             INFO(cluster_of(ctl).dump() << "\n" << ctl.log_tail());
             REQUIRE(ready);
             Instance& primary = by_name(all, primary_of(ctl));
@@ -175,7 +164,7 @@ TEST_CASE("a synchronous standby lost: commits wait (required) or go on (preferr
             }
             lost->start();
             REQUIRE(ctl.wait_until(
-                [&] { return converged(ctl) && sync_names(ctl).rfind("ANY 2", 0) == 0; }, 90s));
+                [&] { return converged_in(ctl, "ANY 2"); }, 90s));
             CHECK(commits_within(primary, 10, 4));
             // Required: the commit that waited went through once the standby came back.
             if (!preferred)
@@ -188,15 +177,12 @@ TEST_CASE("ANY 1: no failover without R + k > N; an operator can force one and i
           "[synchronous]") {
     Instance m0("f-one"), m1("f-two"), m2("f-three");
     std::vector<Instance*> all{&m0, &m1, &m2};
-    m0.start();
-    REQUIRE(m0.wait_ready());
-    REQUIRE(m0.psql("CREATE TABLE bench_log (id bigint PRIMARY KEY)").code == 0);
-    start_replicas(m0, {&m1, &m2});
+    start_three(all, false);
     Instance ctl("f-ctl");
     make_controller(ctl, all, {"--durability", "any 1"});
     ctl.start();
     REQUIRE(ctl.wait_until(
-        [&] { return converged(ctl, "f-one") && sync_names(ctl).rfind("ANY 1", 0) == 0; }, 60s));
+        [&] { return converged_in(ctl, "ANY 1", "f-one"); }, 60s));
     // The primary goes, and one standby's postgres with it (its manager still
     // promises): the other standby alone cannot show it holds every
     // acknowledged commit.

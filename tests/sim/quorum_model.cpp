@@ -445,15 +445,24 @@ void World::q_poll(int c) {
     }
     ++ctl.poll_round;
     for (auto& v : ctl.views) v = ControllerView{};
+    q_ask_status(c, ctl.poll_round);
+    timer(node, now + p_.poll_interval, TimerKind::poll);
+}
+
+void World::q_ask_status(int c, uint64_t round) {
     for (int j = 0; j < n_; ++j) {
         Msg msg;
         msg.kind = MsgKind::status_req;
-        msg.from = node;
+        msg.from = n_ + c;
         msg.to = j;
-        msg.round = ctl.poll_round;
+        msg.round = round;
         send(msg);
     }
-    timer(node, now + p_.poll_interval, TimerKind::poll);
+}
+
+int World::member_index(const std::string& name) const {
+    return static_cast<int>(std::find(membership_.names.begin(), membership_.names.end(), name) -
+                            membership_.names.begin());
 }
 
 void World::q_promotion_step(int c) {
@@ -465,8 +474,7 @@ void World::q_promotion_step(int c) {
         Msg msg;
         msg.kind = MsgKind::promise_req;
         msg.from = node;
-        msg.to = static_cast<int>(std::find(membership_.names.begin(), membership_.names.end(), name) -
-                                  membership_.names.begin());
+        msg.to = member_index(name);
         msg.preq = ctl.round->request();
         send(msg);
     }
@@ -483,14 +491,7 @@ void World::q_promotion_step(int c) {
                 ctl.read_record = rec;
                 ctl.read_round = (uint64_t{1} << 40) + ++ctl.reads;
                 ctl.readings.assign(static_cast<size_t>(n_), std::nullopt);
-                for (int j = 0; j < n_; ++j) {
-                    Msg msg;
-                    msg.kind = MsgKind::status_req;
-                    msg.from = node;
-                    msg.to = j;
-                    msg.round = ctl.read_round;
-                    send(msg);
-                }
+                q_ask_status(c, ctl.read_round);
                 timer(node, now + std::chrono::milliseconds(300), TimerKind::reading_done);
                 break;
             }
@@ -537,9 +538,7 @@ void World::q_send_promote(int c, const std::string& candidate, uint64_t term, u
     Msg msg;
     msg.kind = MsgKind::promote;
     msg.from = node;
-    msg.to = static_cast<int>(
-        std::find(membership_.names.begin(), membership_.names.end(), candidate) -
-        membership_.names.begin());
+    msg.to = member_index(candidate);
     msg.term = term;
     msg.lsn = min_lsn;
     msg.record = record;

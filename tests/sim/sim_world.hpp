@@ -320,6 +320,8 @@ private:
     void q_acknowledge(int i);
     void q_take_log(int i, uint64_t term, const std::vector<uint64_t>& log);
     void q_reading_done(int c);
+    void q_ask_status(int c, uint64_t round);  // every member, for `round`
+    int member_index(const std::string& name) const;
     void q_send_promote(int c, const std::string& candidate, uint64_t term, uint64_t min_lsn,
                         const DurabilityRecord& record);
     void q_poll(int c);
