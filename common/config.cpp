@@ -7,7 +7,10 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <sstream>
+
+extern char** environ;
 
 #include "conninfo.hpp"
 #include "fs_util.hpp"
@@ -51,6 +54,10 @@ bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
         out = std::chrono::seconds(n);
     else if (unit == "m")
         out = std::chrono::minutes(n);
+    else if (unit == "h")
+        out = std::chrono::hours(n);
+    else if (unit == "d")
+        out = std::chrono::hours(24 * n);
     else
         return false;
     return true;
@@ -102,7 +109,142 @@ Status check_secret_target(const std::string& what, const std::string& path) {
     return Ok{};
 }
 
+std::string on_path(const std::string& program) {
+    if (const char* path = std::getenv("PATH")) {
+        std::stringstream ss(path);
+        std::string dir;
+        while (std::getline(ss, dir, ':'))
+            if (!dir.empty() && executable(dir + "/" + program)) return dir + "/" + program;
+    }
+    return {};
+}
+
+std::vector<std::string> backup_environment() {
+    std::vector<std::string> out;
+    for (char** e = environ; e && *e; ++e)
+        if (std::string_view(*e).substr(0, 11) == "PGBACKREST_") out.emplace_back(*e);
+    return out;
+}
+
+bool plain_name(const std::string& s) {
+    if (s.empty() || s.size() > 63) return false;
+    for (char c : s)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    return true;
+}
+
+Status validate_backup(Config& cfg) {
+    bool restoring = cfg.restore_from_backup;
+    if (!cfg.recovery_target_kind.empty() && !restoring)
+        return make_error("--recovery-target-" + cfg.recovery_target_kind +
+                          " needs --restore-from-backup");
+    if (!cfg.backup_set.empty() && !restoring)
+        return make_error("--backup-set needs --restore-from-backup");
+    if (!cfg.backups()) {
+        if (restoring)
+            return make_error("--restore-from-backup needs the repository: --backup-repo or "
+                              "--backup-config");
+        if (!cfg.backup_stanza.empty())
+            return make_error("--backup-stanza needs --backup-repo or --backup-config");
+        return Ok{};
+    }
+    if (!plain_name(cfg.backup_stanza))
+        return make_error(
+            "--backup-stanza is required with a repository: the cluster's name, the same on "
+            "every member (letters, digits, '-', '_', '.')");
+    if (!cfg.backup_repo.empty() && cfg.backup_repo.front() != '/')
+        return make_error("--backup-repo: an absolute path");
+    if (auto st = check_readable("--backup-config", cfg.backup_config); !st) return st;
+    if (cfg.backup_retention_full < 1 || cfg.backup_retention_full > 9999999)
+        return make_error("--backup-retention-full: at least 1");
+    if (cfg.pgbackrest_bin.empty()) cfg.pgbackrest_bin = on_path("pgbackrest");
+    if (cfg.pgbackrest_bin.empty())
+        return make_error("backups need pgBackRest: no pgbackrest on PATH");
+    if (!cfg.backup_set.empty() && !plain_name(cfg.backup_set))
+        return make_error("--backup-set: a backup label like 20261202-101500F");
+    const auto& k = cfg.recovery_target_kind;
+    const auto& v = cfg.recovery_target;
+    if (k == "time" && !parse_timestamp(v))
+        return make_error("--recovery-target-time: expected 'YYYY-MM-DD HH:MM:SS' with an optional "
+                          "fraction and zone (+02, +05:30, Z; none: UTC), got '" +
+                          v + "'");
+    if (k == "lsn" && parse_lsn(v) == 0)
+        return make_error("--recovery-target-lsn: expected a WAL position like 0/3000060, got '" +
+                          v + "'");
+    if (k == "xid" && (v.empty() || v.size() > 19 ||
+                       v.find_first_not_of("0123456789") != std::string::npos || v == "0"))
+        return make_error("--recovery-target-xid: a transaction id (digits), got '" + v + "'");
+    if (k == "name" && (v.empty() || v.size() > 63 || v.find_first_of("'\\\n") != std::string::npos))
+        return make_error("--recovery-target-name: a restore point's name (at most 63 "
+                          "characters, no quotes)");
+    return Ok{};
+}
+
 }  // namespace
+
+std::optional<std::time_t> parse_timestamp(const std::string& text) {
+    // 'YYYY-MM-DD HH:MM:SS[.ffffff][Z|+HH|+HH:MM|+HHMM]' (a space or 'T').
+    int y, mo, d, h, mi, s;
+    char sep;
+    int used = 0;
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%2d%n", &y, &mo, &d, &sep, &h, &mi, &s,
+                    &used) != 7 ||
+        (sep != ' ' && sep != 'T') || used != 19)
+        return std::nullopt;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60 || y < 1970)
+        return std::nullopt;
+    std::string rest = text.substr(19);
+    size_t i = 0;
+    if (i < rest.size() && rest[i] == '.') {
+        ++i;
+        size_t digits = 0;
+        while (i < rest.size() && rest[i] >= '0' && rest[i] <= '9') ++i, ++digits;
+        if (digits == 0 || digits > 6) return std::nullopt;
+    }
+    long offset = 0;
+    std::string zone = rest.substr(i);
+    if (zone == "Z" || zone.empty()) {
+    } else if ((zone[0] == '+' || zone[0] == '-') && zone.size() >= 3) {
+        std::string digits;
+        for (size_t j = 1; j < zone.size(); ++j) {
+            if (zone[j] == ':' && j == 3) continue;
+            if (zone[j] < '0' || zone[j] > '9') return std::nullopt;
+            digits.push_back(zone[j]);
+        }
+        if (digits.size() != 2 && digits.size() != 4) return std::nullopt;
+        long zh = std::stol(digits.substr(0, 2));
+        long zm = digits.size() == 4 ? std::stol(digits.substr(2)) : 0;
+        if (zh > 15 || zm > 59) return std::nullopt;
+        offset = (zh * 3600 + zm * 60) * (zone[0] == '-' ? -1 : 1);
+    } else {
+        return std::nullopt;
+    }
+    std::tm tm{};
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = s;
+    std::time_t t = ::timegm(&tm);
+    if (t == -1) return std::nullopt;
+    return t - offset;
+}
+
+uint64_t parse_lsn(const std::string& text) {
+    auto slash = text.find('/');
+    if (slash == std::string::npos || slash == 0 || slash > 8 || text.size() - slash - 1 == 0 ||
+        text.size() - slash - 1 > 8)
+        return 0;
+    auto hex = [](const std::string& h) {
+        return !h.empty() && h.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+    };
+    std::string hi = text.substr(0, slash), lo = text.substr(slash + 1);
+    if (!hex(hi) || !hex(lo)) return 0;
+    return (std::stoull(hi, nullptr, 16) << 32) | std::stoull(lo, nullptr, 16);
+}
 
 Status validate(Config& cfg) {
     if (cfg.name.empty()) cfg.name = default_name();
@@ -172,6 +314,7 @@ Status validate(Config& cfg) {
             return make_error(
                 "--primary-conninfo: no password here; use --replication-password-file");
     }
+    if (auto st = validate_backup(cfg); !st) return st;
     log::Level lvl;
     if (!log::parse_level(cfg.log_level, lvl))
         return make_error("--log-level: debug, info, warn or error");
@@ -283,6 +426,37 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
                    "first promise)")
         ->envname("IM_MEMBERSHIP")
         ->delimiter(',');
+    app.add_option("--backup-repo", cfg.backup_repo,
+                   "pgBackRest repository on a POSIX path (a shared volume): archiving, backups, "
+                   "restore")
+        ->envname("IM_BACKUP_REPO");
+    app.add_option("--backup-config", cfg.backup_config,
+                   "pgBackRest configuration file (S3, GCS, Azure, encryption...); PGBACKREST_* "
+                   "variables work too")
+        ->envname("IM_BACKUP_CONFIG");
+    app.add_option("--backup-stanza", cfg.backup_stanza,
+                   "the cluster's name in the repository (the same on every member)")
+        ->envname("IM_BACKUP_STANZA");
+    app.add_option("--backup-retention-full", cfg.backup_retention_full,
+                   "full backups kept in the repository (older ones expire with their WAL)")
+        ->envname("IM_BACKUP_RETENTION_FULL");
+    app.add_flag("--restore-from-backup", cfg.restore_from_backup,
+                 "restore the empty data directory from the repository, replay to the target, "
+                 "promote")
+        ->envname("IM_RESTORE_FROM_BACKUP");
+    app.add_option("--backup-set", cfg.backup_set, "restore this backup (a label from `backups`)")
+        ->envname("IM_BACKUP_SET");
+    std::string target_time, target_lsn, target_name, target_xid;
+    app.add_option("--recovery-target-time", target_time,
+                   "restore to this moment: 'YYYY-MM-DD HH:MM:SS[+TZ]'")
+        ->envname("IM_RECOVERY_TARGET_TIME");
+    app.add_option("--recovery-target-lsn", target_lsn, "restore to this WAL position (X/X)")
+        ->envname("IM_RECOVERY_TARGET_LSN");
+    app.add_option("--recovery-target-name", target_name,
+                   "restore to this restore point (pg_create_restore_point)")
+        ->envname("IM_RECOVERY_TARGET_NAME");
+    app.add_option("--recovery-target-xid", target_xid, "restore to this transaction's commit")
+        ->envname("IM_RECOVERY_TARGET_XID");
     app.add_option("--restart-policy", restart_policy, "always | never")
         ->envname("IM_RESTART_POLICY");
     app.add_option("--smart-shutdown-timeout", smart)->envname("IM_SMART_SHUTDOWN_TIMEOUT");
@@ -291,6 +465,20 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
     app.add_option("--log-level", cfg.log_level)->envname("IM_LOG_LEVEL");
 
     if (auto st = parse_cli(app, args, outcome); !st) return st.error();
+    for (auto [kind, value] : {std::pair<const char*, std::string*>{"time", &target_time},
+                               {"lsn", &target_lsn},
+                               {"name", &target_name},
+                               {"xid", &target_xid}}) {
+        if (value->empty()) continue;
+        if (!cfg.recovery_target_kind.empty())
+            return make_error("--recovery-target-" + cfg.recovery_target_kind +
+                                  " and --recovery-target-" + kind +
+                                  ": one recovery target at a time",
+                              2);
+        cfg.recovery_target_kind = kind;
+        cfg.recovery_target = *value;
+    }
+    cfg.backup_env = backup_environment();
     if (!parse_host_port(http_listen, cfg.http_host, cfg.http_port))
         return make_error("--http-listen: expected HOST:PORT, got '" + http_listen + "'", 2);
     if (restart_policy == "always")

@@ -3,6 +3,8 @@
 // then immutable. Every flag has an environment variable (see README).
 #include <chrono>
 #include <cstdint>
+#include <ctime>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +76,27 @@ struct Config {
 
     std::string log_level = "info";
 
+    // Backups (backup/): pgBackRest, on when a repository or a pgBackRest
+    // configuration file is given. Every member of a cluster names the same
+    // stanza (the cluster's name) and the same repository.
+    std::string backup_repo;    // repo1-path: a POSIX path (a shared volume)
+    std::string backup_config;  // a pgBackRest configuration file (S3, GCS, Azure, cipher...)
+    std::string backup_stanza;
+    int backup_retention_full = 2;  // full backups kept (repo1-retention-full)
+    std::string pgbackrest_bin;     // found on PATH
+    // PGBACKREST_* of the manager's environment (keys, repository options):
+    // kept before the PG* variables are dropped, handed to pgBackRest only.
+    std::vector<std::string> backup_env;
+    bool backups() const { return !backup_repo.empty() || !backup_config.empty(); }
+
+    // `run --restore-from-backup`: an empty data directory is restored from
+    // the repository, replayed to the target (none: the end of the archive)
+    // and promoted, as the first primary of a new history.
+    bool restore_from_backup = false;
+    std::string backup_set;            // a backup's label; empty: pgBackRest chooses
+    std::string recovery_target_kind;  // "", "time", "lsn", "name", "xid"
+    std::string recovery_target;
+
     // max_slot_wal_keep_size in MB: -1 unlimited; kSlotKeepAuto: a quarter of
     // the data directory's file system, worked out when it exists.
     static constexpr int64_t kSlotKeepAuto = -2;
@@ -112,10 +135,17 @@ std::string default_socket_dir(const std::string& name);
 // in MB; "-1" is -1 (unlimited).
 bool parse_size_mb(const std::string& text, int64_t& out_mb);
 
+// 'YYYY-MM-DD HH:MM:SS[.ffffff][Z|+HH|+HH:MM]' (UTC without a zone): the
+// moment, or nullopt. The forms a recovery target time is accepted in.
+std::optional<std::time_t> parse_timestamp(const std::string& text);
+
+// "16/B374D848" -> its value; 0 when malformed.
+uint64_t parse_lsn(const std::string& text);
+
 // "HOST:PORT" or "[V6]:PORT".
 bool parse_host_port(const std::string& text, std::string& host, int& port);
 
-// "10s", "500ms", "2m", or a bare number of seconds.
+// "10s", "500ms", "2m", "6h", "7d", or a bare number of seconds.
 bool parse_duration(const std::string& text, std::chrono::milliseconds& out);
 
 }  // namespace im

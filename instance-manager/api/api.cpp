@@ -91,6 +91,10 @@ std::optional<std::string> check_field(const nlohmann::json& v, FieldType type) 
         case FieldType::flag:
             if (!v.is_boolean()) return "true or false";
             break;
+        case FieldType::backup_type:
+            if (!v.is_string() || (v != "full" && v != "diff" && v != "incr"))
+                return "\"full\", \"diff\" or \"incr\"";
+            break;
         case FieldType::durability:
             if (!authority::parse_durability(v))
                 return "a durability record {\"term\", \"version\", \"sets\": [{\"number\", "
@@ -125,7 +129,7 @@ Result<nlohmann::json> parse_command_body(const std::string& body, const Command
 
 namespace {
 
-enum class Kind { probe, status, metrics, command, authority };
+enum class Kind { probe, status, metrics, command, authority, backups };
 struct Route {
     Kind kind;
     std::set<http::verb> methods;
@@ -188,6 +192,10 @@ const std::map<std::string, Route>& routes() {
            {"durability", {FieldType::durability}}}}},
         {"/v1/authority/release",
          {Kind::authority, post, {{"holder", {FieldType::name, true}}, {"term", term}}}},
+        // A backup of this instance (its primary): {"type": "full"|"diff"|"incr"}.
+        {"/v1/backup", {Kind::command, post, {{"type", {FieldType::backup_type}}}}},
+        // What the backup repository holds (pgbackrest info, read now).
+        {"/v1/backups", {Kind::backups, get, {}}},
         {"/v1/replication",
          {Kind::command, post, {{"term", term}, {"synchronous", {FieldType::synchronous, true}}}}},
     };
@@ -335,6 +343,18 @@ awaitable<HttpResponse> Api::handle(HttpRequest req, PeerInfo peer) {
                 break;
             case Kind::authority:
                 res = authority(path, req, peer);
+                break;
+            case Kind::backups:
+                // It runs pgbackrest: behind the token like a command.
+                if (auto denied = authorize(req, peer)) {
+                    res = std::move(*denied);
+                } else {
+                    std::optional<CommandAnswer> r;
+                    r.emplace(co_await actions_.backups());
+                    res = *r ? json_response(http::status::ok, r->value(), req.version())
+                             : error_response(static_cast<http::status>(r->error().code),
+                                              r->error().message, req.version());
+                }
                 break;
         }
     }

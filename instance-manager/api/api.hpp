@@ -39,6 +39,8 @@ class ApiActions {
     // The write authority's member endpoints (promise, grant, release): never
     // behind a role command, answered at once (quorum/member_service.hpp).
     virtual CommandAnswer authority(const std::string& what, const nlohmann::json& body) = 0;
+    // What the backup repository holds (pgbackrest info).
+    virtual awaitable<CommandAnswer> backups() = 0;
 };
 
 // Whether the request carries "Authorization: Bearer <token>" (constant-time compare).
@@ -68,7 +70,8 @@ enum class FieldType {
     millis,
     member_urls,
     durability,  // a durability record (authority/durability.hpp)
-    flag
+    flag,
+    backup_type  // "full", "diff" or "incr"
 };
 struct FieldSpec {
     FieldType type;

@@ -28,18 +28,6 @@ probes::ProbeInput probe_input(const InstanceState& s) {
     return in;
 }
 
-uint64_t parse_lsn(const std::string& lsn) {
-    auto slash = lsn.find('/');
-    if (slash == std::string::npos || slash == 0 || slash + 1 >= lsn.size()) return 0;
-    try {
-        uint64_t hi = std::stoull(lsn.substr(0, slash), nullptr, 16);
-        uint64_t lo = std::stoull(lsn.substr(slash + 1), nullptr, 16);
-        return (hi << 32) | lo;
-    } catch (...) {
-        return 0;
-    }
-}
-
 std::string lsn_text(uint64_t lsn) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%X/%X", static_cast<unsigned>(lsn >> 32),
@@ -120,6 +108,8 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
         {"standby", s.standby},
         {"authority", authority},
         {"replication", replication},
+        {"backup", s.backup_view ? s.backup_view() : json()},
+        {"restoring", s.restoring},
         {"clone_progress", s.clone_progress ? json(*s.clone_progress) : json()},
         {"last_error", or_null(last_error)},
         {"role_changes", changes},
@@ -201,6 +191,48 @@ void Metrics::count_probe(const std::string& probe, bool ok) {
     probes_.Add({{"probe", probe}, {"result", ok ? "ok" : "fail"}}).Increment();
 }
 
+void Metrics::set_gauge(const std::string& name, const std::string& help, double value) {
+    auto it = lazy_.find(name);
+    if (it == lazy_.end()) it = lazy_.emplace(name, &gauge(*registry_, name.c_str(), help.c_str())).first;
+    it->second->Add({}).Set(value);
+}
+
+void Metrics::render_backup(const nlohmann::json& b) {
+    if (!b.is_object()) return;
+    auto num = [](const nlohmann::json& j, const char* k) {
+        return j.is_object() && j.contains(k) && j[k].is_number() ? j[k].get<double>() : 0.0;
+    };
+    const auto& a = b.value("archiver", nlohmann::json());
+    set_gauge("instance_manager_archive_archived_segments",
+              "WAL segments (and history files) postgres archived since its statistics reset",
+              num(a, "archived_count"));
+    set_gauge("instance_manager_archive_failed_attempts",
+              "Failed archive_command runs since postgres's statistics reset",
+              num(a, "failed_count"));
+    set_gauge("instance_manager_archive_failing", "1 when the newest archive attempt failed",
+              b.value("archive_failing", false) ? 1 : 0);
+    set_gauge("instance_manager_archive_ready_segments",
+              "WAL segments waiting in pg_wal to be archived", num(a, "ready_segments"));
+    set_gauge("instance_manager_archive_last_archived_timestamp_seconds",
+              "When the last segment was archived (unix time)", num(a, "last_archived_time"));
+    set_gauge("instance_manager_pg_wal_bytes", "Size of pg_wal", num(a, "wal_bytes"));
+    const auto& last = b.value("last_backup", nlohmann::json());
+    set_gauge("instance_manager_backups", "Backups the repository holds for this cluster",
+              num(b, "backups"));
+    set_gauge("instance_manager_backup_last_completion_timestamp_seconds",
+              "When the newest backup in the repository ended (unix time)", num(last, "stop_unix"));
+    set_gauge("instance_manager_backup_last_size_bytes", "Database size of the newest backup",
+              num(last, "size_bytes"));
+    set_gauge("instance_manager_backup_last_duration_seconds", "How long the newest backup took",
+              num(last, "duration_s"));
+    set_gauge("instance_manager_backup_running", "1 while this instance takes a backup",
+              b.value("running", nlohmann::json()).is_object() ? 1 : 0);
+    const auto& result = b.value("last_result", nlohmann::json());
+    set_gauge("instance_manager_backup_last_failed",
+              "1 when the last backup this instance took failed",
+              result.is_object() && !result.value("ok", true) ? 1 : 0);
+}
+
 std::string Metrics::render(const InstanceState& s) {
     const auto& pg = s.pg;
     up_.Add({}).Set(pg.accepting ? 1 : 0);
@@ -256,6 +288,7 @@ std::string Metrics::render(const InstanceState& s) {
             const auto& wal = slot.value("wal_status", nlohmann::json());
             slot_lost_.Add(labels).Set(wal.is_string() && wal.get<std::string>() == "lost" ? 1 : 0);
         }
+    if (s.backup_view) render_backup(s.backup_view());
     std::ostringstream out;
     prometheus::TextSerializer{}.Serialize(out, registry_->Collect());
     return out.str();

@@ -4,6 +4,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -27,6 +28,10 @@ class Metrics {
     std::string render(const InstanceState& s);
 
   private:
+    // Backup and archive gauges, made the first time they are set.
+    void set_gauge(const std::string& name, const std::string& help, double value);
+    void render_backup(const nlohmann::json& backup_view);
+    std::map<std::string, prometheus::Family<prometheus::Gauge>*> lazy_;
     std::shared_ptr<prometheus::Registry> registry_;
     prometheus::Family<prometheus::Counter>& requests_;
     prometheus::Family<prometheus::Counter>& probes_;
@@ -59,8 +64,6 @@ class Metrics {
 // A UTC time as 2026-11-24T13:46:37Z.
 std::string iso8601(std::chrono::system_clock::time_point t);
 
-// "16/B374D848" -> bytes; 0 for anything unparsable.
-uint64_t parse_lsn(const std::string& lsn);
 // The other way: bytes -> "16/B374D848" (PostgreSQL's form).
 std::string lsn_text(uint64_t lsn);
 

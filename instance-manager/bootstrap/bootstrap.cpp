@@ -10,6 +10,8 @@
 #include <memory>
 #include <regex>
 
+#include "backup/pgbackrest.hpp"
+#include "backup/restore.hpp"
 #include "bootstrap/clone.hpp"
 #include "bootstrap/data_dir.hpp"
 #include "bootstrap/helper.hpp"
@@ -121,6 +123,7 @@ Status write_managed_files(const Config& cfg, const Prepared& p) {
     if (p.persistent.synchronous)
         standby += "synchronous_standby_names = " +
                    conf_quote(synchronous_standby_names(*p.persistent.synchronous)) + "\n";
+    if (cfg.backups()) standby += backup::archive_settings(cfg);
     return write_pg_files(cfg, p.tls, p.superuser_enabled, standby);
 }
 
@@ -168,14 +171,40 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
         if (auto st = restore_state_dir(cfg, stash_path(cfg)); !st) co_return st.error();
         log::warn("bootstrap", "a rewind was interrupted: this instance's own state is restored");
     }
-    if (*kind == DataDirKind::foreign)
+    // A restore from the repository (backup/restore.hpp): unfinished, it is
+    // continued or made again; finished, the directory is reused.
+    auto restore_mark = backup::read_restore_mark(cfg);
+    if (!restore_mark) co_return restore_mark.error();
+    bool restore_again = false, restore_recovering = false;
+    if (*restore_mark && (*restore_mark)->stage != "done") {
+        if (!cfg.restore_from_backup)
+            co_return make_error("a restore from the repository is unfinished (" +
+                                 backup::restore_mark_path(cfg) +
+                                 "); start again with --restore-from-backup");
+        // The same request continues its recovery; another starts afresh.
+        restore_recovering = (*restore_mark)->stage == "recovering" &&
+                             (*restore_mark)->request == backup::restore_request(cfg);
+        restore_again = !restore_recovering;
+    } else if (cfg.restore_from_backup && *kind != DataDirKind::empty) {
+        if (!*restore_mark)
+            co_return make_error("--restore-from-backup: " + cfg.pgdata +
+                                 " is not empty; a restore only fills an empty data directory "
+                                 "(nothing was changed)");
+        if ((*restore_mark)->request != backup::restore_request(cfg))
+            co_return make_error(
+                "--restore-from-backup: " + cfg.pgdata + " was restored earlier with " +
+                (*restore_mark)->request.dump() +
+                "; another restore needs an empty data directory (nothing was changed)");
+        log::info("restore", "the data directory was restored earlier: reusing it");
+    }
+    if (*kind == DataDirKind::foreign && !restore_again)
         co_return make_error(
             cfg.pgdata +
             " is not empty and is not a PostgreSQL data directory; refusing to touch it");
 
     auto bin_major = co_await binaries_major_version(reaper, cfg);
     if (!bin_major) co_return bin_major.error();
-    bool clone = *kind == DataDirKind::empty && !cfg.primary_conninfo.empty();
+    bool clone = *kind == DataDirKind::empty && !cfg.primary_conninfo.empty() && !restore_again;
     if (clone && !*mark && !cfg.bootstrap_instance.empty() && cfg.name == cfg.bootstrap_instance) {
         // The one instance allowed to start a new cluster does so only when
         // no primary answers: a replacement with an empty volume joins.
@@ -218,10 +247,16 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
         // instance stays fenced, as that rejoin left it, until told to follow).
         if (*mark)
             if (auto st = clear_rewind_mark(cfg); !st) co_return st.error();
+    } else if ((*kind == DataDirKind::empty && cfg.restore_from_backup) || restore_again) {
+        // The cluster starts from its backup instead of initdb.
+        if (auto st = co_await backup::restore_data_dir(cfg, reaper, restore_again); !st)
+            co_return st.error();
+        out.restoring = true;
     } else if (*kind == DataDirKind::empty) {
         if (auto st = co_await run_initdb(reaper, cfg); !st) co_return st.error();
         out.initialized = true;
     } else {
+        out.restoring = restore_recovering;
         auto major = cluster_major_version(cfg.pgdata);
         if (!major) co_return major.error();
         if (*major != *bin_major)
@@ -236,6 +271,8 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
     if (auto st = ensure_dir(state + "/tls"); !st) co_return st.error();
     if (cfg.socket_dir == default_socket_dir(cfg.name))
         if (auto st = ensure_private_dir(cfg.socket_dir); !st) co_return st.error();
+    if (cfg.backups())
+        if (auto st = backup::ensure_work_dirs(cfg); !st) co_return st.error();
     if (cfg.max_slot_wal_keep_mb == Config::kSlotKeepAuto)
         cfg.max_slot_wal_keep_mb = quarter_of_file_system_mb(cfg.pgdata);
 

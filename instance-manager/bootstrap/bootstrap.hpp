@@ -18,6 +18,9 @@ namespace im {
 struct Prepared {
     bool initialized = false;  // initdb ran in this start
     bool cloned = false;       // pg_basebackup ran in this start
+    // Restored from the repository, recovering to its target: it promotes
+    // itself there (backup/restore.hpp), no role command may act before.
+    bool restoring = false;
     bool superuser_enabled = false;
     bool replica = false;  // standby.signal is present
     TlsFiles tls;

@@ -94,6 +94,12 @@ std::string clone_marker_path(const std::string& pgdata) {
     return beside_data_dir(pgdata, ".clone-in-progress");
 }
 
+void drop_copied_state(const Config& cfg) {
+    std::error_code ec;
+    for (const char* own : {"state.json", "tls", "replication.pgpass"})
+        std::filesystem::remove_all(fs::join(cfg.state_dir(), own), ec);
+}
+
 Status clear_interrupted_clone(const Config& cfg) {
     std::string marker = clone_marker_path(cfg.pgdata);
     if (!fs::exists(marker)) return Ok{};
@@ -138,10 +144,7 @@ awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::st
     if (auto st = co_await run_basebackup(reaper, cfg, *conninfo, slot, on_progress); !st)
         co_return st;
 
-    // The primary's own state came along; this instance starts its own.
-    std::error_code ec;
-    for (const char* own : {"state.json", "tls", "replication.pgpass"})
-        std::filesystem::remove_all(fs::join(cfg.state_dir(), own), ec);
+    drop_copied_state(cfg);
     if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, "standby.signal"), "", 0600); !st)
         co_return st;
     if (auto st = fs::fsync_dir(cfg.pgdata); !st) co_return st;

@@ -36,6 +36,11 @@ awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::st
 // a clone runs, removed once the copy is complete and marked a standby.
 std::string clone_marker_path(const std::string& pgdata);
 
+// The source's own manager state that a copy of its data directory brings
+// along (its term, fence and roles, its TLS files): this instance starts its
+// own. The password files stay (the same roles, the same passwords).
+void drop_copied_state(const Config& cfg);
+
 // A clone that a kill interrupted leaves an unusable copy, maybe without
 // standby.signal yet (started, it would be a second primary). When the
 // marker says so, the copy's contents are removed so that it is cloned

@@ -58,6 +58,9 @@ awaitable<CommandAnswer> Daemon::run(const std::string& command, const nlohmann:
     // failover need not wait for the old primary's smart shutdown timeout.
     if (shutting_down_ && command != "fence") co_return conflict("the manager is shutting down");
     if (!prepared_ || !store_) co_return conflict("the instance is still bootstrapping");
+    if (state_.restoring && command != "fence")
+        co_return conflict(
+            "restoring from the repository: it replays to its target and promotes itself there");
     auto slot = commands_.try_take();
     if (!slot) co_return conflict("busy: another command is running");
     // The term rule, the same for every command: an older term is refused; the
@@ -90,6 +93,8 @@ awaitable<CommandAnswer> Daemon::run(const std::string& command, const nlohmann:
         r.emplace(co_await do_demote(body));
     else if (command == "follow")
         r.emplace(co_await do_follow(body));
+    else if (command == "backup")
+        r.emplace(co_await do_backup(body));
     else if (command == "fence")
         r.emplace(co_await do_fence());
     else if (command == "unfence")
@@ -758,6 +763,22 @@ awaitable<void> Daemon::sync_slots(PgSession& session) {
                       "(max_slot_wal_keep_size): the member must be cloned again",
                       {{"slot", name}});
     lost_slots_logged_ = std::move(lost);
+}
+
+}  // namespace im
+
+namespace im {
+
+awaitable<CommandAnswer> Daemon::do_backup(const nlohmann::json& body) {
+    auto type = backup::parse_backup_request(body);
+    if (!type) co_return type.error();
+    // pgBackRest takes a standby's files only together with a connection to
+    // the primary's own pgBackRest (its TLS server), which the manager does
+    // not run: backups come from the primary.
+    if (state_.role.current() != Role::primary || !state_.pg.accepting)
+        co_return conflict("backups are taken from the primary; this instance is " +
+                           std::string(to_string(state_.role.current())));
+    co_return backups_.start(*type);
 }
 
 }  // namespace im

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include "backup/restore.hpp"
 #include "bootstrap/data_dir.hpp"
 #include "bootstrap/helper.hpp"
 #include "bootstrap/rewind_mark.hpp"
@@ -25,6 +26,7 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
           HttpLimits{cfg_.http_timeout, cfg_.http_max_connections, cfg_.http_max_body, 8 * 1024},
           [this](HttpRequest req, PeerInfo peer) { return api_.handle(std::move(req), peer); },
           std::move(api_tls)),
+      backups_(io.get_executor(), cfg_, reaper_),
       authority_(cfg_.name, quorum::GrantStore(cfg_.authority_file()),
                  std::chrono::duration_cast<authority::Duration>(cfg_.grant_ttl), cfg_.membership),
       keeper_(io.get_executor(), cfg_.name, authority_,
@@ -38,6 +40,7 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
     });
     keeper_.on_deadline([this] { sync_watchdog(); });
     state_.authority_view = [this] { return authority_view(); };
+    state_.backup_view = [this] { return backups_.view(); };
     signals_.add(SIGHUP);
     signals_.add(SIGCHLD);
     supervisor_.set_exit_hook(
@@ -169,6 +172,17 @@ void Daemon::on_postgres_exit(bool planned, int wait_status) {
     sync_watchdog();
     if (planned || shutting_down_) return;
     ++state_.process.crashes;
+    if (state_.restoring) {
+        // Recovery to the restore's target ended without the promotion (a
+        // target the archive does not reach, say: postgres's log says).
+        state_.last_error = "postgres " + describe_wait_status(wait_status) +
+                            " while replaying the restored backup to its target";
+        log::error("restore", state_.last_error,
+                   {{"hint", "start again with --restore-from-backup: the same target continues, "
+                             "another restores afresh"}});
+        shutdown(1, "the restore did not reach its target");
+        return;
+    }
     state_.last_error = "postgres " + describe_wait_status(wait_status);
     if (!stopped_for_.empty()) state_.last_error = "postgres stopped: " + stopped_for_;
     stopped_for_.clear();
@@ -252,6 +266,7 @@ awaitable<void> Daemon::main_flow() {
     state_.term = prepared_->persistent.term;
     state_.upstream = prepared_->persistent.primary_conninfo;
     state_.standby = prepared_->replica;
+    state_.restoring = prepared_->restoring;
     if (shutting_down_) co_return;
     if (fs::exists(rewind_mark_path(cfg_)) && !prepared_->persistent.fenced) {
         // Cut short while rewriting the data directory: fenced until a rejoin clones it again.
@@ -316,6 +331,14 @@ awaitable<void> Daemon::after_check(PgSession& session) {
         (void)state_.role.transition(Role::primary, "postgres left recovery");
     }
     state_.ever_ready = true;
+    if (state_.restoring && observed == Role::primary) {
+        // Promoted at the restore's target: a new timeline, this cluster's first primary.
+        if (auto st = backup::set_restore_stage(cfg_, "done"); !st)
+            log::error("restore", "cannot note the finished restore", {{"error", st.error().message}});
+        state_.restoring = prepared_->restoring = false;
+        log::info("restore", "the restore reached its target and promoted",
+                  {{"timeline", state_.pg.timeline}, {"lsn", state_.pg.current_lsn}});
+    }
     if (observed == Role::primary && keeper_.holding()) advance_durability();
     if (observed == Role::primary && prepared_ && !prepared_->persistent.members.empty())
         co_await sync_slots(session);
@@ -332,6 +355,9 @@ awaitable<void> Daemon::after_check(PgSession& session) {
             log::error("bootstrap", st.error().message);
         }
     }
+    if (observed != Role::primary) backups_.not_primary();
+    backups_.after_check(observed == Role::primary && state_.setup_done, state_.pg.timeline,
+                         state_.pg.archiver);
 }
 
 }  // namespace im

@@ -9,6 +9,7 @@
 #include "api/http_server.hpp"
 #include "api/status_report.hpp"
 #include "asio.hpp"
+#include "backup/backup_jobs.hpp"
 #include "bootstrap/bootstrap.hpp"
 #include "commands/command_slot.hpp"
 #include "config.hpp"
@@ -37,6 +38,8 @@ class Daemon : public ApiActions, private StartHost {
     awaitable<CommandAnswer> run(const std::string& command, const nlohmann::json& body) override;
     // ApiActions: the member's promise/grant/release (write_authority.cpp).
     CommandAnswer authority(const std::string& what, const nlohmann::json& body) override;
+    // ApiActions: what the backup repository holds.
+    awaitable<CommandAnswer> backups() override { return backups_.list(); }
 
   private:
     void on_signal(int sig);
@@ -69,6 +72,8 @@ class Daemon : public ApiActions, private StartHost {
     awaitable<CommandAnswer> do_fence();
     awaitable<CommandAnswer> do_unfence();
     awaitable<CommandAnswer> do_replication(const nlohmann::json& body);
+    // A backup from this instance (the primary), in the background.
+    awaitable<CommandAnswer> do_backup(const nlohmann::json& body);
     // The write authority on this member (write_authority.cpp).
     awaitable<CommandAnswer> do_members(const nlohmann::json& body);
     // Holds the write right for `term` (a fresh WriteRight unless `term` is
@@ -160,6 +165,7 @@ class Daemon : public ApiActions, private StartHost {
     std::set<std::string> lost_slots_logged_;  // invalidated slots already reported
     boost::system::error_code ignored_ec_;
     std::shared_ptr<asio::ssl::context> peer_tls_;  // for https member URLs
+    backup::BackupJobs backups_;
     quorum::MemberService authority_;  // this member's promises and grants
     quorum::WriteKeeper keeper_;       // the write right, while primary
     std::optional<quorum::Watchdog> watchdog_;

@@ -40,6 +40,8 @@ struct PgObservation {
     // last check began (a controller tells a reading taken after a moment
     // of its own from an older one).
     std::chrono::steady_clock::time_point checked_steady{};
+    // Backups configured: pg_stat_archiver and pg_wal (backup/archive_status.hpp).
+    nlohmann::json archiver;
     uint64_t checks = 0;
     uint64_t check_failures = 0;
 };
@@ -68,6 +70,11 @@ struct InstanceState {
     // member promised and granted, and the write right it holds as primary.
     // Read when a status or metrics answer is built (times left change).
     std::function<nlohmann::json()> authority_view;
+    // pgBackRest's work on this instance (backup/backup_jobs.hpp); null
+    // without a repository.
+    std::function<nlohmann::json()> backup_view;
+    // Restored from the repository, replaying to its target (not yet promoted).
+    bool restoring = false;
     uint64_t write_right_losses = 0;  // rights lost while postgres ran writable
     std::string last_error;
     std::chrono::system_clock::time_point manager_started = std::chrono::system_clock::now();

@@ -3,6 +3,7 @@
 #include <climits>
 #include <cstdlib>
 
+#include "backup/archive_status.hpp"
 #include "bootstrap/data_dir.hpp"
 #include "conninfo.hpp"
 #include "log.hpp"
@@ -179,6 +180,12 @@ awaitable<void> Monitor::check_once() {
     pg.streaming =
         pg.in_recovery && receiver.is_object() && receiver.value("status", "") == "streaming";
     pg.lag_bytes = pg.in_recovery ? pg.replication.value("lag_bytes", uint64_t{0}) : 0;
+    if (cfg_.backups()) {
+        auto a = co_await session_.query(backup::kArchiverSql, timeout);
+        pg.archiver = a ? nlohmann::json::parse(pg_value(a->get(), 0, 0).value_or("null"), nullptr,
+                                                false)
+                        : nlohmann::json();
+    }
 }
 
 awaitable<void> Monitor::run(AfterCheck after) {

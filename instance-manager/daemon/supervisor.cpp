@@ -1,5 +1,7 @@
 #include "daemon/supervisor.hpp"
 
+#include "backup/pgbackrest.hpp"
+
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -44,6 +46,9 @@ Status Supervisor::start() {
     // is postgres's immediate shutdown, which also stops its backends.
     opts.parent_death_signal = SIGQUIT;
     opts.env = {"PGDATA=" + cfg_.pgdata};
+    // archive_command and restore_command run pgbackrest with the manager's options.
+    if (cfg_.backups())
+        for (auto& e : backup::environment(cfg_)) opts.env.push_back(e);
     auto child = spawn(opts);
     if (!child) return child.error();
 

@@ -10,6 +10,7 @@ using namespace im;
 namespace {
 
 struct FakeActions : ApiActions {
+    awaitable<CommandAnswer> backups() override { co_return nlohmann::json::object(); }
     int restarts = 0, reloads = 0;
     std::vector<std::pair<std::string, nlohmann::json>> calls;
     awaitable<CommandAnswer> run(const std::string& command, const nlohmann::json& body) override {

@@ -34,7 +34,11 @@ TEST_CASE("durations", "[config]") {
     CHECK(d.count() == 3'000);
     CHECK_FALSE(parse_duration("", d));
     CHECK_FALSE(parse_duration("s", d));
-    CHECK_FALSE(parse_duration("5h", d));
+    REQUIRE(parse_duration("6h", d));
+    CHECK(d == std::chrono::hours(6));
+    REQUIRE(parse_duration("7d", d));
+    CHECK(d == std::chrono::hours(24 * 7));
+    CHECK_FALSE(parse_duration("5w", d));
     CHECK_FALSE(parse_duration("-5s", d));
 }
 

@@ -1,0 +1,249 @@
+#include "backup/backup_jobs.hpp"
+
+#include "api/status_report.hpp"
+#include "backup/archive_status.hpp"
+#include "backup/restore.hpp"
+#include "fs_util.hpp"
+#include "log.hpp"
+
+#include <filesystem>
+
+namespace im::backup {
+
+namespace {
+std::string now_iso() { return iso8601(std::chrono::system_clock::now()); }
+
+// What an error message carries of a tool's output: pgBackRest's ERROR
+// lines (with their hints), else the last few lines.
+std::string tail_lines(const std::string& out, size_t n = 3) {
+    std::string errors;
+    for (size_t at = out.find("ERROR: "); at != std::string::npos;
+         at = out.find("ERROR: ", at + 1)) {
+        size_t end = out.find('\n', at);
+        if (!errors.empty()) errors += "; ";
+        errors += out.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    }
+    if (!errors.empty()) return errors;
+    std::string s = out;
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    size_t pos = s.size();
+    for (size_t i = 0; i < n && pos != std::string::npos && pos > 0; ++i)
+        pos = s.rfind('\n', pos - 1);
+    return pos == std::string::npos ? s : s.substr(pos + 1);
+}
+
+// The repository is read again this often (and after each backup).
+constexpr auto kInfoEvery = std::chrono::minutes(5);
+// A stanza that could not be made ready is tried again after this.
+constexpr auto kStanzaRetry = std::chrono::minutes(1);
+}  // namespace
+
+BackupJobs::BackupJobs(asio::any_io_executor ex, const Config& cfg, Reaper& reaper)
+    : ex_(std::move(ex)), cfg_(cfg), reaper_(reaper) {}
+
+void BackupJobs::spawn(const char* what, awaitable<void> task) {
+    asio::co_spawn(ex_, std::move(task), [what](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            log::error("backup", std::string(what) + " failed", {{"error", ex.what()}});
+        } catch (...) {
+        }
+    });
+}
+
+awaitable<Result<std::string>> BackupJobs::run(std::vector<std::string> args, const char* what) {
+    auto opts = command(cfg_, std::move(args));
+    auto r = co_await run_command(reaper_, opts, "backup");
+    if (!r) co_return r.error();
+    if (!r->success())
+        co_return make_error(std::string(what) + " " + describe_wait_status(r->wait_status) +
+                             ": " + tail_lines(r->output));
+    co_return r->output;
+}
+
+void BackupJobs::after_check(bool primary, uint32_t timeline, const nlohmann::json& archiver) {
+    if (!cfg_.backups()) return;
+    archiver_ = archiver;
+    bool failing = archive_failing(archiver);
+    if (failing != failing_) {
+        failing_ = failing;
+        if (failing)
+            log::warn("backup", "archiving fails: WAL accumulates in pg_wal until it succeeds",
+                      {{"last_failed_wal", archiver.value("last_failed_wal", nlohmann::json())},
+                       {"ready_segments", archiver.value("ready_segments", 0)},
+                       {"wal_bytes", archiver.value("wal_bytes", 0)}});
+        else
+            log::info("backup", "archiving works again",
+                      {{"last_archived_wal", archiver.value("last_archived_wal", nlohmann::json())}});
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (primary && !stanza_ready_ && !stanza_busy_ && now >= stanza_next_try_) {
+        stanza_busy_ = true;
+        spawn("the stanza check", prepare_stanza());
+    }
+    if (primary && stanza_ready_ && timeline > 1 && fork_pushed_ != timeline) {
+        fork_pushed_ = timeline;
+        spawn("pushing the parent timeline's WAL", push_fork(timeline));
+    }
+    if (!info_busy_ && now >= info_next_) {
+        info_busy_ = true;
+        spawn("reading the repository", refresh_info());
+    }
+}
+
+void BackupJobs::not_primary() { stanza_ready_ = false; }
+
+awaitable<void> BackupJobs::prepare_stanza() {
+    // stanza-create is a no-op for a stanza that exists and matches this
+    // cluster; for another cluster's stanza it fails (system identifier).
+    // Locals, not braced lists: GCC 12 rejects those inside co_await.
+    std::vector<std::string> create = {"stanza-create"}, check = {"check"};
+    auto created = co_await run(create, "pgbackrest stanza-create");
+    Result<std::string> checked = created;
+    // check forces a WAL switch and waits until that segment is archived.
+    if (created) checked = co_await run(check, "pgbackrest check");
+    stanza_busy_ = false;
+    check_ = {{"ok", bool(checked)}, {"at", now_iso()}};
+    if (!checked) {
+        check_["error"] = checked.error().message;
+        stanza_next_try_ = std::chrono::steady_clock::now() + kStanzaRetry;
+        log::warn("backup", "the repository is not ready for this cluster",
+                  {{"stanza", cfg_.backup_stanza}, {"error", checked.error().message}});
+        co_return;
+    }
+    stanza_ready_ = true;
+    info_next_ = {};  // read what the repository holds now
+    log::info("backup", "the stanza is ready and archiving works", {{"stanza", cfg_.backup_stanza}});
+}
+
+awaitable<void> BackupJobs::refresh_info() {
+    auto text = co_await repository_info_json(cfg_, reaper_);
+    info_busy_ = false;
+    // While a backup runs, often enough to show its progress.
+    info_next_ = std::chrono::steady_clock::now() +
+                 (running_ ? std::chrono::seconds(10) : std::chrono::seconds(kInfoEvery));
+    info_at_ = now_iso();
+    if (!text) {
+        info_error_ = text.error().message;
+        co_return;
+    }
+    auto info = parse_info(*text, cfg_.backup_stanza);
+    if (!info) {
+        info_error_ = info.error().message;
+        co_return;
+    }
+    info_error_.clear();
+    info_ = std::move(*info);
+}
+
+awaitable<void> BackupJobs::push_fork(uint32_t timeline) {
+    std::string wal = cfg_.pgdata + "/pg_wal";
+    char history_name[32];
+    std::snprintf(history_name, sizeof history_name, "/%08X.history", timeline);
+    auto history = fs::read_file(wal + history_name, 1 << 20);
+    if (!history) co_return;  // recycled already: an old promotion, long archived
+    std::vector<std::string> files;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(wal, ec))
+        files.push_back(e.path().filename().string());
+    auto segments = fork_segments(files, *history, 16 * 1024 * 1024);
+    size_t pushed = 0;
+    std::string failed;
+    for (const auto& seg : segments) {
+        // One at a time and synchronously: these are not in postgres's queue.
+        std::vector<std::string> args = {"archive-push", "--no-archive-async", wal + "/" + seg};
+        auto r = co_await run(args, "pgbackrest archive-push");
+        if (r)
+            ++pushed;
+        else
+            failed = r.error().message;
+    }
+    fork_push_ = {{"timeline", timeline}, {"segments", segments.size()}, {"pushed", pushed}};
+    if (!failed.empty()) fork_push_["error"] = failed;
+    if (!segments.empty())
+        log::info("backup", "the parent timeline's segments are in the repository",
+                  {{"timeline", timeline}, {"segments", segments.size()}, {"pushed", pushed}});
+}
+
+CommandAnswer BackupJobs::start(const std::string& type) {
+    if (!cfg_.backups())
+        return make_error("backups are not configured (--backup-repo or --backup-config)", 409);
+    if (running_)
+        return make_error("a " + running_->type + " backup is running since " +
+                              running_->started_at,
+                          409);
+    running_ = Running{type, now_iso()};
+    spawn("the backup", run_backup(type));
+    return nlohmann::json{{"started", true}, {"type", type}, {"started_at", running_->started_at}};
+}
+
+awaitable<void> BackupJobs::run_backup(std::string type) {
+    log::info("backup", "backup started", {{"type", type}, {"stanza", cfg_.backup_stanza}});
+    // --start-fast: the checkpoint that begins it is immediate.
+    std::vector<std::string> args = {"backup", "--type=" + type, "--start-fast"};
+    auto r = co_await run(args, "pgbackrest backup");
+    last_result_ = {{"type", type},
+                    {"ok", bool(r)},
+                    {"started_at", running_->started_at},
+                    {"finished_at", now_iso()}};
+    running_.reset();
+    if (!r) {
+        last_result_["error"] = r.error().message;
+        log::warn("backup", "backup failed", {{"type", type}, {"error", r.error().message}});
+    } else {
+        log::info("backup", "backup complete", {{"type", type}});
+    }
+    if (!info_busy_) {
+        info_busy_ = true;
+        co_await refresh_info();
+    }
+    if (r && info_ && !info_->backups.empty()) last_result_["label"] = info_->backups.back().label;
+}
+
+awaitable<CommandAnswer> BackupJobs::list() {
+    if (!cfg_.backups())
+        co_return make_error("backups are not configured (--backup-repo or --backup-config)", 409);
+    auto text = co_await repository_info_json(cfg_, reaper_);
+    if (!text) co_return make_error(text.error().message, 502);
+    auto info = parse_info(*text, cfg_.backup_stanza);
+    if (!info) co_return make_error(info.error().message, 502);
+    info_ = *info;
+    info_at_ = now_iso();
+    nlohmann::json out = to_json(*info);
+    out["stanza"] = cfg_.backup_stanza;
+    co_return out;
+}
+
+nlohmann::json BackupJobs::view() const {
+    if (!cfg_.backups()) return nullptr;
+    nlohmann::json j = {
+        {"stanza", cfg_.backup_stanza},
+        {"repository", cfg_.backup_repo.empty() ? "as the pgBackRest configuration says"
+                                                : cfg_.backup_repo},
+        {"stanza_ready", stanza_ready_},
+        {"check", check_},
+        {"archiver", archiver_},
+        {"archive_failing", failing_},
+        {"running", nullptr},
+        {"last_result", last_result_},
+        {"last_backup", nullptr},
+        {"backups", 0},
+        {"repository_read_at", info_at_},
+        {"fork_push", fork_push_},
+    };
+    if (!info_error_.empty()) j["repository_error"] = info_error_;
+    if (info_) {
+        j["backups"] = info_->backups.size();
+        if (!info_->backups.empty()) j["last_backup"] = to_json(info_->backups.back());
+        j["archive_max"] = info_->archive_max;
+    }
+    if (running_) {
+        j["running"] = {{"type", running_->type}, {"started_at", running_->started_at}};
+        if (info_ && info_->progress) j["running"]["progress_pct"] = *info_->progress;
+    }
+    return j;
+}
+
+}  // namespace im::backup

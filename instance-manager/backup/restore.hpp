@@ -1,0 +1,44 @@
+#pragma once
+// `run --restore-from-backup`: the cluster starts from a backup instead of
+// initdb. Where this instance would initdb (an empty data directory, and it
+// is the bootstrap instance or no primary answers), the data directory is
+// restored from the pgBackRest repository, set to replay to the target and
+// to promote there; postgres is then started as for any other start. A
+// marker beside the data directory records the request and how far it got,
+// so that a kill, or a target recovery cannot reach, is never taken for a
+// finished restore, and a restored directory is reused (a restarted pod).
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "asio.hpp"
+#include "config.hpp"
+#include "process.hpp"
+#include "result.hpp"
+
+namespace im::backup {
+
+// <pgdata>.restore.json
+std::string restore_mark_path(const Config& cfg);
+
+struct RestoreMark {
+    nlohmann::json request;  // backup set and target, as restore_request()
+    std::string stage;       // "copying", "recovering", "done"
+};
+nlohmann::json restore_request(const Config& cfg);
+Result<std::optional<RestoreMark>> read_restore_mark(const Config& cfg);
+Status set_restore_stage(const Config& cfg, const std::string& stage);
+
+// Checks the request against the repository (nothing is written when it
+// cannot be met), then restores into cfg.pgdata, which must be empty or
+// hold an unfinished restore (cleared first).
+awaitable<Status> restore_data_dir(const Config& cfg, Reaper& reaper, bool clear_first);
+
+// The spool and lock directories beside the data directory.
+Status ensure_work_dirs(const Config& cfg);
+
+// `pgbackrest info --output=json` for the configured stanza.
+awaitable<Result<std::string>> repository_info_json(const Config& cfg, Reaper& reaper);
+
+}  // namespace im::backup

@@ -1,0 +1,203 @@
+#include <catch2/catch.hpp>
+
+#include "backup/archive_status.hpp"
+#include "backup/pgbackrest.hpp"
+#include "config.hpp"
+
+using namespace im;
+
+namespace {
+std::vector<std::string> with_repo(std::vector<std::string> more = {}) {
+    std::vector<std::string> args = {"--pgdata",     "/tmp/im-backup-test-pgdata",
+                                     "--name",       "n1",
+                                     "--backup-repo", "/tmp/im-backup-test-repo",
+                                     "--backup-stanza", "main"};
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+}
+std::string error_of(const std::vector<std::string>& args) {
+    auto cfg = parse_run_args(args);
+    return cfg ? std::string() : cfg.error().message;
+}
+
+// What `pgbackrest info --output=json` printed for a stanza with one full backup.
+const char* kInfo =
+    R"([{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000004",)"
+    R"("min":"000000010000000000000001"}],"backup":[{"archive":{"start":"000000010000000000000003",)"
+    R"("stop":"000000010000000000000003"},"backrest":{"format":5,"version":"2.45"},"database":{"id":1,)"
+    R"("repo-key":1},"error":false,"info":{"delta":30517726,"repository":{"delta":4070867,)"
+    R"("size":4070867},"size":30517726},"label":"20261202-051029F","lsn":{"start":"0/3000028",)"
+    R"("stop":"0/30003E8"},"prior":null,"reference":null,"timestamp":{"start":1796188229,)"
+    R"("stop":1796188231},"type":"full"}],"cipher":"none","db":[{"id":1,"repo-key":1,)"
+    R"("system-id":7714569321125038610,"version":"15"}],"name":"c1","repo":[{"cipher":"none",)"
+    R"("key":1,"status":{"code":0,"message":"ok"}}],"status":{"code":0,"lock":{"backup":)"
+    R"({"held":false}},"message":"ok"}}])";
+}  // namespace
+
+TEST_CASE("backup flags: a repository needs a stanza, targets need a restore", "[backup]") {
+    auto ok = parse_run_args(with_repo());
+    REQUIRE(ok.ok());
+    CHECK(ok->backups());
+    CHECK(ok->backup_retention_full == 2);
+    CHECK_FALSE(ok->pgbackrest_bin.empty());
+    CHECK_THAT(error_of({"--pgdata", "/tmp/x", "--backup-repo", "/tmp/r"}),
+               Catch::Contains("--backup-stanza is required"));
+    CHECK_THAT(error_of(with_repo({"--recovery-target-lsn", "0/3000000"})),
+               Catch::Contains("needs --restore-from-backup"));
+    CHECK_THAT(error_of({"--pgdata", "/tmp/x", "--restore-from-backup"}),
+               Catch::Contains("needs the repository"));
+    CHECK_THAT(error_of(with_repo({"--restore-from-backup", "--recovery-target-lsn", "0/3000000",
+                                   "--recovery-target-name", "before"})),
+               Catch::Contains("one recovery target at a time"));
+    CHECK_THAT(error_of(with_repo({"--restore-from-backup", "--recovery-target-time", "yesterday"})),
+               Catch::Contains("--recovery-target-time: expected"));
+    CHECK_THAT(error_of(with_repo({"--restore-from-backup", "--recovery-target-lsn", "3000000"})),
+               Catch::Contains("--recovery-target-lsn"));
+    CHECK_THAT(error_of(with_repo({"--restore-from-backup", "--recovery-target-xid", "12a"})),
+               Catch::Contains("--recovery-target-xid"));
+    CHECK_THAT(error_of({"--pgdata", "/tmp/x", "--backup-repo", "relative/path", "--backup-stanza",
+                         "main"}),
+               Catch::Contains("absolute"));
+    CHECK_THAT(error_of({"--pgdata", "/tmp/x", "--backup-repo", "/tmp/r", "--backup-stanza", "a b"}),
+               Catch::Contains("--backup-stanza"));
+    auto restore = parse_run_args(
+        with_repo({"--restore-from-backup", "--recovery-target-time", "2026-12-02 10:42:00+01"}));
+    REQUIRE(restore.ok());
+    CHECK(restore->recovery_target_kind == "time");
+}
+
+TEST_CASE("recovery target times", "[backup]") {
+    CHECK(parse_timestamp("1970-01-01 00:00:00") == std::time_t{0});
+    CHECK(parse_timestamp("2026-12-02 10:42:00Z") == parse_timestamp("2026-12-02 10:42:00"));
+    CHECK(*parse_timestamp("2026-12-02 10:42:00+01") + 3600 == *parse_timestamp("2026-12-02 10:42:00"));
+    CHECK(*parse_timestamp("2026-12-02T10:42:00-05:30") ==
+          *parse_timestamp("2026-12-02 16:12:00"));
+    CHECK(parse_timestamp("2026-12-02 10:42:00.123456").has_value());
+    CHECK_FALSE(parse_timestamp("2026-12-02 10:42").has_value());
+    CHECK_FALSE(parse_timestamp("2026-13-02 10:42:00").has_value());
+    CHECK_FALSE(parse_timestamp("2026-12-02 10:42:00 UTC").has_value());
+    CHECK_FALSE(parse_timestamp("2026-12-02 10:42:00.").has_value());
+    CHECK(parse_lsn("0/3000060") == 0x3000060);
+    CHECK(parse_lsn("1/") == 0);
+    CHECK(parse_lsn("123456789/0") == 0);
+}
+
+TEST_CASE("pgBackRest's environment: the manager's options win", "[backup]") {
+    Config cfg = *parse_run_args(with_repo());
+    cfg.backup_env = {"PGBACKREST_REPO1_S3_KEY=secret", "PGBACKREST_STANZA=other",
+                      "PGBACKREST_REPO1_RETENTION_FULL=7"};
+    auto env = backup::environment(cfg);
+    auto has = [&](const std::string& e) { return std::find(env.begin(), env.end(), e) != env.end(); };
+    CHECK(has("PGBACKREST_REPO1_S3_KEY=secret"));
+    CHECK(has("PGBACKREST_STANZA=main"));
+    CHECK_FALSE(has("PGBACKREST_STANZA=other"));
+    CHECK(has("PGBACKREST_REPO1_RETENTION_FULL=7"));  // the user's, not the default
+    CHECK(has("PGBACKREST_REPO1_PATH=/tmp/im-backup-test-repo"));
+    CHECK(has("PGBACKREST_CONFIG=/dev/null"));
+    CHECK(has("PGBACKREST_PG1_PATH=/tmp/im-backup-test-pgdata"));
+    CHECK(has("PGBACKREST_LOCK_PATH=/tmp/im-backup-test-pgdata.pgbackrest/lock"));
+    auto conf = backup::archive_settings(cfg);
+    CHECK_THAT(conf, Catch::Contains("archive_mode = 'on'"));
+    CHECK_THAT(conf, Catch::Contains("archive-push %p"));
+    CHECK_THAT(conf, Catch::Contains("archive-get %f \"%p\""));
+    CHECK(backup::shell_quote("it's") == "'it'\\''s'");
+}
+
+TEST_CASE("backup requests", "[backup]") {
+    CHECK(*backup::parse_backup_request(nlohmann::json::object()) == "full");
+    CHECK(*backup::parse_backup_request({{"type", "incr"}}) == "incr");
+    CHECK_FALSE(backup::parse_backup_request({{"type", "weekly"}}));
+    CHECK_FALSE(backup::parse_backup_request({{"kind", "full"}}));
+    CHECK_FALSE(backup::parse_backup_request(nlohmann::json::array()));
+}
+
+TEST_CASE("what the repository holds, and what a restore can reach", "[backup]") {
+    auto info = backup::parse_info(kInfo, "c1");
+    REQUIRE(info.ok());
+    CHECK(info->stanza_exists);
+    REQUIRE(info->backups.size() == 1);
+    CHECK(info->backups[0].label == "20261202-051029F");
+    CHECK(info->backups[0].stop == 1796188231);
+    CHECK(info->backups[0].lsn_stop == "0/30003E8");
+    CHECK(info->archive_max == "000000010000000000000004");
+    auto other = backup::parse_info(kInfo, "elsewhere");
+    REQUIRE(other.ok());
+    CHECK_FALSE(other->stanza_exists);
+    CHECK_FALSE(backup::parse_info("INFO: not json", "c1"));
+
+    Config cfg;
+    cfg.backup_stanza = "c1";
+    const std::time_t now = 1796188300;
+    CHECK(backup::check_restore_target(cfg, *info, now));
+    cfg.recovery_target_kind = "time";
+    cfg.recovery_target = "2026-12-02 05:10:40";  // 1796188240: after the backup
+    CHECK(backup::check_restore_target(cfg, *info, now));
+    cfg.recovery_target = "2026-12-02 05:12:00";  // after `now`
+    CHECK_THAT(backup::check_restore_target(cfg, *info, now).error().message,
+               Catch::Contains("in the future"));
+    cfg.recovery_target = "2026-12-02 05:10:00";  // before the backup ended
+    CHECK_THAT(backup::check_restore_target(cfg, *info, now).error().message,
+               Catch::Contains("before the end of the oldest backup"));
+    cfg.recovery_target_kind = "lsn";
+    cfg.recovery_target = "0/3800000";
+    CHECK(backup::check_restore_target(cfg, *info, now));
+    cfg.recovery_target = "0/3000000";
+    CHECK_FALSE(backup::check_restore_target(cfg, *info, now));
+    cfg.recovery_target = "0/5000001";  // past segment 4's end
+    CHECK_THAT(backup::check_restore_target(cfg, *info, now).error().message,
+               Catch::Contains("beyond the end of the archive"));
+    cfg.recovery_target_kind = "";
+    cfg.backup_set = "20991231-000000F";
+    CHECK_THAT(backup::check_restore_target(cfg, *info, now).error().message,
+               Catch::Contains("no backup '20991231-000000F'"));
+    backup::RepositoryInfo empty;
+    empty.stanza_exists = true;
+    cfg.backup_set.clear();
+    CHECK_THAT(backup::check_restore_target(cfg, empty, now).error().message,
+               Catch::Contains("holds no backup"));
+}
+
+TEST_CASE("restore arguments", "[backup]") {
+    Config cfg;
+    CHECK(backup::restore_args(cfg) == std::vector<std::string>{"restore", "--type=default"});
+    cfg.recovery_target_kind = "time";
+    cfg.recovery_target = "2026-12-02 10:42:00";
+    cfg.backup_set = "20261202-051029F";
+    CHECK(backup::restore_args(cfg) ==
+          std::vector<std::string>{"restore", "--set=20261202-051029F", "--type=time",
+                                   "--target=2026-12-02 10:42:00+00", "--target-action=promote"});
+    cfg.recovery_target = "2026-12-02 10:42:00+02";
+    CHECK(backup::restore_args(cfg)[3] == "--target=2026-12-02 10:42:00+02");
+}
+
+TEST_CASE("after a promotion, the parent timeline's complete segments", "[backup]") {
+    const uint64_t mb16 = 16 * 1024 * 1024;
+    std::vector<std::string> files = {"000000010000000000000002", "000000010000000000000003",
+                                      "000000010000000000000004", "000000010000000000000005",
+                                      "000000020000000000000005", "00000002.history",
+                                      "archive_status", "000000010000000000000004.partial"};
+    // The switch inside segment 5: 2..4 are complete, 5 is postgres's .partial.
+    CHECK(backup::fork_segments(files, "1\t0/5000060\tno recovery target specified\n", mb16) ==
+          std::vector<std::string>{"000000010000000000000002", "000000010000000000000003",
+                                   "000000010000000000000004"});
+    // The switch at a segment boundary: segment 4 ends the old timeline, whole.
+    CHECK(backup::fork_segments(files, "1\t0/5000000\treason\n", mb16).back() ==
+          "000000010000000000000004");
+    CHECK(backup::fork_segments(files, "", mb16).empty());
+    CHECK(backup::segment_end_lsn("000000010000000000000004", mb16) == 0x5000000);
+    CHECK(backup::segment_end_lsn("00000001000000010000000A", mb16) == (1ULL << 32) + 0xB000000);
+    CHECK(backup::segment_end_lsn("nonsense", mb16) == 0);
+}
+
+TEST_CASE("a failing archive is the newest attempt failing", "[backup]") {
+    using nlohmann::json;
+    CHECK_FALSE(backup::archive_failing(json()));
+    CHECK_FALSE(backup::archive_failing(
+        {{"failed_count", 0}, {"last_archived_time", 100.0}, {"last_failed_time", nullptr}}));
+    CHECK(backup::archive_failing(
+        {{"failed_count", 3}, {"last_archived_time", 100.0}, {"last_failed_time", 200.0}}));
+    CHECK(backup::archive_failing(
+        {{"failed_count", 3}, {"last_archived_time", nullptr}, {"last_failed_time", 200.0}}));
+    CHECK_FALSE(backup::archive_failing(
+        {{"failed_count", 3}, {"last_archived_time", 300.0}, {"last_failed_time", 200.0}}));
+}
