@@ -237,6 +237,11 @@ nlohmann::json BackupJobs::view() const {
     if (info_) {
         j["backups"] = info_->backups.size();
         if (!info_->backups.empty()) j["last_backup"] = to_json(info_->backups.back());
+        // For the controller's schedule (controller/backup_schedule.hpp).
+        nlohmann::json newest = {{"full", nullptr}, {"diff", nullptr}, {"incr", nullptr}};
+        for (const auto& b : info_->backups)
+            if (newest.contains(b.type)) newest[b.type] = b.stop;
+        j["newest"] = newest;
         j["archive_max"] = info_->archive_max;
     }
     if (running_) {

@@ -16,15 +16,18 @@ int fail(const std::string& command, const std::string& msg, int code = 1) {
     return code;
 }
 
-// POSTs `body` to the controller's `path` with the token: its JSON answer,
-// or the message to fail with (the controller's own error when it gave one).
-Result<nlohmann::json> post_to_controller(const ClientArgs& a, const std::string& path,
-                                          const nlohmann::json& body) {
+// Sends `body` to the controller's `path` with the token (POST; GET when
+// `body` is null): its JSON answer, or the message to fail with (the
+// controller's own error when it gave one).
+Result<nlohmann::json> call_controller(const ClientArgs& a, const std::string& path,
+                                       const nlohmann::json& body) {
     auto token = fs::read_secret(a.api_token_file);
     if (!token) return token.error();
     auto url = *http_client::parse_url(a.controller);
     url.path = path;
-    auto r = http_client::http_request("POST", url, json_text(body), *token, a.timeout, a.tls);
+    auto r = http_client::http_request(body.is_null() ? "GET" : "POST", url,
+                                       body.is_null() ? "" : json_text(body), *token, a.timeout,
+                                       a.tls);
     if (!r) return make_error(a.controller + ": " + r.error().message);
     auto j = nlohmann::json::parse(r->body, nullptr, false);
     if (r->status != 200 || !j.is_object())
@@ -81,7 +84,7 @@ int switchover_main(const std::vector<std::string>& args) {
     ParseOutcome outcome;
     auto a = parse_client_args("switchover", args, &outcome);
     if (!a) return outcome.exit_code == 0 ? 0 : fail("switchover", a.error().message, 2);
-    auto j = post_to_controller(*a, "/v1/switchover", {{"to", a->to}});
+    auto j = call_controller(*a, "/v1/switchover", {{"to", a->to}});
     if (!j) return fail("switchover", j.error().message);
     std::cout << json_text(*j, 2) << "\n";
     return 0;
@@ -91,7 +94,7 @@ int failover_main(const std::vector<std::string>& args) {
     ParseOutcome outcome;
     auto a = parse_client_args("failover", args, &outcome);
     if (!a) return outcome.exit_code == 0 ? 0 : fail("failover", a.error().message, 2);
-    auto answer = post_to_controller(
+    auto answer = call_controller(
         *a, "/v1/failover", {{"to", a->to}, {"accept_data_loss", a->accept_data_loss}});
     if (!answer) return fail("failover", answer.error().message);
     const nlohmann::json& j = *answer;
@@ -111,6 +114,33 @@ int failover_main(const std::vector<std::string>& args) {
         return 3;
     }
     std::cout << json_text(j, 2) << "\n";
+    return 0;
+}
+
+int backup_main(const std::vector<std::string>& args) {
+    ParseOutcome outcome;
+    auto a = parse_client_args("backup", args, &outcome);
+    if (!a) return outcome.exit_code == 0 ? 0 : fail("backup", a.error().message, 2);
+    auto j = call_controller(*a, "/v1/backup", {{"type", a->backup_type}});
+    if (!j) return fail("backup", j.error().message);
+    std::cout << "A " << j->value("type", "full") << " backup started on "
+              << j->value("member", "?") << " at " << j->value("started_at", "?")
+              << ". Its progress and result: `instance-manager status`, `instance-manager "
+                 "backups`.\n";
+    return 0;
+}
+
+int backups_main(const std::vector<std::string>& args) {
+    ParseOutcome outcome;
+    auto a = parse_client_args("backups", args, &outcome);
+    if (!a) return outcome.exit_code == 0 ? 0 : fail("backups", a.error().message, 2);
+    auto j = call_controller(*a, "/v1/backups", nullptr);
+    if (!j) return fail("backups", j.error().message);
+    if (a->json) {
+        std::cout << json_text(*j, 2) << "\n";
+        return 0;
+    }
+    std::cout << render_backups(*j);
     return 0;
 }
 

@@ -94,4 +94,29 @@ std::string render_table(const nlohmann::json& cluster) {
     return o.str();
 }
 
+std::string render_backups(const nlohmann::json& j) {
+    std::ostringstream o;
+    o << "Stanza " << cell(j, "stanza") << " (" << cell(j, "status") << "), read on "
+      << cell(j, "member") << "; WAL archived " << cell(j, "archive_min") << " .. "
+      << cell(j, "archive_max") << "\n";
+    auto mb = [](const nlohmann::json& b, const char* k) {
+        std::ostringstream v;
+        v << std::fixed << std::setprecision(1) << b.value(k, 0.0) / (1024.0 * 1024.0) << " MB";
+        return v.str();
+    };
+    o << std::left << std::setw(26) << "LABEL" << std::setw(6) << "TYPE" << std::setw(22)
+      << "STOP" << std::setw(8) << "TOOK" << std::setw(12) << "SIZE" << std::setw(12) << "STORED"
+      << "WAL\n";
+    const auto& list = j.value("backups", nlohmann::json::array());
+    for (const auto& b : list)
+        o << std::left << std::setw(26) << cell(b, "label") << std::setw(6) << cell(b, "type")
+          << std::setw(22) << cell(b, "stop") << std::setw(8)
+          << (std::to_string(b.value("duration_s", 0)) + " s") << std::setw(12)
+          << mb(b, "size_bytes") << std::setw(12) << mb(b, "repository_bytes")
+          << cell(b, "wal_start") << " .. " << cell(b, "wal_stop") << "\n";
+    if (list.empty()) o << "(no backups yet)\n";
+    if (j.value("backup_running", false)) o << "A backup is running.\n";
+    return o.str();
+}
+
 }  // namespace im

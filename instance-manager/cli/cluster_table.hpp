@@ -15,4 +15,7 @@ nlohmann::json member_summary(const MemberView& m, const std::vector<MemberView>
 // From a cluster document ({"term", "primary", "members": [...]}).
 std::string render_table(const nlohmann::json& cluster);
 
+// From the controller's GET /v1/backups: one line per backup, oldest first.
+std::string render_backups(const nlohmann::json& backups);
+
 }  // namespace im

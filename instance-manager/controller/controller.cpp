@@ -1,5 +1,7 @@
 #include "controller/controller.hpp"
 
+#include <ctime>
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -102,6 +104,8 @@ int Controller::run() {
     if (kube_) {
         asio::co_spawn(io_, pod_watch_loop(), on_exit("the pod watch"));
         asio::co_spawn(io_, label_loop(), on_exit("the label loop"));
+    if (cfg_.backup_schedule.enabled())
+        asio::co_spawn(io_, backup_loop(), on_exit("the backup schedule"));
     }
     io_.run();
     return exit_code_;
@@ -849,6 +853,100 @@ awaitable<void> Controller::pause(std::chrono::milliseconds d) {
     co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
 }
 
+const MemberView* Controller::backup_member() const {
+    for (const auto& v : views_)
+        if (v.name == primary_ && v.reachable && v.ready && v.role == "primary") return &v;
+    return nullptr;
+}
+
+awaitable<HttpResponse> Controller::backup_request(const HttpRequest& req) {
+    if (!bearer_matches(req, token_))
+        co_return error_response(http::status::unauthorized, "missing or wrong bearer token",
+                                 req.version());
+    const bool post = req.method() == http::verb::post;
+    nlohmann::json body = nlohmann::json::object();
+    if (post) {
+        auto parsed = parse_command_body(req.body(), {{"type", {FieldType::backup_type}}});
+        if (!parsed)
+            co_return error_response(http::status::bad_request, parsed.error().message,
+                                     req.version());
+        body = *parsed;
+    }
+    // Backups come from the primary (a standby backup needs pgBackRest's own
+    // server on the primary); the list is the same from any member.
+    const MemberView* m = backup_member();
+    if (!m)
+        co_return error_response(http::status::service_unavailable,
+                                 "no ready primary to take or list backups", req.version());
+    if (m->status.value("backup", nlohmann::json()).is_null())
+        co_return error_response(http::status::conflict,
+                                 m->name + " has no backup repository (--backup-repo or "
+                                           "--backup-config)",
+                                 req.version());
+    nlohmann::json answer;
+    if (post) {
+        auto r = co_await command(*m, "backup", body, std::chrono::seconds(10));
+        if (!r) {
+            int code = r.error().code >= 400 && r.error().code < 600 ? r.error().code : 502;
+            co_return error_response(static_cast<http::status>(code), m->name + ": " +
+                                     r.error().message, req.version());
+        }
+        answer = *r;
+        decide("backup", m->name, "asked over the API: " + answer.value("type", "full"));
+    } else {
+        auto url = http_client::parse_url(m->url);
+        if (!url) co_return error_response(http::status::bad_gateway, url.error().message,
+                                           req.version());
+        url->path = "/v1/backups";
+        auto reply = co_await http_client::async_http_request(
+            "GET", *url, "", token_, std::chrono::minutes(2), tls_, !cfg_.tls.ca_file.empty());
+        if (!reply || reply->status != 200)
+            co_return error_response(http::status::bad_gateway,
+                                     m->name + ": " +
+                                         (reply ? "HTTP " + std::to_string(reply->status) + " " +
+                                                      reply->body
+                                                : reply.error().message),
+                                     req.version());
+        answer = nlohmann::json::parse(reply->body, nullptr, false);
+        if (!answer.is_object())
+            co_return error_response(http::status::bad_gateway, m->name + ": not JSON",
+                                     req.version());
+    }
+    answer["member"] = m->name;
+    co_return json_response(http::status::ok, answer, req.version());
+}
+
+awaitable<void> Controller::backup_loop() {
+    // A failed or refused attempt is not repeated at once: the schedule's
+    // shortest interval, at most ten minutes, goes by first.
+    const auto& s = cfg_.backup_schedule;
+    auto retry = std::chrono::seconds(600);
+    for (auto every : {s.full, s.diff, s.incr})
+        if (every.count() > 0) retry = std::min(retry, every);
+    while (!stopping_) {
+        co_await pause(std::chrono::seconds(5));
+        if (stopping_ || busy_ || superseded_) continue;
+        const MemberView* m = backup_member();
+        if (!m) continue;
+        const auto view = m->status.value("backup", nlohmann::json());
+        if (!view.is_object() || !view.value("stanza_ready", false) ||
+            view.value("running", nlohmann::json()).is_object() ||
+            view.value("repository_read_at", "").empty())
+            continue;
+        std::string due = backup_due(s, newest_backups(view), std::time(nullptr));
+        auto now = std::chrono::steady_clock::now();
+        if (due.empty() || now - backup_tried_ < retry) continue;
+        backup_tried_ = now;
+        nlohmann::json body = {{"type", due}};
+        std::string name = m->name;
+        auto r = co_await command(*m, "backup", body, std::chrono::seconds(10));
+        if (r)
+            decide("backup", name, "scheduled: a " + due + " backup is due");
+        else
+            decide("backup-refused", name, "scheduled " + due + ": " + r.error().message);
+    }
+}
+
 awaitable<void> Controller::pod_watch_loop() {
     while (!stopping_) {
         auto list = co_await kube_->list_pods();
@@ -1021,8 +1119,11 @@ awaitable<HttpResponse> Controller::handle(HttpRequest req, PeerInfo) {
         }
         co_return json_response(http::status::ok, *r, req.version());
     }
+    if ((path == "/v1/backup" && req.method() == http::verb::post) ||
+        (path == "/v1/backups" && get))
+        co_return co_await backup_request(req);
     if (path == "/healthz" || path == "/v1/cluster" || path == "/v1/switchover" ||
-        path == "/v1/failover")
+        path == "/v1/failover" || path == "/v1/backup" || path == "/v1/backups")
         co_return error_response(http::status::method_not_allowed, "method not allowed",
                                  req.version());
     co_return error_response(http::status::not_found, "no such path: " + path, req.version());

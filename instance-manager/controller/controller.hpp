@@ -83,6 +83,12 @@ class Controller {
     // Kubernetes mode: the members are the selected pods (listed, then
     // watched), and each pod's role label follows what its member reports.
     awaitable<void> pod_watch_loop();
+    // --backup-schedule: asks the primary for the backup that is due.
+    awaitable<void> backup_loop();
+    // POST /v1/backup and GET /v1/backups, answered by the primary.
+    awaitable<HttpResponse> backup_request(const HttpRequest& req);
+    // The member that takes backups (the ready primary), or nullptr.
+    const MemberView* backup_member() const;
     awaitable<void> label_loop();
     awaitable<bool> set_role_label(const LabelChange& change);
     void pods_changed();
@@ -137,6 +143,7 @@ class Controller {
     bool adopted_once_ = false;  // has seen (or made) a primary since it started
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
+    std::chrono::steady_clock::time_point backup_tried_{};  // the last scheduled backup asked
     std::unique_ptr<KubeApi> kube_;  // Kubernetes mode only
     std::map<std::string, Pod> pods_;
     std::chrono::steady_clock::time_point labels_paused_until_{};
@@ -147,5 +154,7 @@ int controller_main(const std::vector<std::string>& args);
 int status_main(const std::vector<std::string>& args);
 int switchover_main(const std::vector<std::string>& args);
 int failover_main(const std::vector<std::string>& args);
+int backup_main(const std::vector<std::string>& args);
+int backups_main(const std::vector<std::string>& args);
 
 }  // namespace im

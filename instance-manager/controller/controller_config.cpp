@@ -144,6 +144,11 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
     app.add_option("--durability", durability,
                    "async, 'any N' or 'first N': commits wait for N of the other members")
         ->envname("IM_DURABILITY");
+    std::string schedule;
+    app.add_option("--backup-schedule", schedule,
+                   "backups of the primary: 'full=7d,diff=1d,incr=1h' (full required; a type is "
+                   "due when the repository's newest backup of it is older)")
+        ->envname("IM_BACKUP_SCHEDULE");
     app.add_option("--data-durability", data_durability,
                    "required (commits wait for the standbys) or preferred (fewer standbys, down "
                    "to asynchronous, while they are not streaming)")
@@ -235,6 +240,11 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
             cfg.sync_method = "first";
             cfg.synchronous = first_n;
         }
+        if (!schedule.empty()) {
+            auto s = parse_backup_schedule(schedule);
+            if (!s) return s.error();
+            cfg.backup_schedule = *s;
+        }
         if (data_durability != "required" && data_durability != "preferred")
             return make_error("--data-durability: required or preferred", 2);
         cfg.preferred = data_durability == "preferred";
@@ -254,10 +264,13 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
 Result<ClientArgs> parse_client_args(const std::string& command,
                                      const std::vector<std::string>& args, ParseOutcome* outcome) {
     ClientArgs out;
-    CLI::App app{command == "status"       ? "instance-manager status: the cluster at a glance"
+    CLI::App app{command == "status"     ? "instance-manager status: the cluster at a glance"
                  : command == "failover" ? "instance-manager failover: promote a replica by hand"
+                 : command == "backup"   ? "instance-manager backup: take a backup of the cluster"
+                 : command == "backups"  ? "instance-manager backups: what the repository holds"
                                          : "instance-manager switchover: hand the primary role over",
                  "instance-manager " + command};
+    const bool backup_command = command == "backup" || command == "backups";
     std::vector<std::string> members;
     app.add_option("--controller", out.controller, "the controller's API URL")
         ->envname("IM_CONTROLLER_URL");
@@ -265,6 +278,13 @@ Result<ClientArgs> parse_client_args(const std::string& command,
     if (command == "status") {
         app.add_option("--member", members, "NAME=URL: ask the members directly (repeat)");
         app.add_flag("--json", out.json, "print JSON");
+    } else if (backup_command) {
+        if (command == "backup")
+            app.add_option("--type", out.backup_type, "full | diff | incr")
+                ->check(CLI::IsMember({"full", "diff", "incr"}));
+        else
+            app.add_flag("--json", out.json, "print JSON");
+        app.add_option("--api-token-file", out.api_token_file)->envname("IM_API_TOKEN_FILE");
     } else {
         app.add_option("--to", out.to, "the replica to promote")->required();
         app.add_option("--api-token-file", out.api_token_file)->envname("IM_API_TOKEN_FILE");

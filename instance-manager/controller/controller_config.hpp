@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "controller/backup_schedule.hpp"
 #include "http_client.hpp"
 #include "result.hpp"
 
@@ -58,6 +59,8 @@ struct ControllerConfig {
     http_client::TlsClientOptions tls;                    // for https member URLs
     std::string log_level = "info";
     KubeSettings kube;
+    // --backup-schedule: backups the controller asks the primary for.
+    BackupSchedule backup_schedule;
 };
 
 Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& args,
@@ -68,6 +71,7 @@ struct ClientArgs {
     std::string controller;                                    // URL of the controller's API
     std::vector<std::pair<std::string, std::string>> members;  // or the members directly
     std::string to;                                            // switchover/failover target
+    std::string backup_type = "full";                          // backup
     bool force = false, accept_data_loss = false;              // failover
     std::string api_token_file;
     bool json = false;

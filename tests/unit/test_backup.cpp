@@ -3,6 +3,7 @@
 #include "backup/archive_status.hpp"
 #include "backup/pgbackrest.hpp"
 #include "config.hpp"
+#include "controller/backup_schedule.hpp"
 
 using namespace im;
 
@@ -200,4 +201,31 @@ TEST_CASE("a failing archive is the newest attempt failing", "[backup]") {
         {{"failed_count", 3}, {"last_archived_time", nullptr}, {"last_failed_time", 200.0}}));
     CHECK_FALSE(backup::archive_failing(
         {{"failed_count", 3}, {"last_archived_time", 300.0}, {"last_failed_time", 200.0}}));
+}
+
+TEST_CASE("the controller's backup schedule", "[backup]") {
+    auto s = parse_backup_schedule("full=7d,diff=1d,incr=1h");
+    REQUIRE(s.ok());
+    CHECK(s->full == std::chrono::hours(24 * 7));
+    CHECK_FALSE(parse_backup_schedule("diff=1d"));           // full is required
+    CHECK_FALSE(parse_backup_schedule("full=7d,full=1d"));   // once each
+    CHECK_FALSE(parse_backup_schedule("full=10s"));          // at least a minute
+    CHECK_FALSE(parse_backup_schedule("weekly=7d"));
+    CHECK_FALSE(parse_backup_schedule("full"));
+    const std::time_t day = 86400, now = 100 * day;
+    NewestBackups none;
+    CHECK(backup_due(*s, none, now) == "full");
+    NewestBackups n;
+    n.full = now - 2 * day;  // a full two days old: a diff is due
+    CHECK(backup_due(*s, n, now) == "diff");
+    n.diff = now - 2 * 3600;  // a diff two hours old: an incremental
+    CHECK(backup_due(*s, n, now) == "incr");
+    n.incr = now - 60;
+    CHECK(backup_due(*s, n, now) == "");
+    n.full = now - 8 * day;  // the full is too old, whatever came since
+    CHECK(backup_due(*s, n, now) == "full");
+    auto view = nlohmann::json{{"newest", {{"full", now - 60}, {"diff", nullptr}, {"incr", nullptr}}}};
+    CHECK(backup_due(*s, newest_backups(view), now) == "");
+    CHECK(backup_due(*parse_backup_schedule("full=1d"), newest_backups(nlohmann::json()), now) ==
+          "full");
 }
