@@ -22,9 +22,10 @@ apt-get install -y -qq --no-install-recommends postgresql-common >/dev/null
 sed -ri 's/^#?\s*create_main_cluster\s*=.*/create_main_cluster = false/' \
   /etc/postgresql-common/createcluster.conf
 # The server and its tools (initdb, pg_ctl, pg_rewind; pg_basebackup comes
-# with the client), and the binaries' shared libraries.
+# with the client), pgBackRest (archiving, backups, restore), and the
+# binaries' shared libraries.
 apt-get install -y -qq --no-install-recommends \
-  "postgresql-$pg_major" "postgresql-client-$pg_major" \
+  "postgresql-$pg_major" "postgresql-client-$pg_major" pgbackrest \
   libpq5 libssl3 libfmt9 libprometheus-cpp-core1.0 libstdc++6 ca-certificates >/dev/null
 # The data directory's parent, owned by postgres (the volume mounts below it).
 install -d -o postgres -g postgres -m 0750 /var/lib/postgresql/data

@@ -196,6 +196,36 @@ const suEnv = find(su, "StatefulSet", name).spec.template.spec.containers[0].env
 check(suEnv.some((e) => e.name === "IM_SUPERUSER_PASSWORD_FILE"), "superuser: the overlay turns superuser access on");
 check(!find(build(path.join(dir, "cluster")), "StatefulSet", name).spec.template.spec.containers[0].env.some((e) => e.name === "IM_SUPERUSER_PASSWORD_FILE"),
       "base: no superuser access unless asked for");
+// Backups: a repository on a ReadWriteMany claim, or S3 with its keys in a Secret.
+const bk = build(path.join(dir, "with-backups"));
+await checkCluster(bk, "backups", secrets);
+const bkPod = find(bk, "StatefulSet", name).spec.template.spec;
+const bkC = bkPod.containers.find((x) => x.name === "postgres");
+check(env(bkC, "IM_BACKUP_STANZA") === name, "backups: the stanza is the cluster's name");
+check(find(bk, "PersistentVolumeClaim", `${name}-backup`)?.spec.accessModes.includes("ReadWriteMany"),
+      "backups: the repository is a ReadWriteMany claim");
+const bkVol = bkPod.volumes.find((v) => v.persistentVolumeClaim?.claimName === `${name}-backup`);
+const bkMount = bkVol && bkC.volumeMounts.find((m) => m.name === bkVol.name);
+check(bkMount && env(bkC, "IM_BACKUP_REPO")?.startsWith(bkMount.mountPath + "/"),
+      "backups: the repository path lies on the mounted claim");
+const bkCtl = find(bk, "Deployment", `${name}-controller`).spec.template.spec.containers[0];
+check(env(bkCtl, "IM_BACKUP_SCHEDULE")?.startsWith("full="), "backups: the controller has a backup schedule");
+if (process.env.IM_BINARY)
+  check(execFileSync(process.env.IM_BINARY, ["controller", "--help"], { encoding: "utf8" }).includes("(Env:IM_BACKUP_SCHEDULE)"),
+        "backups: instance-manager controller knows IM_BACKUP_SCHEDULE");
+const s3 = build(path.join(dir, "with-backups-s3"));
+await checkCluster(s3, "backups-s3", secrets);
+const s3C = find(s3, "StatefulSet", name).spec.template.spec.containers.find((x) => x.name === "postgres");
+check(env(s3C, "PGBACKREST_REPO1_TYPE") === "s3" && env(s3C, "IM_BACKUP_STANZA") === name,
+      "backups-s3: an S3 repository for the cluster's stanza");
+for (const v of ["PGBACKREST_REPO1_S3_KEY", "PGBACKREST_REPO1_S3_KEY_SECRET", "PGBACKREST_REPO1_CIPHER_PASS"]) {
+  const e = s3C.env.find((x) => x.name === v);
+  check(e && e.value === undefined && e.valueFrom?.secretKeyRef?.name === `${name}-backup-s3`,
+        `backups-s3: ${v} comes from the Secret ${name}-backup-s3, never a literal`);
+}
+check(find(s3, "Deployment", `${name}-controller`).spec.template.spec.containers[0].env?.some((e) => e.name === "IM_BACKUP_SCHEDULE"),
+      "backups-s3: the controller has a backup schedule");
+
 const lb = yaml.load(fs.readFileSync(path.join(dir, "loadbalancer-example.yaml"), "utf8"));
 const lbErr = await validate(lb, "loadbalancer-example");
 check(!lbErr && lb.spec.type === "LoadBalancer" && lb.spec.selector.role === "primary", lbErr ?? "loadbalancer-example: a valid LoadBalancer to the primary");

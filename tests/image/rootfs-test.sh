@@ -53,6 +53,8 @@ umount "$root/proc"
 # The manifests' runAsUser and fsGroup (deploy/kubernetes) count on these.
 uid=$(chroot "$root" id -u postgres) gid=$(chroot "$root" id -g postgres)
 [[ $uid == 999 && $gid == 999 ]] || { echo "postgres is $uid:$gid, not 999:999"; exit 1; }
+# Archiving, backups and restore run pgBackRest from the image.
+chroot "$root" pgbackrest version | grep -q '^pgBackRest 2\.' || { echo "no pgbackrest in the image"; exit 1; }
 install -m 755 "$bin_dir/instance-manager" "$bin_dir/instance-probe" "$root/usr/local/bin/"
 
 echo "== instance-manager run as PID 1 of a new PID namespace, from that root"
