@@ -2,8 +2,10 @@
 # Quick start: installs what is missing, builds, and runs a three-instance
 # cluster on loopback (instance managers demo-1..3 plus the controller) with
 # data under DEMO_DIR (default /tmp/instance-manager-demo; reused, never
-# wiped, when it exists). A manager that dies is started again 5 s later,
-# as Kubernetes would recreate its pod. Ctrl-C stops everything cleanly.
+# wiped, when it exists). Every member archives its WAL to a pgBackRest
+# repository in DEMO_DIR/backup-repo, and the controller takes a full backup
+# each day (the first at once). A manager that dies is started again 5 s
+# later, as Kubernetes would recreate its pod. Ctrl-C stops everything cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,9 +32,11 @@ stop_all() {
 trap stop_all INT TERM
 
 cl_setup
-cl_start_members
+mkdir -p "$demo/backup-repo"; [[ $(id -u) -eq 0 ]] && chown postgres: "$demo/backup-repo"
+member_args=(--backup-repo "$demo/backup-repo" --backup-stanza demo)
+cl_start_members "${member_args[@]}"
 # As the Kubernetes manifests: a commit returns once one other member has it.
-cl_start_controller --durability "any 1"
+cl_start_controller --durability "any 1" --backup-schedule full=1d
 cl_wait_converged
 # And the primary's synchronous standbys set (a poll or two later).
 for _ in $(seq 1 40); do
@@ -60,6 +64,15 @@ Status:      $im status --controller $cl_ctl        (JSON: $cl_ctl/v1/cluster)
 Failover:    kill -9 \$(cat $demo/$primary/manager.pid)       # the primary's "pod"
 Switchover:  $im switchover --controller $cl_ctl --to ${cl_names[$r]} --api-token-file $demo/secrets/api-token
 
+Backups (pgBackRest, repository $demo/backup-repo; a full one each day, the first now):
+  Take one:  $im backup --controller $cl_ctl --type incr --api-token-file $demo/secrets/api-token
+  List:      $im backups --controller $cl_ctl --api-token-file $demo/secrets/api-token
+  Restore to a point in time, as a new cluster's first instance beside this one
+  (rows committed after the time are not there; it promotes itself there):
+    ${cl_run[*]} $im run --name restored --pgdata $demo/restored --pg-port 15440 \\
+      --http-listen 127.0.0.1:8020 --backup-repo $demo/backup-repo --backup-stanza demo \\
+      --restore-from-backup --recovery-target-time "\$(date -u '+%Y-%m-%d %H:%M:%S')"
+
 Press Ctrl-C to stop everything; run this again to start on the same data.
 TXT
 
@@ -78,7 +91,7 @@ while [[ $stopping -eq 0 ]]; do
     elif (( SECONDS - gone[$n] >= 5 )); then
       unset "gone[$n]"
       echo "$(date +%T) starting $n again"
-      cl_start_member "$i"
+      cl_start_member "$i" "${member_args[@]}"
     fi
   done
 done

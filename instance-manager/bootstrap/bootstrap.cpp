@@ -171,13 +171,18 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
         if (auto st = restore_state_dir(cfg, stash_path(cfg)); !st) co_return st.error();
         log::warn("bootstrap", "a rewind was interrupted: this instance's own state is restored");
     }
-    // A restore from the repository (backup/restore.hpp): unfinished, it is
+    // A restore from the repository (backup/restore.hpp) stands in for
+    // initdb: only the instance that may start a cluster restores (the
+    // others clone from it, or keep their data). Unfinished, a restore is
     // continued or made again; finished, the directory is reused.
+    const bool restore_wanted =
+        cfg.restore_from_backup &&
+        (cfg.bootstrap_instance.empty() || cfg.bootstrap_instance == cfg.name);
     auto restore_mark = backup::read_restore_mark(cfg);
     if (!restore_mark) co_return restore_mark.error();
     bool restore_again = false, restore_recovering = false;
     if (*restore_mark && (*restore_mark)->stage != "done") {
-        if (!cfg.restore_from_backup)
+        if (!restore_wanted)
             co_return make_error("a restore from the repository is unfinished (" +
                                  backup::restore_mark_path(cfg) +
                                  "); start again with --restore-from-backup");
@@ -185,17 +190,24 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
         restore_recovering = (*restore_mark)->stage == "recovering" &&
                              (*restore_mark)->request == backup::restore_request(cfg);
         restore_again = !restore_recovering;
-    } else if (cfg.restore_from_backup && *kind != DataDirKind::empty) {
-        if (!*restore_mark)
-            co_return make_error("--restore-from-backup: " + cfg.pgdata +
-                                 " is not empty; a restore only fills an empty data directory "
-                                 "(nothing was changed)");
-        if ((*restore_mark)->request != backup::restore_request(cfg))
+    } else if (restore_wanted && *kind != DataDirKind::empty) {
+        if (*restore_mark && (*restore_mark)->request != backup::restore_request(cfg))
             co_return make_error(
                 "--restore-from-backup: " + cfg.pgdata + " was restored earlier with " +
                 (*restore_mark)->request.dump() +
                 "; another restore needs an empty data directory (nothing was changed)");
-        log::info("restore", "the data directory was restored earlier: reusing it");
+        if (*restore_mark) {
+            log::info("restore", "the data directory was restored earlier: reusing it");
+        } else if (*kind == DataDirKind::cluster &&
+                   fs::exists(fs::join(cfg.pgdata, "standby.signal"))) {
+            // The restored cluster's replica now (a failover made another
+            // member its primary): its data is the cluster's.
+            log::info("restore", "a replica's data directory: the restore does not apply");
+        } else {
+            co_return make_error("--restore-from-backup: " + cfg.pgdata +
+                                 " is not empty; a restore only fills an empty data directory "
+                                 "(nothing was changed)");
+        }
     }
     if (*kind == DataDirKind::foreign && !restore_again)
         co_return make_error(
@@ -247,7 +259,7 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
         // instance stays fenced, as that rejoin left it, until told to follow).
         if (*mark)
             if (auto st = clear_rewind_mark(cfg); !st) co_return st.error();
-    } else if ((*kind == DataDirKind::empty && cfg.restore_from_backup) || restore_again) {
+    } else if ((*kind == DataDirKind::empty && restore_wanted) || restore_again) {
         // The cluster starts from its backup instead of initdb.
         if (auto st = co_await backup::restore_data_dir(cfg, reaper, restore_again); !st)
             co_return st.error();

@@ -202,8 +202,12 @@ await checkCluster(bk, "backups", secrets);
 const bkPod = find(bk, "StatefulSet", name).spec.template.spec;
 const bkC = bkPod.containers.find((x) => x.name === "postgres");
 check(env(bkC, "IM_BACKUP_STANZA") === name, "backups: the stanza is the cluster's name");
-check(find(bk, "PersistentVolumeClaim", `${name}-backup`)?.spec.accessModes.includes("ReadWriteMany"),
-      "backups: the repository is a ReadWriteMany claim");
+const claim = yaml.load(fs.readFileSync(path.join(dir, "with-backups", "backup-claim.yaml"), "utf8"));
+const claimErr = await validate(claim, "backup-claim");
+check(!claimErr && claim.metadata.name === `${name}-backup` && claim.spec.accessModes.includes("ReadWriteMany"),
+      claimErr ?? "backups: the repository is a ReadWriteMany claim of its own");
+check(!bk.some((o) => o.kind === "PersistentVolumeClaim"),
+      "backups: deleting the cluster (delete -k) leaves the repository's claim");
 const bkVol = bkPod.volumes.find((v) => v.persistentVolumeClaim?.claimName === `${name}-backup`);
 const bkMount = bkVol && bkC.volumeMounts.find((m) => m.name === bkVol.name);
 check(bkMount && env(bkC, "IM_BACKUP_REPO")?.startsWith(bkMount.mountPath + "/"),

@@ -157,10 +157,20 @@ TEST_CASE("point-in-time recovery to a time, an LSN and a restore point", "[back
         INFO(r.log_tail());
         CHECK(ids_in(r, "marks") == std::vector<int>{1, 2, 3, 4, 5});
     }
-    SECTION("to the end of the archive") {
+    SECTION("to the end of the archive, and a replica of the restored cluster") {
         Instance r("bk-end");
         restore_into(r, repo, {});
         CHECK(ids_in(r, "marks") == std::vector<int>{1, 2, 3, 4, 5, 6});
+        // The same flags on every instance (a StatefulSet): only the
+        // bootstrap instance restores, the others clone from it.
+        Instance r2("bk-end-replica");
+        r2.replica_of(r);
+        with_repo(r2, repo, {"--restore-from-backup", "--bootstrap-instance", r.name});
+        r2.start();
+        REQUIRE(r2.wait_ready());
+        CHECK(r2.status().value("standby", false));
+        CHECK(ids_in(r2, "marks") == std::vector<int>{1, 2, 3, 4, 5, 6});
+        CHECK_THAT(r2.log(), !Catch::Contains("restoring the data directory"));
     }
     SECTION("requests that cannot be met change nothing") {
         Instance r("bk-bad");
@@ -195,6 +205,40 @@ TEST_CASE("point-in-time recovery to a time, an LSN and a restore point", "[back
         REQUIRE(bad.ok());
         CHECK(bad->status == 400);
     }
+}
+
+TEST_CASE("pgBackRest's own options pass through, and its secrets appear nowhere", "[backup]") {
+    const std::string secret = "cipher-pass-that-must-not-leak-7f3a";
+    const std::vector<std::string> cipher = {"PGBACKREST_REPO1_CIPHER_TYPE=aes-256-cbc",
+                                             "PGBACKREST_REPO1_CIPHER_PASS=" + secret};
+    Instance p("bk-cipher");
+    std::string repo = make_repo(p);
+    with_repo(p, repo);
+    p.env = cipher;
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.wait_until([&] { return stanza_ready(p); }, 60s));
+    REQUIRE(p.psql("CREATE TABLE marks (id int PRIMARY KEY)").code == 0);
+    REQUIRE(p.psql("INSERT INTO marks VALUES (1)").code == 0);
+    take_backup(p);
+    archive_now(p);
+    // The repository is encrypted: its info file is no longer plain text.
+    CHECK(sh("grep -c backup-current " + repo + "/backup/" + kStanza + "/backup.info || true").out == "0\n");
+    Instance r("bk-cipher-restore");
+    r.env = cipher;
+    restore_into(r, repo, {});
+    CHECK(ids_in(r, "marks") == std::vector<int>{1});
+    auto listed = p.get("/v1/backups");  // without the token: refused
+    REQUIRE(listed.ok());
+    CHECK(listed->status == 401);
+    for (auto* i : {&p, &r}) {
+        CHECK_THAT(i->log(), !Catch::Contains(secret));
+        CHECK_THAT(i->status().dump(), !Catch::Contains(secret));
+        auto metrics = i->get("/metrics");
+        REQUIRE(metrics.ok());
+        CHECK_THAT(metrics->body, !Catch::Contains(secret));
+    }
+    CHECK_THAT(p.log(), Catch::Contains("<redacted>"));
 }
 
 TEST_CASE("a broken repository is loud, and the primary serves on", "[backup]") {
