@@ -62,6 +62,31 @@ nlohmann::json member_summary(const MemberView& m, const std::vector<MemberView>
             {"sync_state", sync_state}};
 }
 
+nlohmann::json backup_summary(const nlohmann::json& v) {
+    if (!v.is_object()) return nullptr;
+    const auto& archiver = v.value("archiver", nlohmann::json());
+    const auto& last = v.value("last_backup", nlohmann::json());
+    std::string archive = v.value("archive_failing", false) ? "failing"
+                          : v.value("stanza_ready", false)  ? "ok"
+                                                            : "not ready";
+    nlohmann::json out = {
+        {"stanza", v.value("stanza", "")},
+        {"archive", archive},
+        {"last_archived_wal",
+         archiver.is_object() ? archiver.value("last_archived_wal", nlohmann::json())
+                              : nlohmann::json()},
+        {"ready_segments", archiver.is_object() ? archiver.value("ready_segments", 0) : 0},
+        {"backups", v.value("backups", 0)},
+        {"last_backup", last.is_object() ? last.value("label", "") : ""},
+        {"last_backup_type", last.is_object() ? last.value("type", "") : ""},
+        {"last_backup_stop", last.is_object() ? last.value("stop", "") : ""},
+        {"running", v.value("running", nlohmann::json())}};
+    if (const auto& check = v.value("check", nlohmann::json());
+        check.is_object() && !check.value("ok", true))
+        out["check_error"] = check.value("error", "");
+    return out;
+}
+
 std::string render_table(const nlohmann::json& cluster) {
     std::vector<std::vector<std::string>> rows = {
         {"MEMBER", "ROLE", "READY", "TL", "LSN", "LAG(B)", "TERM", "UPSTREAM", "SYNC"}};
@@ -81,6 +106,18 @@ std::string render_table(const nlohmann::json& cluster) {
     o << "\n";
     if (auto b = cluster.find("failover_blocked"); b != cluster.end() && b->is_string())
         o << "Failover blocked: " << b->get<std::string>() << "\n";
+    if (auto b = cluster.find("backup"); b != cluster.end() && b->is_object()) {
+        o << "Backups: stanza " << cell(*b, "stanza") << ", " << cell(*b, "backups") << " held";
+        if (!b->value("last_backup", "").empty())
+            o << ", newest " << cell(*b, "last_backup_type") << " " << cell(*b, "last_backup")
+              << " (ended " << cell(*b, "last_backup_stop") << ")";
+        if (b->value("running", nlohmann::json()).is_object())
+            o << ", a " << cell((*b)["running"], "type") << " backup running";
+        o << "; archive " << cell(*b, "archive") << " (last " << cell(*b, "last_archived_wal")
+          << ", " << cell(*b, "ready_segments") << " waiting)";
+        if (b->contains("check_error")) o << "; check: " << cell(*b, "check_error");
+        o << "\n";
+    }
     for (const auto& r : rows) {
         for (size_t i = 0; i < r.size(); ++i) {
             if (i + 1 == r.size()) {

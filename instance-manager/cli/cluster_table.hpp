@@ -12,6 +12,10 @@ namespace im {
 
 nlohmann::json member_summary(const MemberView& m, const std::vector<MemberView>& all);
 
+// The cluster's backups at a glance, from its primary's status ("backup");
+// null without a repository.
+nlohmann::json backup_summary(const nlohmann::json& backup_view);
+
 // From a cluster document ({"term", "primary", "members": [...]}).
 std::string render_table(const nlohmann::json& cluster);
 

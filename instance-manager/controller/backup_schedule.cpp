@@ -30,6 +30,7 @@ Result<BackupSchedule> parse_backup_schedule(const std::string& text) {
         *slot = secs;
     }
     if (!s.enabled()) return make_error(shape, 2);
+    s.text = text;
     return s;
 }
 

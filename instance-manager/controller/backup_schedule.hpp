@@ -16,6 +16,7 @@ namespace im {
 
 struct BackupSchedule {
     std::chrono::seconds full{0}, diff{0}, incr{0};  // 0: none of that type
+    std::string text;                                 // as given
     bool enabled() const { return full.count() > 0; }
 };
 

@@ -1067,6 +1067,9 @@ nlohmann::json Controller::cluster() const {
          failover_blocked_.empty() ? nlohmann::json() : nlohmann::json(failover_blocked_)},
         {"members", members},
         {"decisions", decisions}};
+    if (const MemberView* p = backup_member())
+        out["backup"] = backup_summary(p->status.value("backup", nlohmann::json()));
+    if (cfg_.backup_schedule.enabled()) out["settings"]["backup_schedule"] = cfg_.backup_schedule.text;
     if (kube_) {
         nlohmann::json pods = nlohmann::json::object();
         for (const auto& [name, pod] : pods_)

@@ -2,6 +2,7 @@
 
 #include "backup/archive_status.hpp"
 #include "backup/pgbackrest.hpp"
+#include "cli/cluster_table.hpp"
 #include "config.hpp"
 #include "controller/backup_schedule.hpp"
 
@@ -228,4 +229,33 @@ TEST_CASE("the controller's backup schedule", "[backup]") {
     CHECK(backup_due(*s, newest_backups(view), now) == "");
     CHECK(backup_due(*parse_backup_schedule("full=1d"), newest_backups(nlohmann::json()), now) ==
           "full");
+}
+
+TEST_CASE("backups in the status table and the backups list", "[backup]") {
+    auto info = backup::parse_info(kInfo, "c1");
+    REQUIRE(info.ok());
+    nlohmann::json view = {{"stanza", "c1"},
+                           {"stanza_ready", true},
+                           {"archive_failing", false},
+                           {"archiver", {{"last_archived_wal", "000000010000000000000004"},
+                                         {"ready_segments", 0}}},
+                           {"backups", 1},
+                           {"last_backup", backup::to_json(info->backups.back())},
+                           {"running", nullptr},
+                           {"check", {{"ok", true}}}};
+    nlohmann::json cluster = {{"term", 3}, {"primary", "a"}, {"members", nlohmann::json::array()},
+                              {"backup", backup_summary(view)}};
+    auto table = render_table(cluster);
+    CHECK_THAT(table, Catch::Contains("Backups: stanza c1, 1 held, newest full 20261202-051029F"));
+    CHECK_THAT(table, Catch::Contains("archive ok (last 000000010000000000000004, 0 waiting)"));
+    view["archive_failing"] = true;
+    CHECK_THAT(render_table({{"backup", backup_summary(view)}}), Catch::Contains("archive failing"));
+    CHECK(backup_summary(nullptr).is_null());
+    auto listed = backup::to_json(*info);
+    listed["stanza"] = "c1";
+    listed["member"] = "a";
+    auto text = render_backups(listed);
+    CHECK_THAT(text, Catch::Contains("20261202-051029F"));
+    CHECK_THAT(text, Catch::Contains("000000010000000000000003 .. 000000010000000000000003"));
+    CHECK_THAT(render_backups({{"backups", nlohmann::json::array()}}), Catch::Contains("no backups yet"));
 }
