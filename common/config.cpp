@@ -146,6 +146,9 @@ Status validate_backup(Config& cfg) {
         if (restoring)
             return make_error("--restore-from-backup needs the repository: --backup-repo or "
                               "--backup-config");
+        if (cfg.clone_from_backup)
+            return make_error("--clone-from-backup needs the repository: --backup-repo or "
+                              "--backup-config");
         if (!cfg.backup_stanza.empty())
             return make_error("--backup-stanza needs --backup-repo or --backup-config");
         return Ok{};
@@ -444,6 +447,10 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
                  "restore the empty data directory from the repository, replay to the target, "
                  "promote")
         ->envname("IM_RESTORE_FROM_BACKUP");
+    app.add_flag("--clone-from-backup", cfg.clone_from_backup,
+                 "a new replica restores the repository's newest backup and catches up from the "
+                 "archive, instead of copying the primary (pg_basebackup)")
+        ->envname("IM_CLONE_FROM_BACKUP");
     app.add_option("--backup-set", cfg.backup_set, "restore this backup (a label from `backups`)")
         ->envname("IM_BACKUP_SET");
     std::string target_time, target_lsn, target_name, target_xid;

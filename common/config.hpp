@@ -93,6 +93,9 @@ struct Config {
     // the repository, replayed to the target (none: the end of the archive)
     // and promoted, as the first primary of a new history.
     bool restore_from_backup = false;
+    // A new replica's data from the repository's newest backup (then the
+    // archive, then streaming) instead of pg_basebackup from the primary.
+    bool clone_from_backup = false;
     std::string backup_set;            // a backup's label; empty: pgBackRest chooses
     std::string recovery_target_kind;  // "", "time", "lsn", "name", "xid"
     std::string recovery_target;

@@ -44,6 +44,26 @@ Status set_restore_stage(const Config& cfg, const std::string& stage) {
     return fs::fsync_dir(std::filesystem::path(restore_mark_path(cfg)).parent_path().string());
 }
 
+awaitable<Result<bool>> restore_standby(const Config& cfg, Reaper& reaper) {
+    auto info_text = co_await repository_info_json(cfg, reaper);
+    if (!info_text) co_return info_text.error();
+    auto info = parse_info(*info_text, cfg.backup_stanza);
+    if (!info) co_return info.error();
+    if (!info->stanza_exists || info->backups.empty()) co_return false;
+    if (auto st = ensure_work_dirs(cfg); !st) co_return st.error();
+    log::info("bootstrap", "a new replica from the repository's newest backup",
+              {{"backup", info->backups.back().label}, {"stanza", cfg.backup_stanza}});
+    std::vector<std::string> args = {"restore", "--type=standby"};
+    auto opts = command(cfg, args);
+    opts.stall_deadline = cfg.copy_stall_timeout;
+    auto r = co_await run_command(reaper, opts, "restore");
+    if (!r) co_return r.error();
+    if (!r->success())
+        co_return make_error("pgbackrest restore --type=standby " +
+                             describe_wait_status(r->wait_status));
+    co_return true;
+}
+
 Status ensure_work_dirs(const Config& cfg) {
     for (const char* sub : {"", "/lock", "/spool"}) {
         std::string dir = work_dir(cfg) + sub;

@@ -35,6 +35,12 @@ Status set_restore_stage(const Config& cfg, const std::string& stage);
 // hold an unfinished restore (cleared first).
 awaitable<Status> restore_data_dir(const Config& cfg, Reaper& reaper, bool clear_first);
 
+// A new replica's data in the empty cfg.pgdata from the repository's newest
+// backup (`pgbackrest restore --type=standby`: standby.signal, and the WAL
+// since the backup from the archive). False, with nothing written, when
+// the repository holds no backup of the stanza.
+awaitable<Result<bool>> restore_standby(const Config& cfg, Reaper& reaper);
+
 // The spool and lock directories beside the data directory.
 Status ensure_work_dirs(const Config& cfg);
 

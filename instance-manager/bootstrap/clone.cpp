@@ -1,5 +1,7 @@
 #include "bootstrap/clone.hpp"
 
+#include "backup/restore.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -141,8 +143,19 @@ awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::st
     if (auto st = fs::write_file_atomic(marker, cfg.name + "\n", 0600); !st)
         co_return make_error("cannot note the clone beside the data directory: " +
                              st.error().message);
-    if (auto st = co_await run_basebackup(reaper, cfg, *conninfo, slot, on_progress); !st)
-        co_return st;
+    // From the repository when asked (the primary only keeps the WAL since
+    // the slot was made); from the primary otherwise, or when it holds no backup.
+    bool restored = false;
+    if (cfg.clone_from_backup) {
+        auto r = co_await backup::restore_standby(cfg, reaper);
+        if (!r) co_return r.error();
+        restored = *r;
+        if (!restored)
+            log::info("bootstrap", "the repository holds no backup yet: cloning the primary");
+    }
+    if (!restored)
+        if (auto st = co_await run_basebackup(reaper, cfg, *conninfo, slot, on_progress); !st)
+            co_return st;
 
     drop_copied_state(cfg);
     if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, "standby.signal"), "", 0600); !st)

@@ -362,3 +362,28 @@ TEST_CASE("the archive stays whole across switchovers and a failover under a wri
                 ids.size(), lost);
     CHECK(lost == 0);
 }
+
+TEST_CASE("a new replica from the repository instead of the primary", "[backup]") {
+    Instance p("bk-source"), r("bk-from-repo");
+    std::string repo = make_repo(p);
+    with_repo(p, repo);
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.wait_until([&] { return stanza_ready(p); }, 60s));
+    REQUIRE(p.psql("CREATE TABLE marks (id int PRIMARY KEY)").code == 0);
+    REQUIRE(p.psql("INSERT INTO marks VALUES (1)").code == 0);
+    take_backup(p);
+    // Written after the backup: from the archive, then by streaming.
+    REQUIRE(p.psql("INSERT INTO marks VALUES (2)").code == 0);
+    archive_now(p);
+    REQUIRE(p.psql("INSERT INTO marks VALUES (3)").code == 0);
+    with_repo(r, repo, {"--clone-from-backup"});
+    start_replicas(p, {&r});
+    REQUIRE(r.wait_until([&] { return ids_in(r, "marks") == std::vector<int>{1, 2, 3}; }, 60s));
+    CHECK_THAT(r.log(), Catch::Contains("a new replica from the repository's newest backup"));
+    CHECK_THAT(r.log(), !Catch::Contains("running " + pg_bin() + "/pg_basebackup"));
+    REQUIRE(p.psql("INSERT INTO marks VALUES (4)").code == 0);
+    // Row 4 comes by streaming (the archive would take up to a minute).
+    CHECK(r.wait_until([&] { return ids_in(r, "marks").size() == 4; }, 30s));
+    CHECK(r.wait_until([&] { return r.status()["replication"].value("streaming", false); }, 30s));
+}
