@@ -387,3 +387,42 @@ TEST_CASE("a new replica from the repository instead of the primary", "[backup]"
     CHECK(r.wait_until([&] { return ids_in(r, "marks").size() == 4; }, 30s));
     CHECK(r.wait_until([&] { return r.status()["replication"].value("streaming", false); }, 30s));
 }
+
+TEST_CASE("an S3 repository: s3rver over TLS, the same archive, backup and restore", "[backup]") {
+    // s3rver from npm (tests/s3), its npm packages kept in the build tree.
+    const std::string work = std::string(IM_BUILD_DIR) + "/s3rver";
+    sh("rm -rf " + work + "/data");
+    const int port = free_port();
+    auto started = sh(std::string(IM_SOURCE_DIR) + "/tests/s3/s3rver.sh " + work + " " +
+                      std::to_string(port));
+    INFO(started.out);
+    REQUIRE(started.code == 0);
+    struct Stop {
+        std::string pid;
+        ~Stop() { sh("kill " + pid + " 2>/dev/null || true"); }
+    } stop{started.out.substr(started.out.find_last_of('\n', started.out.size() - 2) + 1)};
+    const std::vector<std::string> s3 = {
+        "PGBACKREST_REPO1_TYPE=s3",           "PGBACKREST_REPO1_S3_BUCKET=bk",
+        "PGBACKREST_REPO1_S3_ENDPOINT=127.0.0.1", "PGBACKREST_REPO1_S3_PORT=" + std::to_string(port),
+        "PGBACKREST_REPO1_S3_REGION=us-east-1", "PGBACKREST_REPO1_S3_URI_STYLE=path",
+        // s3rver's own certificate: not one a CA signed.
+        "PGBACKREST_REPO1_STORAGE_VERIFY_TLS=n", "PGBACKREST_REPO1_S3_KEY=S3RVER",
+        "PGBACKREST_REPO1_S3_KEY_SECRET=S3RVER"};
+    Instance p("bk-s3");
+    with_repo(p, "/cluster");  // the repository's path inside the bucket
+    p.env = s3;
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.wait_until([&] { return stanza_ready(p); }, 90s));
+    REQUIRE(p.psql("CREATE TABLE marks (id int PRIMARY KEY)").code == 0);
+    REQUIRE(p.psql("INSERT INTO marks VALUES (1)").code == 0);
+    take_backup(p);
+    REQUIRE(p.psql("INSERT INTO marks VALUES (2)").code == 0);
+    archive_now(p);
+    CHECK(sh("ls " + work + "/data/bk/cluster/archive/" + kStanza).code == 0);
+    Instance r("bk-s3-restore");
+    r.env = s3;
+    restore_into(r, "/cluster", {});
+    CHECK(ids_in(r, "marks") == std::vector<int>{1, 2});
+    CHECK_THAT(p.log(), !Catch::Contains("S3RVER\""));
+}
