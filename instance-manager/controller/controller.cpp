@@ -104,9 +104,9 @@ int Controller::run() {
     if (kube_) {
         asio::co_spawn(io_, pod_watch_loop(), on_exit("the pod watch"));
         asio::co_spawn(io_, label_loop(), on_exit("the label loop"));
+    }
     if (cfg_.backup_schedule.enabled())
         asio::co_spawn(io_, backup_loop(), on_exit("the backup schedule"));
-    }
     io_.run();
     return exit_code_;
 }

@@ -307,11 +307,14 @@ TEST_CASE("the archive stays whole across switchovers and a failover under a wri
     Instance ctl("bk-ctl");
     // Synchronous (ANY 1): the failover itself loses no acknowledged commit,
     // so a commit missing after the restore is the archive's hole.
-    make_controller(ctl, all, {"--durability", "any 1"});
+    // The first backup is the schedule's: none in the repository, a full is due.
+    make_controller(ctl, all, {"--durability", "any 1", "--backup-schedule", "full=1d"});
     ctl.start();
     REQUIRE(ctl.wait_until([&] { return converged_in(ctl, "ANY 1"); }, 60s));
     REQUIRE(m0.wait_until([&] { return stanza_ready(m0); }, 60s));
-    take_backup(m0);
+    REQUIRE(m0.wait_until([&] { return backup_view(m0).value("backups", 0) >= 1; }, 120s));
+    CHECK_THAT(ctl.log(), Catch::Contains("scheduled: a full backup is due"));
+    CHECK(cluster_of(ctl)["settings"].value("backup_schedule", "") == "full=1d");
 
     std::string hosts, ports;
     for (auto* i : all) {
