@@ -37,7 +37,9 @@ ms() { date +%s%3N; }
 ENV=()
 start() {
   local name=$1 pg=$2 http=$3; shift 3
-  as_pg env "${ENV[@]}" "$work/instance-manager" run --name "$name" --pgdata "$work/$name" \
+  # Not through as_pg: a function run in the background is a subshell, and
+  # $! must be the manager itself (setpriv and env exec it) for the cleanup.
+  "${run[@]}" env "${ENV[@]}" "$work/instance-manager" run --name "$name" --pgdata "$work/$name" \
     --pg-port "$pg" --socket-dir "$work" --http-listen "127.0.0.1:$http" --log-level warn \
     --backup-repo "$work/repo-$config" --backup-stanza bench "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)

@@ -142,6 +142,10 @@ Status validate_backup(Config& cfg) {
                           " needs --restore-from-backup");
     if (!cfg.backup_set.empty() && !restoring)
         return make_error("--backup-set needs --restore-from-backup");
+    if (!cfg.restore_from_stanza.empty() && !restoring)
+        return make_error("--restore-from-stanza needs --restore-from-backup");
+    if (!cfg.restore_from_stanza.empty() && !plain_name(cfg.restore_from_stanza))
+        return make_error("--restore-from-stanza: a stanza's name (letters, digits, '-', '_', '.')");
     if (!cfg.backups()) {
         if (restoring)
             return make_error("--restore-from-backup needs the repository: --backup-repo or "
@@ -233,7 +237,26 @@ std::optional<std::time_t> parse_timestamp(const std::string& text) {
     tm.tm_sec = s;
     std::time_t t = ::timegm(&tm);
     if (t == -1) return std::nullopt;
+    // A day the month does not have (02-31) comes back as another date.
+    std::tm back{};
+    ::gmtime_r(&t, &back);
+    if (back.tm_mday != d || back.tm_mon != mo - 1 || back.tm_year != y - 1900) return std::nullopt;
     return t - offset;
+}
+
+std::optional<std::string> utc_timestamp(const std::string& text) {
+    auto t = parse_timestamp(text);
+    if (!t) return std::nullopt;
+    char buf[32];
+    std::tm tm{};
+    ::gmtime_r(&*t, &tm);
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    std::string out = buf;
+    if (text.size() > 19 && text[19] == '.') {
+        size_t end = text.find_first_not_of("0123456789", 20);
+        out += text.substr(19, (end == std::string::npos ? text.size() : end) - 19);
+    }
+    return out + "+00";
 }
 
 uint64_t parse_lsn(const std::string& text) {
@@ -451,6 +474,10 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
                  "a new replica restores the repository's newest backup and catches up from the "
                  "archive, instead of copying the primary (pg_basebackup)")
         ->envname("IM_CLONE_FROM_BACKUP");
+    app.add_option("--restore-from-stanza", cfg.restore_from_stanza,
+                   "restore from this stanza and archive to --backup-stanza (a copy beside a "
+                   "running cluster); default: --backup-stanza")
+        ->envname("IM_RESTORE_FROM_STANZA");
     app.add_option("--backup-set", cfg.backup_set, "restore this backup (a label from `backups`)")
         ->envname("IM_BACKUP_SET");
     std::string target_time, target_lsn, target_name, target_xid;

@@ -97,6 +97,13 @@ struct Config {
     // archive, then streaming) instead of pg_basebackup from the primary.
     bool clone_from_backup = false;
     std::string backup_set;            // a backup's label; empty: pgBackRest chooses
+    // The stanza restored from (empty: backup_stanza). Another than the one
+    // this cluster archives to keeps a copy restored beside a running
+    // cluster out of that cluster's archive and retention.
+    std::string restore_from_stanza;
+    const std::string& source_stanza() const {
+        return restore_from_stanza.empty() ? backup_stanza : restore_from_stanza;
+    }
     std::string recovery_target_kind;  // "", "time", "lsn", "name", "xid"
     std::string recovery_target;
 
@@ -141,6 +148,9 @@ bool parse_size_mb(const std::string& text, int64_t& out_mb);
 // 'YYYY-MM-DD HH:MM:SS[.ffffff][Z|+HH|+HH:MM]' (UTC without a zone): the
 // moment, or nullopt. The forms a recovery target time is accepted in.
 std::optional<std::time_t> parse_timestamp(const std::string& text);
+// The same moment as 'YYYY-MM-DD HH:MM:SS[.ffffff]+00': the one form
+// pgBackRest and postgres both read alike (no 'T', no 'Z').
+std::optional<std::string> utc_timestamp(const std::string& text);
 
 // "16/B374D848" -> its value; 0 when malformed.
 uint64_t parse_lsn(const std::string& text);

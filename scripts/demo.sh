@@ -68,10 +68,12 @@ Backups (pgBackRest, repository $demo/backup-repo; a full one each day, the firs
   Take one:  $im backup --controller $cl_ctl --type incr --api-token-file $demo/secrets/api-token
   List:      $im backups --controller $cl_ctl --api-token-file $demo/secrets/api-token
   Restore to a point in time, as a new cluster's first instance beside this one
-  (rows committed after the time are not there; it promotes itself there):
+  (rows committed after the time are not there; it promotes itself there, and
+  archives to a stanza of its own, never this cluster's):
     ${cl_run[*]} $im run --name restored --pgdata $demo/restored --pg-port 15440 \\
-      --http-listen 127.0.0.1:8020 --backup-repo $demo/backup-repo --backup-stanza demo \\
-      --restore-from-backup --recovery-target-time "\$(date -u '+%Y-%m-%d %H:%M:%S')"
+      --http-listen 127.0.0.1:8020 --backup-repo $demo/backup-repo --backup-stanza restored \\
+      --restore-from-backup --restore-from-stanza demo \\
+      --recovery-target-time "\$(date -u -d '2 minutes ago' '+%Y-%m-%d %H:%M:%S')"
 
 Press Ctrl-C to stop everything; run this again to start on the same data.
 TXT

@@ -13,29 +13,13 @@ namespace im::backup {
 namespace {
 std::string now_iso() { return iso8601(std::chrono::system_clock::now()); }
 
-// What an error message carries of a tool's output: pgBackRest's ERROR
-// lines (with their hints), else the last few lines.
-std::string tail_lines(const std::string& out, size_t n = 3) {
-    std::string errors;
-    for (size_t at = out.find("ERROR: "); at != std::string::npos;
-         at = out.find("ERROR: ", at + 1)) {
-        size_t end = out.find('\n', at);
-        if (!errors.empty()) errors += "; ";
-        errors += out.substr(at, end == std::string::npos ? std::string::npos : end - at);
-    }
-    if (!errors.empty()) return errors;
-    std::string s = out;
-    while (!s.empty() && s.back() == '\n') s.pop_back();
-    size_t pos = s.size();
-    for (size_t i = 0; i < n && pos != std::string::npos && pos > 0; ++i)
-        pos = s.rfind('\n', pos - 1);
-    return pos == std::string::npos ? s : s.substr(pos + 1);
-}
-
 // The repository is read again this often (and after each backup).
 constexpr auto kInfoEvery = std::chrono::minutes(5);
 // A stanza that could not be made ready is tried again after this.
 constexpr auto kStanzaRetry = std::chrono::minutes(1);
+// stanza-create, check and archive-push: a repository that hangs (a hard
+// NFS mount, a stalled bucket) fails them instead of holding them for ever.
+constexpr auto kToolDeadline = std::chrono::milliseconds(std::chrono::minutes(5));
 }  // namespace
 
 BackupJobs::BackupJobs(asio::any_io_executor ex, const Config& cfg, Reaper& reaper)
@@ -53,13 +37,14 @@ void BackupJobs::spawn(const char* what, awaitable<void> task) {
     });
 }
 
-awaitable<Result<std::string>> BackupJobs::run(std::vector<std::string> args, const char* what) {
-    auto opts = command(cfg_, std::move(args));
+awaitable<Result<std::string>> BackupJobs::run(std::vector<std::string> args, const char* what,
+                                               std::chrono::milliseconds deadline) {
+    auto opts = command(cfg_, std::move(args), deadline);
     auto r = co_await run_command(reaper_, opts, "backup");
     if (!r) co_return r.error();
     if (!r->success())
         co_return make_error(std::string(what) + " " + describe_wait_status(r->wait_status) +
-                             ": " + tail_lines(r->output));
+                             ": " + error_lines(r->output));
     co_return r->output;
 }
 
@@ -83,8 +68,12 @@ void BackupJobs::after_check(bool primary, uint32_t timeline, const nlohmann::js
         stanza_busy_ = true;
         spawn("the stanza check", prepare_stanza());
     }
-    if (primary && stanza_ready_ && timeline > 1 && fork_pushed_ != timeline) {
-        fork_pushed_ = timeline;
+    // Not behind the stanza check: the parent's segments may be gone from
+    // pg_wal by the time the repository answers again. Until every one is
+    // in, tried again each minute.
+    if (primary && timeline > 1 && fork_pushed_ != timeline && !fork_busy_ &&
+        now >= fork_next_try_) {
+        fork_busy_ = true;
         spawn("pushing the parent timeline's WAL", push_fork(timeline));
     }
     if (!info_busy_ && now >= info_next_) {
@@ -100,10 +89,11 @@ awaitable<void> BackupJobs::prepare_stanza() {
     // cluster; for another cluster's stanza it fails (system identifier).
     // Locals, not braced lists: GCC 12 rejects those inside co_await.
     std::vector<std::string> create = {"stanza-create"}, check = {"check"};
-    auto created = co_await run(create, "pgbackrest stanza-create");
+    auto created = co_await run(create, "pgbackrest stanza-create", kToolDeadline);
     Result<std::string> checked = created;
-    // check forces a WAL switch and waits until that segment is archived.
-    if (created) checked = co_await run(check, "pgbackrest check");
+    // check forces a WAL switch and waits until that segment is archived
+    // (pgBackRest's archive-timeout, 60 s).
+    if (created) checked = co_await run(check, "pgbackrest check", kToolDeadline);
     stanza_busy_ = false;
     check_ = {{"ok", bool(checked)}, {"at", now_iso()}};
     if (!checked) {
@@ -125,6 +115,11 @@ awaitable<void> BackupJobs::refresh_info() {
     info_next_ = std::chrono::steady_clock::now() +
                  (running_ ? std::chrono::seconds(10) : std::chrono::seconds(kInfoEvery));
     info_at_ = now_iso();
+    if (refresh_again_) {
+        // A backup ended while this read ran: what it holds now is read at once.
+        refresh_again_ = false;
+        info_next_ = {};
+    }
     if (!text) {
         info_error_ = text.error().message;
         co_return;
@@ -136,6 +131,9 @@ awaitable<void> BackupJobs::refresh_info() {
     }
     info_error_.clear();
     info_ = std::move(*info);
+    if (last_result_.is_object() && last_result_.value("ok", false) &&
+        !last_result_.contains("label") && !info_->backups.empty())
+        last_result_["label"] = info_->backups.back().label;
 }
 
 awaitable<void> BackupJobs::push_fork(uint32_t timeline) {
@@ -143,28 +141,48 @@ awaitable<void> BackupJobs::push_fork(uint32_t timeline) {
     char history_name[32];
     std::snprintf(history_name, sizeof history_name, "/%08X.history", timeline);
     auto history = fs::read_file(wal + history_name, 1 << 20);
-    if (!history) co_return;  // recycled already: an old promotion, long archived
     std::vector<std::string> files;
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(wal, ec))
         files.push_back(e.path().filename().string());
-    auto segments = fork_segments(files, *history, 16 * 1024 * 1024);
+    // The parent's complete segments, and every timeline's history file
+    // (a later promotion or restore picks its timeline by them).
+    std::vector<std::string> push =
+        history ? fork_segments(files, *history, 16 * 1024 * 1024) : std::vector<std::string>{};
+    size_t segments = push.size();
+    for (const auto& f : files)
+        if (f.size() == 16 && f.compare(8, 8, ".history") == 0) push.push_back(f);
     size_t pushed = 0;
     std::string failed;
-    for (const auto& seg : segments) {
+    for (const auto& f : push) {
         // One at a time and synchronously: these are not in postgres's queue.
-        std::vector<std::string> args = {"archive-push", "--no-archive-async", wal + "/" + seg};
-        auto r = co_await run(args, "pgbackrest archive-push");
+        std::vector<std::string> args = {"archive-push", "--no-archive-async", wal + "/" + f};
+        auto r = co_await run(args, "pgbackrest archive-push", kToolDeadline);
         if (r)
             ++pushed;
         else
             failed = r.error().message;
     }
-    fork_push_ = {{"timeline", timeline}, {"segments", segments.size()}, {"pushed", pushed}};
-    if (!failed.empty()) fork_push_["error"] = failed;
-    if (!segments.empty())
-        log::info("backup", "the parent timeline's segments are in the repository",
-                  {{"timeline", timeline}, {"segments", segments.size()}, {"pushed", pushed}});
+    fork_busy_ = false;
+    fork_push_ = {{"timeline", timeline},
+                  {"segments", segments},
+                  {"files", push.size()},
+                  {"pushed", pushed},
+                  {"at", now_iso()}};
+    if (failed.empty()) {
+        fork_pushed_ = timeline;
+        if (!push.empty())
+            log::info("backup", "the parent timeline's WAL is in the repository",
+                      {{"timeline", timeline}, {"segments", segments}, {"files", push.size()}});
+        co_return;
+    }
+    fork_push_["error"] = failed;
+    fork_next_try_ = std::chrono::steady_clock::now() + kStanzaRetry;
+    log::warn("backup",
+              "the parent timeline's WAL is not all in the repository yet: a restore across "
+              "this promotion needs it; trying again in a minute",
+              {{"timeline", timeline}, {"pushed", pushed}, {"files", push.size()},
+               {"error", failed}});
 }
 
 CommandAnswer BackupJobs::start(const std::string& type) {
@@ -195,17 +213,24 @@ awaitable<void> BackupJobs::run_backup(std::string type) {
     } else {
         log::info("backup", "backup complete", {{"type", type}});
     }
+    // Read the repository again now; a read under way began before the
+    // backup ended, so another follows it.
     if (!info_busy_) {
         info_busy_ = true;
         co_await refresh_info();
+    } else {
+        refresh_again_ = true;
     }
-    if (r && info_ && !info_->backups.empty()) last_result_["label"] = info_->backups.back().label;
 }
 
 awaitable<CommandAnswer> BackupJobs::list() {
     if (!cfg_.backups())
         co_return make_error("backups are not configured (--backup-repo or --backup-config)", 409);
+    // One pgbackrest info at a time for callers of the API.
+    if (listing_) co_return make_error("the repository is being read; ask again in a moment", 503);
+    listing_ = true;
     auto text = co_await repository_info_json(cfg_, reaper_);
+    listing_ = false;
     if (!text) co_return make_error(text.error().message, 502);
     auto info = parse_info(*text, cfg_.backup_stanza);
     if (!info) co_return make_error(info.error().message, 502);

@@ -41,7 +41,8 @@ class BackupJobs {
     // The parent timeline's segments this primary holds (fork_segments).
     awaitable<void> push_fork(uint32_t timeline);
     // Runs pgbackrest; its output's last lines when it fails.
-    awaitable<Result<std::string>> run(std::vector<std::string> args, const char* what);
+    awaitable<Result<std::string>> run(std::vector<std::string> args, const char* what,
+                                       std::chrono::milliseconds deadline = {});
 
     asio::any_io_executor ex_;
     const Config& cfg_;
@@ -64,6 +65,10 @@ class BackupJobs {
     nlohmann::json archiver_;
     bool failing_ = false;
     uint32_t fork_pushed_ = 0;  // the timeline whose parent's segments were pushed
+    bool fork_busy_ = false;
+    std::chrono::steady_clock::time_point fork_next_try_{};
+    bool refresh_again_ = false;  // a backup ended while a read of the repository ran
+    bool listing_ = false;        // GET /v1/backups runs pgbackrest info
     nlohmann::json fork_push_;
 };
 

@@ -41,6 +41,23 @@ std::string text(const nlohmann::json& j, const char* a, const char* b = nullptr
 
 }  // namespace
 
+std::string error_lines(const std::string& out, size_t n) {
+    std::string errors;
+    for (size_t at = out.find("ERROR: "); at != std::string::npos;
+         at = out.find("ERROR: ", at + 1)) {
+        size_t end = out.find('\n', at);
+        if (!errors.empty()) errors += "; ";
+        errors += out.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    }
+    if (!errors.empty()) return errors;
+    std::string s = out;
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    size_t pos = s.size();
+    for (size_t i = 0; i < n && pos != std::string::npos && pos > 0; ++i)
+        pos = s.rfind('\n', pos - 1);
+    return pos == std::string::npos ? s : s.substr(pos + 1);
+}
+
 std::string work_dir(const Config& cfg) { return beside_data_dir(cfg.pgdata, ".pgbackrest"); }
 
 std::vector<std::string> environment(const Config& cfg) {
@@ -224,6 +241,21 @@ nlohmann::json to_json(const RepositoryInfo& info) {
     return j;
 }
 
+std::string without_restore_settings(const std::string& auto_conf) {
+    std::string out;
+    size_t start = 0;
+    while (start < auto_conf.size()) {
+        size_t end = auto_conf.find('\n', start);
+        std::string line = auto_conf.substr(start, end == std::string::npos ? end : end - start + 1);
+        start = end == std::string::npos ? auto_conf.size() : end + 1;
+        size_t k = line.find_first_not_of(" \t");
+        std::string key = k == std::string::npos ? "" : line.substr(k, line.find_first_of(" \t=", k) - k);
+        if (key.rfind("recovery_target", 0) == 0 || key == "restore_command") continue;
+        out += line;
+    }
+    return out;
+}
+
 std::vector<std::string> fork_segments(const std::vector<std::string>& wal_files,
                                        const std::string& history, uint64_t wal_segment_size) {
     auto fork = last_fork(history);
@@ -252,16 +284,16 @@ uint64_t segment_end_lsn(const std::string& name, uint64_t wal_segment_size) {
 Status check_restore_target(const Config& cfg, const RepositoryInfo& info, std::time_t now,
                             uint64_t wal_segment_size) {
     if (!info.stanza_exists)
-        return make_error("the repository holds no stanza '" + cfg.backup_stanza + "'");
+        return make_error("the repository holds no stanza '" + cfg.source_stanza() + "'");
     if (info.backups.empty())
-        return make_error("the repository holds no backup of stanza '" + cfg.backup_stanza + "'");
+        return make_error("the repository holds no backup of stanza '" + cfg.source_stanza() + "'");
     const BackupSet* first = &info.backups.front();
     if (!cfg.backup_set.empty()) {
         auto it = std::find_if(info.backups.begin(), info.backups.end(),
                                [&](const BackupSet& b) { return b.label == cfg.backup_set; });
         if (it == info.backups.end())
             return make_error("no backup '" + cfg.backup_set + "' in stanza '" +
-                              cfg.backup_stanza + "' (see `instance-manager backups`)");
+                              cfg.source_stanza() + "' (see `instance-manager backups`)");
         first = &*it;
     }
     const std::string& kind = cfg.recovery_target_kind;
@@ -271,9 +303,9 @@ Status check_restore_target(const Config& cfg, const RepositoryInfo& info, std::
         if (*t > now)
             return make_error("--recovery-target-time " + cfg.recovery_target +
                               " is in the future (now " + iso(now) + ")");
-        if (*t < first->stop)
+        if (*t <= first->stop)
             return make_error("--recovery-target-time " + cfg.recovery_target +
-                              " is before the end of " +
+                              " is not after the end of " +
                               (cfg.backup_set.empty() ? "the oldest backup " : "backup ") +
                               first->label + " (" + iso(first->stop) +
                               "): no backup can be replayed to it");
@@ -295,6 +327,9 @@ Status check_restore_target(const Config& cfg, const RepositoryInfo& info, std::
 
 std::vector<std::string> restore_args(const Config& cfg) {
     std::vector<std::string> out = {"restore"};
+    // On the command line (it wins over the environment's stanza): the
+    // restore_command pgBackRest writes for the recovery reads from it too.
+    if (cfg.source_stanza() != cfg.backup_stanza) out.push_back("--stanza=" + cfg.source_stanza());
     if (!cfg.backup_set.empty()) out.push_back("--set=" + cfg.backup_set);
     if (cfg.recovery_target_kind.empty()) {
         // To the end of the archive, then promote (no target to pause at).
@@ -302,11 +337,10 @@ std::vector<std::string> restore_args(const Config& cfg) {
         return out;
     }
     std::string target = cfg.recovery_target;
-    if (cfg.recovery_target_kind == "time") {
-        // Read as UTC without a zone here; postgres would read its own TimeZone.
-        auto zone = target.find_first_of("+-Z", 19);
-        if (zone == std::string::npos) target += "+00";
-    }
+    if (cfg.recovery_target_kind == "time")
+        // UTC, as the manager read it (postgres would read a time without a
+        // zone in its own TimeZone; pgBackRest refuses 'T' and 'Z').
+        target = utc_timestamp(target).value_or(target);
     out.push_back("--type=" + cfg.recovery_target_kind);
     out.push_back("--target=" + target);
     out.push_back("--target-action=promote");

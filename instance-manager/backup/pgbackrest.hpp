@@ -40,6 +40,11 @@ SpawnOptions command(const Config& cfg, std::vector<std::string> args,
 // repository and fetch WAL from it (see README, "Continuous archiving").
 std::string archive_settings(const Config& cfg);
 
+// What an error message carries of pgBackRest's output: its ERROR lines,
+// else the last `n` lines (never the whole output: it names endpoints and
+// paths; secure options it prints as <redacted> anyway).
+std::string error_lines(const std::string& output, size_t n = 3);
+
 // A word for the shell (archive_command runs through one).
 std::string shell_quote(const std::string& word);
 
@@ -89,6 +94,12 @@ std::vector<std::string> restore_args(const Config& cfg);
 // point is postgres's own to archive, as .partial.
 std::vector<std::string> fork_segments(const std::vector<std::string>& wal_files,
                                        const std::string& history, uint64_t wal_segment_size);
+
+// postgresql.auto.conf without what pgbackrest restore wrote there for its
+// recovery (recovery_target*, restore_command): kept, a replica cloned from
+// the restored primary would stop at the same target and promote itself,
+// and the restore's restore_command would win over the manager's.
+std::string without_restore_settings(const std::string& auto_conf);
 
 // The WAL position just past the end of segment `name` (24 hex digits); 0
 // when malformed.

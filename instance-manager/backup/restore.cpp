@@ -20,7 +20,7 @@ std::string restore_mark_path(const Config& cfg) {
 }
 
 nlohmann::json restore_request(const Config& cfg) {
-    return {{"stanza", cfg.backup_stanza},
+    return {{"stanza", cfg.source_stanza()},
             {"backup_set", cfg.backup_set},
             {"target_kind", cfg.recovery_target_kind},
             {"target", cfg.recovery_target}};
@@ -38,7 +38,12 @@ Result<std::optional<RestoreMark>> read_restore_mark(const Config& cfg) {
 }
 
 Status set_restore_stage(const Config& cfg, const std::string& stage) {
-    nlohmann::json j = {{"request", restore_request(cfg)}, {"stage", stage}};
+    return set_restore_stage(cfg, stage, restore_request(cfg));
+}
+
+Status set_restore_stage(const Config& cfg, const std::string& stage,
+                         const nlohmann::json& request) {
+    nlohmann::json j = {{"request", request}, {"stage", stage}};
     if (auto st = fs::write_file_atomic(restore_mark_path(cfg), j.dump() + "\n", 0600); !st)
         return st;
     return fs::fsync_dir(std::filesystem::path(restore_mark_path(cfg)).parent_path().string());
@@ -64,6 +69,16 @@ awaitable<Result<bool>> restore_standby(const Config& cfg, Reaper& reaper) {
     co_return true;
 }
 
+Status scrub_restore_settings(const std::string& pgdata) {
+    std::string path = fs::join(pgdata, "postgresql.auto.conf");
+    if (!fs::exists(path)) return Ok{};
+    auto text = fs::read_file(path, 16 << 20);
+    if (!text) return text.error();
+    std::string clean = without_restore_settings(*text);
+    if (clean == *text) return Ok{};
+    return fs::write_file_atomic(path, clean, 0600);
+}
+
 Status ensure_work_dirs(const Config& cfg) {
     for (const char* sub : {"", "/lock", "/spool"}) {
         std::string dir = work_dir(cfg) + sub;
@@ -73,10 +88,13 @@ Status ensure_work_dirs(const Config& cfg) {
     return Ok{};
 }
 
-awaitable<Result<std::string>> repository_info_json(const Config& cfg, Reaper& reaper) {
+awaitable<Result<std::string>> repository_info_json(const Config& cfg, Reaper& reaper,
+                                                   std::string stanza) {
     // Not logged line by line: it is one JSON document (joined again
     // without separators: a very long line comes in pieces).
-    auto opts = command(cfg, {"--output=json", "info"}, std::chrono::minutes(2), false);
+    std::vector<std::string> args = {"--output=json", "info"};
+    if (!stanza.empty()) args.insert(args.begin(), "--stanza=" + stanza);
+    auto opts = command(cfg, args, std::chrono::minutes(2), false);
     auto text = std::make_shared<std::string>();
     // A local: GCC 12 mishandles temporaries inside co_await.
     std::function<bool(std::string_view)> keep = [text](std::string_view line) {
@@ -87,14 +105,21 @@ awaitable<Result<std::string>> repository_info_json(const Config& cfg, Reaper& r
     if (!r) co_return r.error();
     if (!r->success())
         co_return make_error("pgbackrest info " + describe_wait_status(r->wait_status) + ": " +
-                             *text);
+                             error_lines(*text));
     co_return *text;
 }
 
 awaitable<Status> restore_data_dir(const Config& cfg, Reaper& reaper, bool clear_first) {
-    auto info_text = co_await repository_info_json(cfg, reaper);
+    // A restore starts a new history; a member of a running cluster's write
+    // authority it must not be (its promotion would be a write without grants).
+    if (fs::exists(cfg.authority_file()))
+        co_return make_error("--restore-from-backup: " + cfg.authority_file() +
+                             " says this instance was a member of a cluster's write authority; a "
+                             "restore starts a new cluster: remove that file if this is intended "
+                             "(nothing was changed)");
+    auto info_text = co_await repository_info_json(cfg, reaper, cfg.source_stanza());
     if (!info_text) co_return info_text.error();
-    auto info = parse_info(*info_text, cfg.backup_stanza);
+    auto info = parse_info(*info_text, cfg.source_stanza());
     if (!info) co_return info.error();
     if (auto st = check_restore_target(cfg, *info, std::time(nullptr)); !st)
         co_return make_error("--restore-from-backup: " + st.error().message +
@@ -110,7 +135,7 @@ awaitable<Status> restore_data_dir(const Config& cfg, Reaper& reaper, bool clear
     // From here on the data directory fills: a kill leaves "copying".
     if (auto st = set_restore_stage(cfg, "copying"); !st) co_return st;
     log::info("restore", "restoring the data directory from the repository",
-              {{"stanza", cfg.backup_stanza},
+              {{"stanza", cfg.source_stanza()},
                {"backup_set", cfg.backup_set.empty() ? "chosen by pgBackRest" : cfg.backup_set},
                {"target", cfg.recovery_target_kind.empty()
                               ? std::string("the end of the archive")

@@ -29,6 +29,8 @@ struct RestoreMark {
 nlohmann::json restore_request(const Config& cfg);
 Result<std::optional<RestoreMark>> read_restore_mark(const Config& cfg);
 Status set_restore_stage(const Config& cfg, const std::string& stage);
+Status set_restore_stage(const Config& cfg, const std::string& stage,
+                         const nlohmann::json& request);
 
 // Checks the request against the repository (nothing is written when it
 // cannot be met), then restores into cfg.pgdata, which must be empty or
@@ -41,10 +43,16 @@ awaitable<Status> restore_data_dir(const Config& cfg, Reaper& reaper, bool clear
 // the repository holds no backup of the stanza.
 awaitable<Result<bool>> restore_standby(const Config& cfg, Reaper& reaper);
 
+// Removes what pgbackrest restore wrote into postgresql.auto.conf for its
+// own recovery (without_restore_settings); a no-op when it holds none.
+Status scrub_restore_settings(const std::string& pgdata);
+
 // The spool and lock directories beside the data directory.
 Status ensure_work_dirs(const Config& cfg);
 
 // `pgbackrest info --output=json` for the configured stanza.
-awaitable<Result<std::string>> repository_info_json(const Config& cfg, Reaper& reaper);
+// `stanza`: another than the configured one (the source of a restore).
+awaitable<Result<std::string>> repository_info_json(const Config& cfg, Reaper& reaper,
+                                                   std::string stanza = {});
 
 }  // namespace im::backup

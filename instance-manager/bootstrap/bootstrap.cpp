@@ -181,6 +181,17 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
     auto restore_mark = backup::read_restore_mark(cfg);
     if (!restore_mark) co_return restore_mark.error();
     bool restore_again = false, restore_recovering = false;
+    if (*restore_mark && (*restore_mark)->stage == "recovering" && *kind == DataDirKind::cluster &&
+        !fs::exists(fs::join(cfg.pgdata, "recovery.signal"))) {
+        // It promoted (postgres removes recovery.signal then) before the
+        // manager noted it: a primary with writes of its own, never restored
+        // over. Noted now, with the request it was restored with.
+        if (auto st = backup::scrub_restore_settings(cfg.pgdata); !st) co_return st.error();
+        if (auto st = backup::set_restore_stage(cfg, "done", (*restore_mark)->request); !st)
+            co_return st.error();
+        (*restore_mark)->stage = "done";
+        log::warn("restore", "the restore had promoted before its end was noted: noted now");
+    }
     if (*restore_mark && (*restore_mark)->stage != "done") {
         if (!restore_wanted)
             co_return make_error("a restore from the repository is unfinished (" +

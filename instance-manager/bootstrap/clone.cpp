@@ -158,6 +158,9 @@ awaitable<Status> clone_replica(const Config& cfg, Reaper& reaper, const std::st
             co_return st;
 
     drop_copied_state(cfg);
+    // A copy of a restored primary (or of its backup) must not stop at the
+    // restore's target and promote itself (backup/restore.hpp).
+    if (auto st = backup::scrub_restore_settings(cfg.pgdata); !st) co_return st;
     if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, "standby.signal"), "", 0600); !st)
         co_return st;
     if (auto st = fs::fsync_dir(cfg.pgdata); !st) co_return st;

@@ -58,7 +58,7 @@ awaitable<CommandAnswer> Daemon::run(const std::string& command, const nlohmann:
     // failover need not wait for the old primary's smart shutdown timeout.
     if (shutting_down_ && command != "fence") co_return conflict("the manager is shutting down");
     if (!prepared_ || !store_) co_return conflict("the instance is still bootstrapping");
-    if (state_.restoring && command != "fence")
+    if (state_.restoring && command != "fence" && command != "unfence")
         co_return conflict(
             "restoring from the repository: it replays to its target and promotes itself there");
     auto slot = commands_.try_take();

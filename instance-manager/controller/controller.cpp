@@ -133,6 +133,12 @@ std::optional<std::pair<std::string, std::string>> Controller::failover_holdoff(
             if (m.reachable && !m.standby &&
                 (m.role == "starting" || (m.role == "primary" && !m.ready)))
                 return std::make_pair(m.name, std::string("a primary on its way up: waiting"));
+    // A member that restores the cluster from its backup promotes itself at
+    // the restore's target: nobody else is promoted meanwhile.
+    for (const auto& m : views_)
+        if (m.reachable && m.status.value("restoring", false))
+            return std::make_pair(m.name, std::string("it restores the cluster from its backup "
+                                                      "and promotes itself: waiting"));
     // A controller that has not seen a primary yet (it just started, or the
     // whole cluster did) does not know who was primary: it waits for every
     // member, up to kFirstFailoverWait, before its first failover.
@@ -932,6 +938,12 @@ awaitable<void> Controller::backup_loop() {
         if (!view.is_object() || !view.value("stanza_ready", false) ||
             view.value("running", nlohmann::json()).is_object() ||
             view.value("repository_read_at", "").empty())
+            continue;
+        // A backup that ended after the repository was last read is not in
+        // `newest` yet: wait for the read rather than take another.
+        const auto& result = view.value("last_result", nlohmann::json());
+        if (result.is_object() &&
+            result.value("finished_at", "") >= view.value("repository_read_at", ""))
             continue;
         std::string due = backup_due(s, newest_backups(view), std::time(nullptr));
         auto now = std::chrono::steady_clock::now();

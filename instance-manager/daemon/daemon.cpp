@@ -332,9 +332,17 @@ awaitable<void> Daemon::after_check(PgSession& session) {
     }
     state_.ever_ready = true;
     if (state_.restoring && observed == Role::primary) {
-        // Promoted at the restore's target: a new timeline, this cluster's first primary.
-        if (auto st = backup::set_restore_stage(cfg_, "done"); !st)
+        // Promoted at the restore's target: a new timeline, this cluster's
+        // first primary. Its recovery settings go first (a replica cloned
+        // from it would stop at the same target and promote itself).
+        auto st = backup::scrub_restore_settings(cfg_.pgdata);
+        if (st) st = backup::set_restore_stage(cfg_, "done");
+        if (!st) {
+            // The next start finds it promoted and notes it then.
             log::error("restore", "cannot note the finished restore", {{"error", st.error().message}});
+            shutdown(1, "cannot note the finished restore");
+            co_return;
+        }
         state_.restoring = prepared_->restoring = false;
         log::info("restore", "the restore reached its target and promoted",
                   {{"timeline", state_.pg.timeline}, {"lsn", state_.pg.current_lsn}});

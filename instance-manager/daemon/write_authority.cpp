@@ -16,6 +16,13 @@ uint64_t newest_lsn(const PgObservation& pg) {
 CommandAnswer Daemon::authority(const std::string& what, const nlohmann::json& body) {
     const auto now = quorum::own_now();
     if (what == "promise") {
+        // A restore makes the first primary of a new history: joining a
+        // membership now would make its own promotion a write without the
+        // write right (it is adopted afterwards, as a fresh primary is).
+        if (state_.restoring)
+            return make_error("restoring from the repository: it promotes itself, then it can "
+                              "be adopted",
+                              409);
         // A check of postgres at once: a controller that promotes in
         // synchronous mode asks again after its wait, for positions read
         // after the old primary could last commit.

@@ -27,8 +27,9 @@ std::string make_repo(Instance& owner) {
     return repo;
 }
 
-void with_repo(Instance& i, const std::string& repo, std::vector<std::string> more = {}) {
-    i.extra_args.insert(i.extra_args.end(), {"--backup-repo", repo, "--backup-stanza", kStanza});
+void with_repo(Instance& i, const std::string& repo, std::vector<std::string> more = {},
+               const std::string& stanza = kStanza) {
+    i.extra_args.insert(i.extra_args.end(), {"--backup-repo", repo, "--backup-stanza", stanza});
     i.extra_args.insert(i.extra_args.end(), more.begin(), more.end());
 }
 
@@ -79,9 +80,10 @@ void archive_now(Instance& i) {
 }
 
 // A new instance restored from the repository with `flags`, promoted at its target.
-void restore_into(Instance& r, const std::string& repo, std::vector<std::string> flags) {
+void restore_into(Instance& r, const std::string& repo, std::vector<std::string> flags,
+                  const std::string& stanza = kStanza) {
     flags.insert(flags.begin(), "--restore-from-backup");
-    with_repo(r, repo, flags);
+    with_repo(r, repo, flags, stanza);
     r.start();
     REQUIRE(r.wait_until(
         [&] {
@@ -138,12 +140,27 @@ TEST_CASE("point-in-time recovery to a time, an LSN and a restore point", "[back
         // A new timeline, this cluster's own: it archives there.
         CHECK(r.status()["postgres"].value("timeline", 0) >= 2);
         CHECK(r.psql("INSERT INTO marks VALUES (100)").code == 0);
+        // A replica cloned from it does not stop at the restore's target
+        // (nor promote itself there): it streams and stays a replica.
+        Instance r2("bk-time-replica");
+        r2.replica_of(r);
+        with_repo(r2, repo);
+        r2.start();
+        REQUIRE(r2.wait_ready());
+        CHECK(r.psql("INSERT INTO marks VALUES (101)").code == 0);
+        CHECK(r2.wait_until([&] { return ids_in(r2, "marks").size() == 5; }, 30s));
+        std::this_thread::sleep_for(2s);
+        CHECK(r2.status().value("role", "") == "replica");
+        CHECK_THAT(r2.log(), !Catch::Contains("selected new timeline"));
+        CHECK(r.psql_local("SELECT count(*) FROM pg_stat_replication").out == "1\n");
+        r2.signal(SIGTERM);
+        REQUIRE(r2.wait_exit(30s) == 0);
         // Restarted with the same flags, the restored directory is reused.
         r.signal(SIGTERM);
         REQUIRE(r.wait_exit(30s) == 0);
         r.start();
         REQUIRE(r.wait_ready());
-        CHECK(ids_in(r, "marks") == std::vector<int>{1, 2, 3, 100});
+        CHECK(ids_in(r, "marks") == std::vector<int>{1, 2, 3, 100, 101});
     }
     SECTION("to an LSN") {
         Instance r("bk-lsn");
@@ -151,11 +168,20 @@ TEST_CASE("point-in-time recovery to a time, an LSN and a restore point", "[back
         INFO(r.log_tail());
         CHECK(ids_in(r, "marks") == std::vector<int>{1, 2, 3, 4});
     }
-    SECTION("to a restore point") {
+    SECTION("to a restore point, as a copy that archives to a stanza of its own") {
         Instance r("bk-name");
-        restore_into(r, repo, {"--recovery-target-name", "before-six"});
+        restore_into(r, repo, {"--recovery-target-name", "before-six", "--restore-from-stanza", kStanza},
+                     "it-copy");
         INFO(r.log_tail());
         CHECK(ids_in(r, "marks") == std::vector<int>{1, 2, 3, 4, 5});
+        // The copy's new timeline goes to its own stanza, never the original's.
+        REQUIRE(r.wait_until([&] { return stanza_ready(r); }, 60s));
+        archive_now(r);
+        CHECK(sh("ls " + repo + "/archive/it-copy/15-1/0000000200000000").code == 0);
+        CHECK(sh("ls " + repo + "/archive/" + kStanza + "/15-1/00000002.history").code != 0);
+        CHECK(sh("ls " + repo + "/archive/" + kStanza + "/15-1/0000000200000000").code != 0);
+        // Its restore_command came from the restore; it is the copy's own now.
+        CHECK(sh("grep -c restore_command " + r.pgdata + "/postgresql.auto.conf || true").out == "0\n");
     }
     SECTION("to the end of the archive, and a replica of the restored cluster") {
         Instance r("bk-end");
@@ -181,7 +207,7 @@ TEST_CASE("point-in-time recovery to a time, an LSN and a restore point", "[back
         r.extra_args.clear();
         with_repo(r, repo, {"--restore-from-backup", "--recovery-target-time", "2001-01-01 00:00:00"});
         CHECK(r.run_to_exit() != 0);
-        CHECK_THAT(r.log(), Catch::Contains("before the end of the oldest backup"));
+        CHECK_THAT(r.log(), Catch::Contains("not after the end of the oldest backup"));
         CHECK(empty_dir(r.pgdata));
         r.extra_args.clear();
         with_repo(r, repo, {"--restore-from-backup", "--backup-set", "20000101-000000F"});
@@ -428,4 +454,40 @@ TEST_CASE("an S3 repository: s3rver over TLS, the same archive, backup and resto
     restore_into(r, "/cluster", {});
     CHECK(ids_in(r, "marks") == std::vector<int>{1, 2});
     CHECK_THAT(p.log(), !Catch::Contains("S3RVER\""));
+}
+
+TEST_CASE("a backup taken under pgbench restores to a consistent database", "[backup]") {
+    Instance p("bk-busy");
+    std::string repo = make_repo(p);
+    with_repo(p, repo);
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.wait_until([&] { return stanza_ready(p); }, 60s));
+    const std::string conn = "'host=" + p.address + " port=" + std::to_string(p.pg_port) +
+                             " user=app dbname=app password=" + p.app_password() + "'";
+    REQUIRE(sh("pgbench -q -i -s 2 " + conn + " >/dev/null 2>&1").code == 0);
+    std::string load = sh("pgbench -n -c 4 -j 2 -T 20 " + conn + " >/dev/null 2>&1 & echo $!").out;
+    while (!load.empty() && load.back() == '\n') load.pop_back();
+    std::this_thread::sleep_for(3s);
+    take_backup(p);
+    REQUIRE(p.wait_until([&] { return sh("kill -0 " + load + " 2>/dev/null").code != 0; }, 60s));
+    auto last = backup_view(p)["last_backup"];
+    INFO(last.dump());
+    // The database as the backup alone makes it: its set, replayed to its end.
+    Instance r("bk-busy-restore");
+    restore_into(r, repo, {"--backup-set", last.value("label", ""), "--recovery-target-lsn",
+                           last.value("lsn_stop", "")});
+    // TPC-B's invariants hold in every consistent state: each transaction
+    // adds the same delta to an account, its teller, its branch and the history.
+    auto sums = r.psql("SELECT (SELECT sum(abalance) FROM pgbench_accounts) = "
+                       "(SELECT COALESCE(sum(delta), 0) FROM pgbench_history) AND "
+                       "(SELECT sum(tbalance) FROM pgbench_tellers) = "
+                       "(SELECT sum(bbalance) FROM pgbench_branches) AND "
+                       "(SELECT sum(bbalance) FROM pgbench_branches) = "
+                       "(SELECT COALESCE(sum(delta), 0) FROM pgbench_history), "
+                       "(SELECT count(*) FROM pgbench_history)");
+    REQUIRE(sums.code == 0);
+    INFO(sums.out);
+    CHECK(sums.out.substr(0, 2) == "t|");
+    CHECK(sums.out != "t|0\n");  // transactions were running when the backup was taken
 }
