@@ -79,6 +79,16 @@ void archive_now(Instance& i) {
         60s));
 }
 
+// Starts `p` with a repository of its own (returned), once its stanza is ready.
+std::string start_archiving(Instance& p) {
+    std::string repo = make_repo(p);
+    with_repo(p, repo);
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.wait_until([&] { return stanza_ready(p); }, 60s));
+    return repo;
+}
+
 // A new instance restored from the repository with `flags`, promoted at its target.
 void restore_into(Instance& r, const std::string& repo, std::vector<std::string> flags,
                   const std::string& stanza = kStanza) {
@@ -110,11 +120,7 @@ bool empty_dir(const std::string& dir) {
 
 TEST_CASE("point-in-time recovery to a time, an LSN and a restore point", "[backup]") {
     Instance p("bk-primary");
-    std::string repo = make_repo(p);
-    with_repo(p, repo);
-    p.start();
-    REQUIRE(p.wait_ready());
-    REQUIRE(p.wait_until([&] { return stanza_ready(p); }, 60s));
+    std::string repo = start_archiving(p);
     REQUIRE(p.psql("CREATE TABLE marks (id int PRIMARY KEY)").code == 0);
     REQUIRE(p.psql("INSERT INTO marks VALUES (1), (2)").code == 0);
     take_backup(p);
@@ -269,11 +275,7 @@ TEST_CASE("pgBackRest's own options pass through, and its secrets appear nowhere
 
 TEST_CASE("a broken repository is loud, and the primary serves on", "[backup]") {
     Instance p("bk-broken");
-    std::string repo = make_repo(p);
-    with_repo(p, repo);
-    p.start();
-    REQUIRE(p.wait_ready());
-    REQUIRE(p.wait_until([&] { return stanza_ready(p); }, 60s));
+    std::string repo = start_archiving(p);
     REQUIRE(sh("chmod -R a-w " + repo + "/archive", running_as_root()).code == 0);
     REQUIRE(p.psql("CREATE TABLE t (i int)").code == 0);
     one_value(p, "SELECT pg_switch_wal()");
@@ -394,11 +396,7 @@ TEST_CASE("the archive stays whole across switchovers and a failover under a wri
 
 TEST_CASE("a new replica from the repository instead of the primary", "[backup]") {
     Instance p("bk-source"), r("bk-from-repo");
-    std::string repo = make_repo(p);
-    with_repo(p, repo);
-    p.start();
-    REQUIRE(p.wait_ready());
-    REQUIRE(p.wait_until([&] { return stanza_ready(p); }, 60s));
+    std::string repo = start_archiving(p);
     REQUIRE(p.psql("CREATE TABLE marks (id int PRIMARY KEY)").code == 0);
     REQUIRE(p.psql("INSERT INTO marks VALUES (1)").code == 0);
     take_backup(p);
@@ -458,11 +456,7 @@ TEST_CASE("an S3 repository: s3rver over TLS, the same archive, backup and resto
 
 TEST_CASE("a backup taken under pgbench restores to a consistent database", "[backup]") {
     Instance p("bk-busy");
-    std::string repo = make_repo(p);
-    with_repo(p, repo);
-    p.start();
-    REQUIRE(p.wait_ready());
-    REQUIRE(p.wait_until([&] { return stanza_ready(p); }, 60s));
+    std::string repo = start_archiving(p);
     const std::string conn = "'host=" + p.address + " port=" + std::to_string(p.pg_port) +
                              " user=app dbname=app password=" + p.app_password() + "'";
     REQUIRE(sh("pgbench -q -i -s 2 " + conn + " >/dev/null 2>&1").code == 0);
