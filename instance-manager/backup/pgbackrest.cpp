@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "bootstrap/data_dir.hpp"
+#include "bootstrap/pg_files.hpp"
 #include "bootstrap/replication_config.hpp"
 
 namespace im::backup {
@@ -127,11 +128,7 @@ std::string shell_quote(const std::string& word) {
 
 std::string archive_settings(const Config& cfg) {
     std::string bin = shell_quote(cfg.pgbackrest_bin);
-    auto q = [](const std::string& v) {
-        std::string out = "'";
-        for (char c : v) out += c == '\'' ? std::string("''") : std::string(1, c);
-        return out + "'";
-    };
+    const auto q = conf_quote;
     // 'on', not 'always': pgBackRest refuses to back up a cluster that
     // archives from its standbys. What a failed primary did not archive, its
     // successor pushes from its own pg_wal (fork_segments).
