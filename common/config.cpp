@@ -341,6 +341,10 @@ Status validate(Config& cfg) {
                 "--primary-conninfo: no password here; use --replication-password-file");
     }
     if (auto st = validate_backup(cfg); !st) return st;
+    // Their content is checked when it is read (and again at every change):
+    // a bad version is refused while the last good one stays in force.
+    if (auto st = check_readable("--pg-parameters-file", cfg.pg_parameters_file); !st) return st;
+    if (auto st = check_readable("--pg-hba-file", cfg.pg_hba_file); !st) return st;
     log::Level lvl;
     if (!log::parse_level(cfg.log_level, lvl))
         return make_error("--log-level: debug, info, warn or error");
@@ -491,6 +495,13 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
         ->envname("IM_RECOVERY_TARGET_NAME");
     app.add_option("--recovery-target-xid", target_xid, "restore to this transaction's commit")
         ->envname("IM_RECOVERY_TARGET_XID");
+    app.add_option("--pg-parameters-file", cfg.pg_parameters_file,
+                   "the cluster's PostgreSQL parameters, `name = value` lines (re-read when it "
+                   "changes; the same file on every member)")
+        ->envname("IM_PG_PARAMETERS_FILE");
+    app.add_option("--pg-hba-file", cfg.pg_hba_file,
+                   "extra pg_hba.conf rules, placed after the manager's own")
+        ->envname("IM_PG_HBA_FILE");
     app.add_option("--restart-policy", restart_policy, "always | never")
         ->envname("IM_RESTART_POLICY");
     app.add_option("--smart-shutdown-timeout", smart)->envname("IM_SMART_SHUTDOWN_TIMEOUT");

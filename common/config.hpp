@@ -63,6 +63,12 @@ struct Config {
     // join another membership.
     std::vector<std::string> membership;
 
+    // The cluster's PostgreSQL parameters and extra client-authentication
+    // rules (parameters/): the same files on every member, re-read when
+    // they change. Empty: none.
+    std::string pg_parameters_file;
+    std::string pg_hba_file;
+
     RestartPolicy restart_policy = RestartPolicy::always;
     std::chrono::milliseconds smart_shutdown_timeout{10'000};
     std::chrono::milliseconds fast_shutdown_timeout{20'000};

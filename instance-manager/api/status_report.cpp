@@ -48,6 +48,11 @@ namespace {
 nlohmann::json or_null(const std::string& v) {
     return v.empty() ? nlohmann::json() : nlohmann::json(v);
 }
+nlohmann::json pending_names(const PgObservation& pg) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& p : pg.pending_settings) out.push_back(p.value("name", ""));
+    return out;
+}
 }  // namespace
 
 nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
@@ -70,6 +75,7 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
         {"receive_lsn", or_null(pg.receive_lsn)},
         {"replay_lsn", or_null(pg.replay_lsn)},
         {"pending_restart", pg.pending_restart},
+        {"pending_restart_settings", pending_names(pg)},
         {"start_time", or_null(pg.pg_start_time)},
         {"restarts", s.process.restarts},
         {"crashes", s.process.crashes},
@@ -109,6 +115,7 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
         {"authority", authority},
         {"replication", replication},
         {"backup", s.backup_view ? s.backup_view() : json()},
+        {"parameters", s.parameters_view ? s.parameters_view() : json()},
         {"restoring", s.restoring},
         {"clone_progress", s.clone_progress ? json(*s.clone_progress) : json()},
         {"last_error", or_null(last_error)},

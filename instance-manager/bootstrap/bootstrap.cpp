@@ -124,7 +124,7 @@ Status write_managed_files(const Config& cfg, const Prepared& p) {
         standby += "synchronous_standby_names = " +
                    conf_quote(synchronous_standby_names(*p.persistent.synchronous)) + "\n";
     if (cfg.backups()) standby += backup::archive_settings(cfg);
-    return write_pg_files(cfg, p.tls, p.superuser_enabled, standby);
+    return write_pg_files(cfg, p.tls, p.superuser_enabled, standby, p.extra_hba);
 }
 
 namespace {

@@ -25,6 +25,8 @@ struct Prepared {
     bool replica = false;  // standby.signal is present
     TlsFiles tls;
     std::string passfile;  // streaming_replica's password, for libpq
+    // The --pg-hba-file rules last accepted (parameters/parameter_watch.hpp).
+    std::string extra_hba;
     PersistentState persistent;
 };
 

@@ -14,6 +14,8 @@ std::string conf_quote(const std::string& v) {
     for (char c : v) {
         if (c == '\'')
             out += "''";
+        else if (c == '\\')
+            out += "\\\\";  // postgres reads a backslash in quotes as an escape
         else
             out.push_back(c);
     }
@@ -25,6 +27,9 @@ std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
     std::ostringstream o;
     o << "# Written by instance-manager at every start; do not edit.\n"
          "# Your own settings belong in postgresql.conf or ALTER SYSTEM.\n"
+         "# The cluster's parameters (--pg-parameters-file) come first: the\n"
+         "# manager's own settings below always win.\n"
+      << "include_if_exists = " << conf_quote(kParametersConfName) << "\n"
       << "listen_addresses = '*'\n"
       << "port = " << cfg.pg_port << "\n"
       << "unix_socket_directories = " << conf_quote(cfg.socket_dir) << "\n"
@@ -61,7 +66,7 @@ std::string render_managed_conf(const Config& cfg, const TlsFiles& tls,
     return o.str();
 }
 
-std::string render_hba(bool superuser_over_tcp) {
+std::string render_hba(bool superuser_over_tcp, const std::string& extra_rules) {
     std::ostringstream o;
     o << "# Written by instance-manager at every start; do not edit.\n"
          "# TYPE   DATABASE     USER               ADDRESS  METHOD\n"
@@ -74,6 +79,14 @@ std::string render_hba(bool superuser_over_tcp) {
       << "host     app          app                all      scram-sha-256\n";
     if (superuser_over_tcp)
         o << "host     all          postgres           all      scram-sha-256\n";
+    // The roles the manager owns go no further: no extra rule below can let
+    // the replication role in without TLS, or the superuser over TCP when it
+    // is not switched on.
+    o << "host     all          streaming_replica  all      reject\n";
+    if (!superuser_over_tcp)
+        o << "host     all          postgres           all      reject\n";
+    if (!extra_rules.empty())
+        o << "# Extra rules (--pg-hba-file)\n" << extra_rules;
     o << "host     all          all                all      reject\n"
       << "local    all          all                         reject\n";
     return o.str();
@@ -99,7 +112,7 @@ Status ensure_include(const std::string& pgdata) {
 }
 
 Status write_pg_files(const Config& cfg, const TlsFiles& tls, bool superuser_over_tcp,
-                      const std::string& role_settings) {
+                      const std::string& role_settings, const std::string& extra_hba) {
     std::string os_user = "postgres";
     if (passwd* pw = ::getpwuid(::geteuid())) os_user = pw->pw_name;
     if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, kManagedConfName),
@@ -107,7 +120,7 @@ Status write_pg_files(const Config& cfg, const TlsFiles& tls, bool superuser_ove
         !st)
         return st;
     if (auto st = fs::write_file_atomic(fs::join(cfg.pgdata, "pg_hba.conf"),
-                                        render_hba(superuser_over_tcp));
+                                        render_hba(superuser_over_tcp, extra_hba));
         !st)
         return st;
     if (auto st =

@@ -27,6 +27,7 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
           [this](HttpRequest req, PeerInfo peer) { return api_.handle(std::move(req), peer); },
           std::move(api_tls)),
       backups_(io.get_executor(), cfg_, reaper_),
+      params_(io.get_executor(), cfg_, reaper_),
       authority_(cfg_.name, quorum::GrantStore(cfg_.authority_file()),
                  std::chrono::duration_cast<authority::Duration>(cfg_.grant_ttl), cfg_.membership),
       keeper_(io.get_executor(), cfg_.name, authority_,
@@ -41,6 +42,7 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
     keeper_.on_deadline([this] { sync_watchdog(); });
     state_.authority_view = [this] { return authority_view(); };
     state_.backup_view = [this] { return backups_.view(); };
+    if (params_.enabled()) state_.parameters_view = [this] { return parameters_view(); };
     signals_.add(SIGHUP);
     signals_.add(SIGCHLD);
     supervisor_.set_exit_hook(
@@ -112,6 +114,7 @@ void Daemon::on_signal(int sig) {
             break;
         case SIGHUP:
             reload_all();
+            params_.poke();
             break;
         case SIGTERM:
         case SIGINT:
@@ -150,6 +153,7 @@ void Daemon::shutdown(int exit_code, std::string reason) {
 
 awaitable<void> Daemon::finish_shutdown() {
     monitor_.stop();
+    params_.stop();
     if (supervisor_.running()) {
         int status = co_await supervisor_.stop(StopMode::smart);
         // A clean stop is exit 0 of the postmaster; anything harsher is
@@ -268,6 +272,9 @@ awaitable<void> Daemon::main_flow() {
     state_.standby = prepared_->replica;
     state_.restoring = prepared_->restoring;
     if (shutting_down_) co_return;
+    // The cluster's parameters before postgres first reads its configuration.
+    co_await params_.apply_at_start(*this);
+    spawn_guarded("the parameter watch", params_.run(*this));
     if (fs::exists(rewind_mark_path(cfg_)) && !prepared_->persistent.fenced) {
         // Cut short while rewriting the data directory: fenced until a rejoin clones it again.
         if (auto st = persist_fence("a rewind or re-clone was interrupted"); !st) {

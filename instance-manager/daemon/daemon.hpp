@@ -18,6 +18,7 @@
 #include "daemon/start_gate.hpp"
 #include "daemon/state_store.hpp"
 #include "daemon/supervisor.hpp"
+#include "parameters/parameter_watch.hpp"
 #include "process.hpp"
 #include "quorum/member_service.hpp"
 #include "quorum/watchdog.hpp"
@@ -25,7 +26,7 @@
 
 namespace im {
 
-class Daemon : public ApiActions, private StartHost {
+class Daemon : public ApiActions, private StartHost, private parameters::WatchHost {
   public:
     // `api_tls`: the API's TLS context (nullptr: plain HTTP).
     Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_token,
@@ -56,6 +57,14 @@ class Daemon : public ApiActions, private StartHost {
     awaitable<StartVerdict> ask_members() override;
     Status persist_fence(const std::string& why) override;
     Status launch(StartCause cause) override;
+
+    // WatchHost: what the parameter watch asks (cluster_parameters.cpp).
+    Status write_hba(const std::string& extra_rules) override;
+    bool postgres_running() const override { return supervisor_.running(); }
+    awaitable<Result<std::string>> hba_errors() override;
+    awaitable<Status> reload() override;
+    // Status "parameters": the version in force, and what waits for a restart.
+    nlohmann::json parameters_view() const;
 
     awaitable<void> main_flow();
     awaitable<void> after_check(PgSession& session);
@@ -166,6 +175,7 @@ class Daemon : public ApiActions, private StartHost {
     boost::system::error_code ignored_ec_;
     std::shared_ptr<asio::ssl::context> peer_tls_;  // for https member URLs
     backup::BackupJobs backups_;
+    parameters::ParameterWatch params_;
     quorum::MemberService authority_;  // this member's promises and grants
     quorum::WriteKeeper keeper_;       // the write right, while primary
     std::optional<quorum::Watchdog> watchdog_;

@@ -28,6 +28,9 @@ struct PgObservation {
     std::string receive_lsn;
     std::string replay_lsn;
     bool pending_restart = false;
+    // The settings whose new value waits for a restart: [{"name", "setting"}]
+    // (the running value).
+    nlohmann::json pending_settings = nlohmann::json::array();
     std::string pg_start_time;
     // Replication, from the same check: for a replica its WAL receiver, for a
     // primary its pg_stat_replication rows and physical slots.
@@ -73,6 +76,9 @@ struct InstanceState {
     // pgBackRest's work on this instance (backup/backup_jobs.hpp); null
     // without a repository.
     std::function<nlohmann::json()> backup_view;
+    // The cluster's parameters in force (parameters/parameter_watch.hpp);
+    // null without --pg-parameters-file or --pg-hba-file.
+    std::function<nlohmann::json()> parameters_view;
     // Restored from the repository, replaying to its target (not yet promoted).
     bool restoring = false;
     uint64_t write_right_losses = 0;  // rights lost while postgres ran writable

@@ -29,7 +29,8 @@ constexpr const char* kStatusSql =
     "                (SELECT timeline_id FROM pg_control_checkpoint()))"
     "  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
     " pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,"
-    " EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart),"
+    " (SELECT json_agg(json_build_object('name', name, 'setting', setting) ORDER BY name)"
+    "  FROM pg_settings WHERE pending_restart)::text,"
     " pg_postmaster_start_time()::text,"
     " CASE WHEN pg_is_in_recovery() THEN json_build_object("
     "   'wal_receiver', (SELECT json_build_object('status', status, 'sender_host', sender_host,"
@@ -172,7 +173,9 @@ awaitable<void> Monitor::check_once() {
     pg.timeline = static_cast<uint32_t>(std::stoul(pg_value(res, 0, 5).value_or("0")));
     pg.receive_lsn = pg_value(res, 0, 6).value_or("");
     pg.replay_lsn = pg_value(res, 0, 7).value_or("");
-    pg.pending_restart = pg_value(res, 0, 8).value_or("f") == "t";
+    auto pending = nlohmann::json::parse(pg_value(res, 0, 8).value_or("null"), nullptr, false);
+    pg.pending_settings = pending.is_array() ? pending : nlohmann::json::array();
+    pg.pending_restart = !pg.pending_settings.empty();
     pg.pg_start_time = pg_value(res, 0, 9).value_or("");
     auto repl = nlohmann::json::parse(pg_value(res, 0, 10).value_or("{}"), nullptr, false);
     pg.replication = repl.is_object() ? repl : nlohmann::json::object();

@@ -15,7 +15,8 @@ TEST_CASE("hba lets in app, replication and the manager; superuser only when ena
     CHECK(hba.find("hostssl  replication  streaming_replica") != std::string::npos);
     CHECK(hba.find("local    all          postgres                    peer map=instance-manager") !=
           std::string::npos);
-    CHECK(hba.find("host     all          postgres") == std::string::npos);
+    CHECK(hba.find("host     all          postgres           all      scram") == std::string::npos);
+    CHECK(hba.find("host     all          postgres           all      reject") != std::string::npos);
     CHECK(hba.find("trust") == std::string::npos);
     auto with_su = render_hba(true);
     CHECK(with_su.find("host     all          postgres           all      scram-sha-256") !=

@@ -1,0 +1,63 @@
+// The daemon's side of the parameter watch (parameters/parameter_watch.hpp):
+// pg_hba.conf rewritten with the extra rules, the server's reading of it,
+// the reload, and what status says.
+#include "daemon/daemon.hpp"
+#include "parameters/parameter_file.hpp"
+
+namespace im {
+
+Status Daemon::write_hba(const std::string& extra_rules) {
+    if (!prepared_) return make_error("the instance is still bootstrapping");
+    std::string before = prepared_->extra_hba;
+    prepared_->extra_hba = extra_rules;
+    auto st = write_managed_files(cfg_, *prepared_);
+    if (!st) prepared_->extra_hba = before;
+    return st;
+}
+
+awaitable<Result<std::string>> Daemon::hba_errors() {
+    PgSession session(io_.get_executor());
+    if (auto st = co_await monitor_.connect_local(session, std::chrono::seconds(10)); !st)
+        co_return st.error();
+    // pg_hba_file_rules reads the file as it is on disk, as a reload would.
+    auto r = co_await session.query(
+        "SELECT COALESCE(string_agg('line ' || line_number || ': ' || error, '; '"
+        " ORDER BY line_number), '') FROM pg_hba_file_rules WHERE error IS NOT NULL",
+        std::chrono::seconds(10));
+    if (!r) co_return r.error();
+    co_return pg_value(r->get(), 0, 0).value_or("");
+}
+
+awaitable<Status> Daemon::reload() {
+    supervisor_.reload();
+    monitor_.poke();
+    co_return Ok{};
+}
+
+nlohmann::json Daemon::parameters_view() const {
+    nlohmann::json out = params_.view();
+    if (!out.is_object()) return out;
+    nlohmann::json pending = nlohmann::json::array();
+    // Hot standby needs at least its primary's value of a few settings: a
+    // decrease must reach the primary before its replicas (the controller
+    // then restarts the primary first).
+    bool primary_first = false;
+    for (const auto& p : state_.pg.pending_settings) {
+        const std::string name = p.value("name", "");
+        pending.push_back(name);
+        if (!parameters::hot_standby_sensitive(name)) continue;
+        for (const auto& a : params_.applied())
+            if (a.name == name) {
+                try {
+                    if (std::stoll(a.value) < std::stoll(p.value("setting", "0")))
+                        primary_first = true;
+                } catch (const std::exception&) {
+                }
+            }
+    }
+    out["pending_restart"] = pending;
+    out["primary_first"] = primary_first;
+    return out;
+}
+
+}  // namespace im
