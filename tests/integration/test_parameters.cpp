@@ -1,0 +1,73 @@
+// The cluster's parameters file on real instances: a reload-only change in
+// force on every member within seconds, the same version everywhere; bad
+// versions refused with the server's own message, nothing changed; a fixed
+// file applies.
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "harness.hpp"
+
+using namespace std::chrono_literals;
+using namespace harness;
+
+namespace {
+void write_as_user(const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+    sh("chown " + run_user() + " " + path + " 2>/dev/null || true");
+}
+std::string show(Instance& i, const std::string& name) {
+    auto r = i.psql_local("SHOW " + name);
+    std::string out = r.out;
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return out;
+}
+}  // namespace
+
+TEST_CASE("cluster parameters: applied on every member, bad versions refused", "[parameters]") {
+    Instance primary("par1");
+    const std::string file = primary.root + "/cluster.conf";
+    write_as_user(file, "work_mem = 12MB\n");
+    primary.extra_args = {"--pg-parameters-file", file};
+    primary.start();
+    REQUIRE(primary.wait_ready());
+    Instance replica("par2");
+    replica.replica_of(primary);
+    replica.extra_args = {"--pg-parameters-file", file};
+    replica.start();
+    REQUIRE(replica.wait_ready(120s));
+    CHECK(show(primary, "work_mem") == "12MB");
+    CHECK(show(replica, "work_mem") == "12MB");
+
+    write_as_user(file, "work_mem = 33MB\nmax_connections = 150\n");
+    for (auto* i : {&primary, &replica})
+        REQUIRE(i->wait_until([&] { return show(*i, "work_mem") == "33MB"; }, 15s));
+    auto version = primary.status()["parameters"]["version"];
+    CHECK(version.is_string());
+    CHECK(replica.status()["parameters"]["version"] == version);
+    REQUIRE(primary.wait_until(
+        [&] {
+            auto p = primary.status()["parameters"]["pending_restart"];
+            return p.is_array() && p.size() == 1 && p[0] == "max_connections";
+        },
+        10s));
+
+    for (auto [text, message] :
+         {std::pair<std::string, std::string>{"work_mem = 4XB\n", "Valid units for this parameter"},
+          {"shared_bufers = 1GB\n", "unrecognized configuration parameter \"shared_bufers\""},
+          {"port = 7000\n", "port is set by the manager"}}) {
+        write_as_user(file, text);
+        REQUIRE(primary.wait_until(
+            [&, message = message] {
+                auto e = primary.status()["parameters"]["error"];
+                return e.is_string() && e.get<std::string>().find(message) != std::string::npos;
+            },
+            15s));
+        CHECK(primary.status()["parameters"]["version"] == version);
+        CHECK(show(primary, "work_mem") == "33MB");
+    }
+    write_as_user(file, "work_mem = 8MB\n");
+    for (auto* i : {&primary, &replica})
+        REQUIRE(i->wait_until([&] { return show(*i, "work_mem") == "8MB"; }, 15s));
+    CHECK(primary.status()["parameters"]["error"].is_null());
+    CHECK(primary.status()["parameters"]["version"] != version);
+}
