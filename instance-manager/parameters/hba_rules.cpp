@@ -1,4 +1,5 @@
 #include "parameters/hba_rules.hpp"
+#include "parameters/file_lines.hpp"
 
 #include <arpa/inet.h>
 
@@ -96,19 +97,11 @@ Result<std::vector<std::string>> parse_hba_rules(std::string_view text) {
         "trust", "reject", "scram-sha-256", "md5", "password", "gss", "sspi",
         "ident", "peer",   "ldap",          "radius", "cert",  "pam", "bsd"};
     std::vector<std::string> out;
-    std::string errors;
-    auto fail = [&](int line, const std::string& why) {
-        if (!errors.empty()) errors += "; ";
-        errors += "line " + std::to_string(line) + ": " + why;
-    };
-    int number = 0;
-    size_t pos = 0;
-    while (pos <= text.size()) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
-        ++number;
+    LineErrors errors;
+    auto fail = [&](size_t line, const std::string& why) { errors.add(line, why); };
+    const auto lines = split_lines(text);
+    for (size_t number = 1; number <= lines.size(); ++number) {
+        std::string_view line = lines[number - 1];
         if (!line.empty() && line.back() == '\\') {
             fail(number, "continuation lines are not supported; one rule per line");
             continue;
@@ -167,7 +160,7 @@ Result<std::vector<std::string>> parse_hba_rules(std::string_view text) {
         for (const auto& field : f) rule += (rule.empty() ? "" : " ") + field;
         out.push_back(std::move(rule));
     }
-    if (!errors.empty()) return make_error(errors);
+    if (!errors.empty()) return make_error(errors.text());
     return out;
 }
 

@@ -1,4 +1,5 @@
 #include "parameters/parameter_file.hpp"
+#include "parameters/file_lines.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -146,20 +147,12 @@ bool hot_standby_sensitive(std::string_view name) {
 
 Result<std::vector<Parameter>> parse_parameters(std::string_view text) {
     std::vector<Parameter> out;
-    std::map<std::string, int> seen;  // name -> line
-    std::string errors;
-    auto fail = [&](int line, const std::string& why) {
-        if (!errors.empty()) errors += "; ";
-        errors += "line " + std::to_string(line) + ": " + why;
-    };
-    int number = 0;
-    size_t pos = 0;
-    while (pos <= text.size()) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
-        ++number;
+    std::map<std::string, size_t> seen;  // name -> line
+    LineErrors errors;
+    auto fail = [&](size_t line, const std::string& why) { errors.add(line, why); };
+    const auto lines = split_lines(text);
+    for (size_t number = 1; number <= lines.size(); ++number) {
+        std::string_view line = lines[number - 1];
         if (line.find('\0') != std::string_view::npos) {
             fail(number, "a NUL byte");
             continue;
@@ -185,7 +178,7 @@ Result<std::vector<Parameter>> parse_parameters(std::string_view text) {
         }
         out.push_back(std::move(parsed.param));
     }
-    if (!errors.empty()) return make_error(errors);
+    if (!errors.empty()) return make_error(errors.text());
     std::sort(out.begin(), out.end(),
               [](const Parameter& a, const Parameter& b) { return a.name < b.name; });
     return out;
