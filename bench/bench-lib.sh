@@ -57,3 +57,17 @@ bench_stats() {
   median=$(sed -n "$(( (n + 1) / 2 ))p" <<<"$sorted"); max=$(tail -1 <<<"$sorted")
   printf '%-54s median %6s ms   max %6s ms   (%d runs)\n' "$name" "$median" "$max" "$n"
 }
+
+# bench_gap OUT FROM_MS TO_MS: the longest gap (ms) between two commits in
+# bench-writer's output OUT ("id unix_ms port" lines) that ended in [FROM, TO].
+bench_gap() {
+  awk -v t0="$2" -v t1="$3" 'prev && $2 >= t0 && $2 <= t1 { g = $2 - prev; if (g > max) max = g } { prev = $2 } END { print max + 0 }' "$1"
+}
+
+# bench_lost OUT CONNINFO: how many of the commits bench-writer saw
+# acknowledged (OUT) the cluster's bench_log lacks.
+bench_lost() {
+  awk '{ print $1 }' "$1" > "$1.ids"
+  psql -At "$2" -c "CREATE TEMP TABLE seen (id bigint)" -c "\\copy seen FROM '$1.ids'" \
+    -c "SELECT count(*) FROM seen WHERE id NOT IN (SELECT id FROM bench_log)" | tail -1
+}

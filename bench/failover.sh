@@ -64,11 +64,9 @@ one_run() {  # kind run
   wait "$w" "$pgb" 2>/dev/null || true
   [[ -n $t1 ]] || { echo "$kind run $run: no write on a new primary within 30 s"; exit 1; }
   local gap
-  gap=$(awk -v t0="$t0" -v t1="$t1" 'prev && $2 >= t0 - 1000 && $2 <= t1 { g = $2 - prev; if (g > max) max = g } { prev = $2 } END { print max + 0 }' "$out")
-  awk '{ print $1 }' "$out" > "$CL_DIR/ids"
+  gap=$(bench_gap "$out" $((t0 - 1000)) "$t1")
   local lost
-  lost=$(psql -At "$rw" -c "CREATE TEMP TABLE seen (id bigint)" -c "\\copy seen FROM '$CL_DIR/ids'" \
-    -c "SELECT count(*) FROM seen WHERE id NOT IN (SELECT id FROM bench_log)" | tail -1)
+  lost=$(bench_lost "$out" "$rw")
   lost_total=$((lost_total + lost))
   if [[ $kind == failover ]]; then
     failover_ms+=($((t1 - t0))); failover_gap+=("$gap")
@@ -77,7 +75,7 @@ one_run() {  # kind run
   else
     switchover_ms+=($((t1 - t0))); switchover_gap+=("$gap")
   fi
-  echo "$kind $run: $old -> new primary, first committed write after $((t1 - t0)) ms, longest write gap $gap ms, $(wc -l < "$CL_DIR/ids") rows committed by the writer, $lost lost"
+  echo "$kind $run: $old -> new primary, first committed write after $((t1 - t0)) ms, longest write gap $gap ms, $(wc -l < "$out") rows committed by the writer, $lost lost"
 }
 
 

@@ -91,6 +91,10 @@ std::optional<std::string> check_field(const nlohmann::json& v, FieldType type) 
         case FieldType::flag:
             if (!v.is_boolean()) return "true or false";
             break;
+        case FieldType::start_time:
+            if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().size() > 64)
+                return "postgres's start time as status reports it";
+            break;
         case FieldType::backup_type:
             if (!v.is_string() || (v != "full" && v != "diff" && v != "incr"))
                 return "\"full\", \"diff\" or \"incr\"";
@@ -148,7 +152,10 @@ const std::map<std::string, Route>& routes() {
         {"/replica", {Kind::probe, get, {}}},
         {"/v1/status", {Kind::status, get, {}}},
         {"/metrics", {Kind::metrics, get, {}}},
-        {"/v1/restart", {Kind::command, post, {{"term", {FieldType::term}}}}},
+        // start_time: restart only the postgres that started then (a request
+        // made on a stale reading restarts nothing twice).
+        {"/v1/restart",
+         {Kind::command, post, {{"term", {FieldType::term}}, {"start_time", {FieldType::start_time}}}}},
         {"/v1/reload", {Kind::command, post, {{"term", {FieldType::term}}}}},
         {"/v1/promote",
          {Kind::command,

@@ -71,7 +71,8 @@ enum class FieldType {
     member_urls,
     durability,  // a durability record (authority/durability.hpp)
     flag,
-    backup_type  // "full", "diff" or "incr"
+    backup_type,  // "full", "diff" or "incr"
+    start_time    // postgres.start_time as status reports it
 };
 struct FieldSpec {
     FieldType type;

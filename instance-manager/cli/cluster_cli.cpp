@@ -90,6 +90,23 @@ int switchover_main(const std::vector<std::string>& args) {
     return 0;
 }
 
+int restart_main(const std::vector<std::string>& args) {
+    ParseOutcome outcome;
+    auto a = parse_client_args("restart", args, &outcome);
+    if (!a) return outcome.exit_code == 0 ? 0 : fail("restart", a.error().message, 2);
+    nlohmann::json body = a->all ? nlohmann::json{{"all", true}}
+                                 : nlohmann::json{{"member", a->restart_member}};
+    auto j = call_controller(*a, "/v1/restart", body);
+    if (!j) return fail("restart", j.error().message);
+    std::string names;
+    for (const auto& n : j->value("requested", nlohmann::json::array()))
+        names += (names.empty() ? "" : ", ") + n.get<std::string>();
+    std::cout << "Restart of " << names
+              << " requested: replicas restart one at a time, the primary by switchover. "
+                 "Progress: `instance-manager status`.\n";
+    return 0;
+}
+
 int failover_main(const std::vector<std::string>& args) {
     ParseOutcome outcome;
     auto a = parse_client_args("failover", args, &outcome);

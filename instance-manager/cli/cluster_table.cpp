@@ -59,7 +59,8 @@ nlohmann::json member_summary(const MemberView& m, const std::vector<MemberView>
             {"streaming", m.streaming},
             {"upstream", upstream},
             {"sync", primary ? nlohmann::json(m.synchronous_standby_names) : nlohmann::json()},
-            {"sync_state", sync_state}};
+            {"sync_state", sync_state},
+            {"pending_restart", m.pending_restart}};
 }
 
 nlohmann::json backup_summary(const nlohmann::json& v) {
@@ -89,11 +90,18 @@ nlohmann::json backup_summary(const nlohmann::json& v) {
 
 std::string render_table(const nlohmann::json& cluster) {
     std::vector<std::vector<std::string>> rows = {
-        {"MEMBER", "ROLE", "READY", "TL", "LSN", "LAG(B)", "TERM", "UPSTREAM", "SYNC"}};
-    for (const auto& m : cluster.value("members", nlohmann::json::array()))
+        {"MEMBER", "ROLE", "READY", "TL", "LSN", "LAG(B)", "TERM", "UPSTREAM", "SYNC", "RESTART"}};
+    for (const auto& m : cluster.value("members", nlohmann::json::array())) {
+        // The cluster-file settings waiting for a restart.
+        std::string pending;
+        if (auto p = m.find("pending_restart"); p != m.end() && p->is_array())
+            for (const auto& n : *p)
+                if (n.is_string()) pending += (pending.empty() ? "" : ",") + n.get<std::string>();
         rows.push_back({cell(m, "name"), cell(m, "role"), cell(m, "ready"), cell(m, "timeline"),
                         cell(m, "lsn"), cell(m, "lag_bytes"), cell(m, "term"),
-                        cell(m, "upstream"), cell(m, "sync_state")});
+                        cell(m, "upstream"), cell(m, "sync_state"),
+                        pending.empty() ? "-" : pending});
+    }
     std::vector<size_t> width(rows[0].size(), 0);
     for (const auto& r : rows)
         for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
@@ -106,6 +114,15 @@ std::string render_table(const nlohmann::json& cluster) {
     o << "\n";
     if (auto b = cluster.find("failover_blocked"); b != cluster.end() && b->is_string())
         o << "Failover blocked: " << b->get<std::string>() << "\n";
+    if (auto r = cluster.find("rollout");
+        r != cluster.end() && r->is_object() && r->value("active", false)) {
+        o << "Rolling restart since " << cell(*r, "started_at") << ": " << cell(*r, "restarts")
+          << " restarts, " << cell(*r, "switchovers") << " switchovers so far";
+        if (auto st = r->find("step"); st != r->end() && st->is_object())
+            o << "; " << cell(*st, "kind") << " " << cell(*st, "member") << ": "
+              << cell(*st, "reason");
+        o << "\n";
+    }
     if (auto b = cluster.find("backup"); b != cluster.end() && b->is_object()) {
         o << "Backups: stanza " << cell(*b, "stanza") << ", " << cell(*b, "backups") << " held";
         if (!b->value("last_backup", "").empty())

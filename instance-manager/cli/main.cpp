@@ -28,6 +28,7 @@ void usage() {
         "       instance-manager switchover --controller URL --to NAME --api-token-file F\n"
         "       instance-manager failover --controller URL --to NAME --force "
         "[--accept-data-loss] --api-token-file F\n"
+        "       instance-manager restart --controller URL --member NAME | --all --api-token-file F\n"
         "       instance-manager backup --controller URL [--type full|diff|incr] --api-token-file F\n"
         "       instance-manager backups --controller URL [--json] --api-token-file F\n"
         "       (each with --help)\n"
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
     if (args[0] == "status") return im::status_main({args.begin() + 1, args.end()});
     if (args[0] == "switchover") return im::switchover_main({args.begin() + 1, args.end()});
     if (args[0] == "failover") return im::failover_main({args.begin() + 1, args.end()});
+    if (args[0] == "restart") return im::restart_main({args.begin() + 1, args.end()});
     if (args[0] == "backup") return im::backup_main({args.begin() + 1, args.end()});
     if (args[0] == "backups") return im::backups_main({args.begin() + 1, args.end()});
     if (args[0] != "run") {

@@ -84,7 +84,7 @@ awaitable<CommandAnswer> Daemon::run(const std::string& command, const nlohmann:
     }
     std::optional<CommandAnswer> r;
     if (command == "restart")
-        r.emplace(co_await do_restart());
+        r.emplace(co_await do_restart(body));
     else if (command == "reload")
         r.emplace(co_await do_reload());
     else if (command == "promote")
@@ -117,10 +117,17 @@ awaitable<CommandAnswer> Daemon::run(const std::string& command, const nlohmann:
     co_return std::move(*r);
 }
 
-awaitable<CommandAnswer> Daemon::do_restart() {
+awaitable<CommandAnswer> Daemon::do_restart(const nlohmann::json& body) {
     if (state_.role.current() == Role::fenced) co_return conflict("the instance is fenced");
     if (restart_pending_ || !supervisor_.running())
         co_return conflict("postgres is not running (starting or restarting)");
+    // Asked for the postgres that started at a given time: one started since
+    // has already restarted (the asker read an old status).
+    if (auto t = body.find("start_time"); t != body.end() && *t != state_.pg.pg_start_time)
+        co_return nlohmann::json{{"changed", false},
+                                 {"restarted", false},
+                                 {"reason", "postgres started again since (at " +
+                                                state_.pg.pg_start_time + ")"}};
     if (auto st = enter(state_.role, Role::stopping, "restart requested"); !st)
         co_return st.error();
     co_await supervisor_.stop(StopMode::fast);

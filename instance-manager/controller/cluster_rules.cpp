@@ -57,6 +57,18 @@ MemberView member_view(const std::string& name, const std::string& url,
     if (m.received_lsn == 0) m.received_lsn = parse_lsn(json_string(pg, "receive_lsn"));
     if (m.replayed_lsn == 0) m.replayed_lsn = parse_lsn(json_string(pg, "replay_lsn"));
     m.streaming = repl.value("streaming", false);
+    m.pg_start_time = json_string(pg, "start_time");
+    if (auto par = status.find("parameters"); par != status.end() && par->is_object()) {
+        if (auto p = par->find("pending_restart"); p != par->end() && p->is_array())
+            for (const auto& n : *p)
+                if (n.is_string()) m.pending_restart.push_back(n.get<std::string>());
+        // A version counts once its pending settings are known.
+        auto known = par->find("pending_known");
+        if (known != par->end() && known->is_boolean() && known->get<bool>())
+            m.parameters_version = json_string(*par, "version");
+        auto f = par->find("primary_first");
+        m.primary_first = f != par->end() && f->is_boolean() && f->get<bool>();
+    }
     m.lag_bytes = repl.value("lag_bytes", nlohmann::json()).is_number_unsigned()
                       ? repl["lag_bytes"].get<uint64_t>()
                       : 0;

@@ -51,6 +51,15 @@ struct MemberView {
     int64_t check_age_ms = -1;
     // A stopped former primary: where its own branch began (timeline, LSN).
     std::optional<std::pair<uint32_t, uint64_t>> former_fork;
+    // The rolling restart: when its postgres started (a restart changes it),
+    // the cluster-file settings waiting for a restart, and whether one of
+    // them must reach the primary before its replicas.
+    std::string pg_start_time;
+    std::vector<std::string> pending_restart;
+    bool primary_first = false;
+    // The cluster file's version it applied, once its pending settings for
+    // it are known ("" before, or without a file).
+    std::string parameters_version;
     nlohmann::json status;                       // as reported
 };
 

@@ -104,6 +104,7 @@ int Controller::run() {
     if (kube_) {
         asio::co_spawn(io_, pod_watch_loop(), on_exit("the pod watch"));
         asio::co_spawn(io_, label_loop(), on_exit("the label loop"));
+        asio::co_spawn(io_, revision_loop(), on_exit("the revision loop"));
     }
     if (cfg_.backup_schedule.enabled())
         asio::co_spawn(io_, backup_loop(), on_exit("the backup schedule"));
@@ -126,6 +127,7 @@ std::optional<std::pair<std::string, std::string>> Controller::failover_holdoff(
     // members before it serves) is worth waiting for, a while: promoting
     // another instead would rewind it, and with asynchronous replication
     // lose what only it has.
+    if (auto why = rollout_holdoff()) return std::make_pair(primary_, *why);
     if (primary_lost_since_ &&
         Clock::now() - *primary_lost_since_ < cfg_.failover_delay + kFirstFailoverWait)
         for (const auto& m : views_)
@@ -299,6 +301,7 @@ awaitable<void> Controller::control_loop() {
         auto start = Clock::now();
         co_await poll();
         if (term_learned_ && !busy_ && !superseded_) co_await converge();
+        if (term_learned_ && !busy_ && !superseded_) rollout_step();
         // Standing by, but no writable primary for the takeover delay: the
         // controller in charge is gone (or cut off); take over, higher term.
         if (term_learned_ && !busy_ && superseded_ &&
@@ -1078,6 +1081,7 @@ nlohmann::json Controller::cluster() const {
         {"failover_blocked",
          failover_blocked_.empty() ? nlohmann::json() : nlohmann::json(failover_blocked_)},
         {"members", members},
+        {"rollout", rollout_view()},
         {"decisions", decisions}};
     if (const MemberView* p = backup_member())
         out["backup"] = backup_summary(p->status.value("backup", nlohmann::json()));
@@ -1134,11 +1138,14 @@ awaitable<HttpResponse> Controller::handle(HttpRequest req, PeerInfo) {
         }
         co_return json_response(http::status::ok, *r, req.version());
     }
+    if (path == "/v1/restart" && req.method() == http::verb::post)
+        co_return co_await restart_request(req);
     if ((path == "/v1/backup" && req.method() == http::verb::post) ||
         (path == "/v1/backups" && get))
         co_return co_await backup_request(req);
     if (path == "/healthz" || path == "/v1/cluster" || path == "/v1/switchover" ||
-        path == "/v1/failover" || path == "/v1/backup" || path == "/v1/backups")
+        path == "/v1/failover" || path == "/v1/backup" || path == "/v1/backups" ||
+        path == "/v1/restart")
         co_return error_response(http::status::method_not_allowed, "method not allowed",
                                  req.version());
     co_return error_response(http::status::not_found, "no such path: " + path, req.version());

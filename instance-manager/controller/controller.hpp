@@ -24,6 +24,7 @@
 #include "controller/controller_config.hpp"
 #include "controller/kubernetes/kube_api.hpp"
 #include "controller/role_labels.hpp"
+#include "controller/rollout.hpp"
 
 namespace im {
 
@@ -89,6 +90,20 @@ class Controller {
     awaitable<HttpResponse> backup_request(const HttpRequest& req);
     // The member that takes backups (the ready primary), or nullptr.
     const MemberView* backup_member() const;
+    // The rolling restart (controller_rollout.cpp): one step at a time, each
+    // carried out beside the control loop (which goes on polling, and fails
+    // over if a primary is lost meanwhile).
+    void rollout_step();
+    awaitable<void> rollout_act(rollout::Step step);
+    rollout::Input rollout_input() const;
+    // POST /v1/restart {"member"} or {"all": true}: an operator's restart,
+    // carried out by the rollout (replicas, then a switchover).
+    awaitable<HttpResponse> restart_request(const HttpRequest& req);
+    nlohmann::json rollout_view() const;
+    // Kubernetes: reads each owning StatefulSet's update revision.
+    awaitable<void> revision_loop();
+    // A primary restarted in place by the rollout is waited for, not failed over.
+    std::optional<std::string> rollout_holdoff() const;
     awaitable<void> label_loop();
     awaitable<bool> set_role_label(const LabelChange& change);
     void pods_changed();
@@ -143,9 +158,26 @@ class Controller {
     bool adopted_once_ = false;  // has seen (or made) a primary since it started
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
+    struct RolloutState {
+        std::map<std::string, std::string> requested;    // member -> start time when asked
+        std::map<std::string, std::string> in_flight;    // member -> start time before
+        std::map<std::string, std::string> out_of_date;  // Kubernetes: member -> why
+        bool acting = false;  // a step is being carried out
+        // Readings from polls sent before this are older than the last step.
+        std::chrono::steady_clock::time_point acted_at{};
+        std::chrono::steady_clock::time_point retry_at{};  // after a failed step
+        std::optional<std::chrono::steady_clock::time_point> primary_restart_sent;
+        bool await_primary_lsn = false;  // the primary restarted in place: read its position
+        uint64_t min_replay_lsn = 0;     // rollout::Input::min_replay_lsn
+        rollout::Step step;     // the last step decided
+        std::string started_at;  // since the cluster last had nothing to restart
+        unsigned restarts = 0, switchovers = 0;
+        std::deque<nlohmann::json> done;  // the last steps carried out
+    } rollout_;
     std::chrono::steady_clock::time_point backup_tried_{};  // the last scheduled backup asked
     std::unique_ptr<KubeApi> kube_;  // Kubernetes mode only
     std::map<std::string, Pod> pods_;
+    std::map<std::string, std::string> update_revisions_;  // StatefulSet -> status.updateRevision
     std::chrono::steady_clock::time_point labels_paused_until_{};
 };
 
@@ -154,6 +186,7 @@ int controller_main(const std::vector<std::string>& args);
 int status_main(const std::vector<std::string>& args);
 int switchover_main(const std::vector<std::string>& args);
 int failover_main(const std::vector<std::string>& args);
+int restart_main(const std::vector<std::string>& args);
 int backup_main(const std::vector<std::string>& args);
 int backups_main(const std::vector<std::string>& args);
 

@@ -268,6 +268,9 @@ Result<ClientArgs> parse_client_args(const std::string& command,
                  : command == "failover" ? "instance-manager failover: promote a replica by hand"
                  : command == "backup"   ? "instance-manager backup: take a backup of the cluster"
                  : command == "backups"  ? "instance-manager backups: what the repository holds"
+                 : command == "restart"
+                     ? "instance-manager restart: restart members in order (replicas one at a "
+                       "time, the primary by switchover)"
                                          : "instance-manager switchover: hand the primary role over",
                  "instance-manager " + command};
     const bool backup_command = command == "backup" || command == "backups";
@@ -284,6 +287,12 @@ Result<ClientArgs> parse_client_args(const std::string& command,
                 ->check(CLI::IsMember({"full", "diff", "incr"}));
         else
             app.add_flag("--json", out.json, "print JSON");
+        app.add_option("--api-token-file", out.api_token_file)->envname("IM_API_TOKEN_FILE");
+    } else if (command == "restart") {
+        auto* one = app.add_option("--member", out.restart_member, "the member to restart");
+        auto* every = app.add_flag("--all", out.all, "restart every member");
+        one->excludes(every);
+        every->excludes(one);
         app.add_option("--api-token-file", out.api_token_file)->envname("IM_API_TOKEN_FILE");
     } else {
         app.add_option("--to", out.to, "the replica to promote")->required();
@@ -306,6 +315,8 @@ Result<ClientArgs> parse_client_args(const std::string& command,
                 2);
         if (!out.controller.empty() && !http_client::parse_url(out.controller))
             return make_error("--controller: expected http[s]://HOST:PORT", 2);
+        if (command == "restart" && out.restart_member.empty() && !out.all)
+            return make_error("give --member NAME or --all", 2);
         if (command == "failover" && !out.force)
             return make_error(
                 "--force is required: the controller fails over by itself; this promotes --to "

@@ -73,6 +73,8 @@ struct ClientArgs {
     std::string to;                                            // switchover/failover target
     std::string backup_type = "full";                          // backup
     bool force = false, accept_data_loss = false;              // failover
+    std::string restart_member;                                // restart --member
+    bool all = false;                                          // restart --all
     std::string api_token_file;
     bool json = false;
     std::chrono::milliseconds timeout{60'000};

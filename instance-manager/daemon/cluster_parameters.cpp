@@ -44,6 +44,11 @@ nlohmann::json Daemon::parameters_view() const {
     bool primary_first = false;
     for (const auto& p : state_.pg.pending_settings) {
         const std::string name = p.value("name", "");
+        // Only what the cluster's file changed: a setting pending from ALTER
+        // SYSTEM or a hand edit is not the controller's to restart for (it
+        // shows in postgres.pending_restart_settings; a restart on request
+        // applies it).
+        if (!params_.ever_applied(name)) continue;
         pending.push_back(name);
         if (!parameters::hot_standby_sensitive(name)) continue;
         for (const auto& a : params_.applied())
@@ -57,6 +62,12 @@ nlohmann::json Daemon::parameters_view() const {
     }
     out["pending_restart"] = pending;
     out["primary_first"] = primary_first;
+    // Whether `pending_restart` is known for this version: a check of
+    // postgres that began well after the reload (postgres and the monitor's
+    // session take in the new file asynchronously). The controller's
+    // rolling restart acts on a version only once every member knows.
+    out["pending_known"] = state_.pg.checks > 0 &&
+                           state_.pg.checked_steady > params_.applied_steady() + std::chrono::seconds(1);
     return out;
 }
 

@@ -73,7 +73,7 @@ class Daemon : public ApiActions, private StartHost, private parameters::WatchHo
 
     // Commands (role_commands.cpp). Each returns the answer's JSON body or an
     // Error whose code is the HTTP status.
-    awaitable<CommandAnswer> do_restart();
+    awaitable<CommandAnswer> do_restart(const nlohmann::json& body);
     awaitable<CommandAnswer> do_reload();
     awaitable<CommandAnswer> do_promote(const nlohmann::json& body);
     awaitable<CommandAnswer> do_demote(const nlohmann::json& body);

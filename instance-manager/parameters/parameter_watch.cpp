@@ -132,6 +132,7 @@ awaitable<void> ParameterWatch::apply_at_start(WatchHost& host) {
     if (auto t = fs::read_file(conf_path, kMaxFile); t) applied_conf_ = *t;
     if (auto t = fs::read_file(rules_path, kMaxFile); t) applied_rules_ = *t;
     if (auto parsed = parse_parameters(applied_conf_); parsed) applied_ = *parsed;
+    for (const auto& a : applied_) ever_applied_.insert(a.name);
     version_ = version_of(applied_conf_, applied_rules_);
     if (auto st = host.write_hba(applied_rules_); !st)
         log::warn("parameters", "cannot write pg_hba.conf", {{"error", st.error().message}});
@@ -212,6 +213,7 @@ awaitable<void> ParameterWatch::check(WatchHost& host, bool at_start) {
     }
     auto names = changed_names(applied_, *params);
     applied_ = *params;
+    for (const auto& a : applied_) ever_applied_.insert(a.name);
     applied_conf_ = conf;
     applied_rules_ = rule_text;
     version_ = version_of(conf, rule_text);
@@ -223,6 +225,7 @@ awaitable<void> ParameterWatch::check(WatchHost& host, bool at_start) {
     if (!at_start && host.postgres_running())
         if (auto r = co_await host.reload(); !r)
             log::warn("parameters", "reload failed", {{"error", r.error().message}});
+    applied_steady_ = std::chrono::steady_clock::now();
 }
 
 }  // namespace im::parameters

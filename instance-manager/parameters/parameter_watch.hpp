@@ -13,6 +13,7 @@
 // rules beside them, rendered into pg_hba.conf at every write.
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,11 @@ class ParameterWatch {
     nlohmann::json view() const;
     // The applied parameters (the file's values, for the pending-restart report).
     const std::vector<Parameter>& applied() const { return applied_; }
+    // Whether a version applied since start-up set `name` (a name taken out
+    // of the file goes back to its default: that may need a restart too).
+    bool ever_applied(const std::string& name) const { return ever_applied_.count(name) > 0; }
+    // When the applied version was last written and reloaded.
+    std::chrono::steady_clock::time_point applied_steady() const { return applied_steady_; }
 
   private:
     awaitable<void> check(WatchHost& host, bool at_start);
@@ -72,6 +78,8 @@ class ParameterWatch {
     bool stopped_ = false;
     std::string seen_;  // the files' contents last looked at
     std::vector<Parameter> applied_;
+    std::set<std::string> ever_applied_;
+    std::chrono::steady_clock::time_point applied_steady_{};
     std::string applied_conf_;   // rendered parameters in force
     std::string applied_rules_;  // rendered rules in force
     std::string version_;

@@ -125,6 +125,15 @@ async function checkCluster(objs, label, secrets) {
   check(env(c, "IM_BOOTSTRAP_INSTANCE") === `${name}-0`, `${label}: pod 0 is the bootstrap instance`);
   check(env(c, "IM_PRIMARY_CONNINFO")?.includes(`host=${name}-rw `), `${label}: new instances clone from ${name}-rw`);
   check(c.env.find((e) => e.name === "IM_NAME")?.valueFrom?.fieldRef?.fieldPath === "metadata.name", `${label}: the instance is named after its pod`);
+  // One source of settings: the ConfigMap, mounted as a volume (edits reach
+  // the pods; a subPath mount would not), named by every member's flags.
+  const params = find(objs, "ConfigMap", `${name}-parameters`);
+  const pvol = pod.spec.volumes.find((v) => v.configMap?.name === `${name}-parameters`);
+  const pmount = c.volumeMounts.find((m) => m.name === pvol?.name && !m.subPath);
+  check(params?.data?.["postgresql.conf"] !== undefined && params?.data?.["pg_hba.conf"] !== undefined && pmount &&
+        env(c, "IM_PG_PARAMETERS_FILE") === `${pmount.mountPath}/postgresql.conf` &&
+        env(c, "IM_PG_HBA_FILE") === `${pmount.mountPath}/pg_hba.conf`,
+        `${label}: the ${name}-parameters ConfigMap is every member's parameters and hba file`);
   const pdb = objs.find((o) => o.kind === "PodDisruptionBudget");
   check(pdb && JSON.stringify(pdb.spec.selector.matchLabels) === JSON.stringify(podLabels), `${label}: a PodDisruptionBudget over the instances`);
 
@@ -172,9 +181,14 @@ async function checkCluster(objs, label, secrets) {
         `${label}: members by their DNS names under the headless Service, not-ready pods included`);
   check(args[args.indexOf("--member-port") + 1] === String(c.ports.find((p) => p.name === "api").containerPort), `${label}: the controller knows the API port`);
   const role = find(objs, "Role", `${name}-controller`);
-  check(role && role.rules.length === 1 && JSON.stringify(role.rules[0].resources) === '["pods"]' &&
-        JSON.stringify([...role.rules[0].verbs].sort()) === '["get","list","patch","watch"]',
-        `${label}: the Role allows get/list/watch/patch on pods, nothing else`);
+  const rule = (group, resource) => role?.rules.find((r) => r.apiGroups.includes(group) && r.resources.includes(resource));
+  check(role && role.rules.length === 2 && JSON.stringify(rule("", "pods")?.resources) === '["pods"]' &&
+        JSON.stringify([...rule("", "pods").verbs].sort()) === '["delete","get","list","patch","watch"]' &&
+        JSON.stringify(rule("apps", "statefulsets")?.verbs) === '["get"]',
+        `${label}: the Role allows get/list/watch/patch/delete on pods and get on statefulsets, nothing else`);
+  // Pods are replaced by the controller in role order (replicas, a
+  // switchover, the old primary), not by the StatefulSet's own order.
+  check(sts.spec.updateStrategy?.type === "OnDelete", `${label}: the StatefulSet updates OnDelete`);
   const binding = find(objs, "RoleBinding", `${name}-controller`);
   check(binding?.subjects?.[0]?.name === dep.spec.template.spec.serviceAccountName && find(objs, "ServiceAccount", binding.subjects[0].name),
         `${label}: the RoleBinding gives the Role to the controller's ServiceAccount`);

@@ -112,6 +112,12 @@ void FakeKube::add_pod(const std::string& name, const std::string& ip, const std
                             {"labels", {{key_, app.empty() ? value_ : app}}}}},
                           {"status", {{"phase", ip.empty() ? "Pending" : "Running"}}}};
     if (!ip.empty()) pod["status"]["podIP"] = ip;
+    if (!statefulset_.empty()) {
+        pod["metadata"]["ownerReferences"] = {
+            {{"apiVersion", "apps/v1"}, {"kind", "StatefulSet"}, {"name", statefulset_},
+             {"controller", true}}};
+        pod["metadata"]["labels"]["controller-revision-hash"] = update_revision_;
+    }
     changed("ADDED", pod);
     pods_[name] = pod;
 }
@@ -139,6 +145,24 @@ void FakeKube::delete_pod(const std::string& name) {
     auto pod = pods_.at(name);
     pods_.erase(name);
     changed("DELETED", pod);
+}
+
+void FakeKube::set_statefulset(const std::string& name, const std::string& update_revision) {
+    std::lock_guard lock(mu_);
+    statefulset_ = name;
+    update_revision_ = update_revision;
+}
+
+std::optional<std::string> FakeKube::revision_of(const std::string& name) {
+    std::lock_guard lock(mu_);
+    auto it = pods_.find(name);
+    if (it == pods_.end()) return std::nullopt;
+    return it->second["metadata"]["labels"].value("controller-revision-hash", "");
+}
+
+std::vector<std::string> FakeKube::deleted() {
+    std::lock_guard lock(mu_);
+    return deleted_;
 }
 
 void FakeKube::expire_watches() {
@@ -200,6 +224,26 @@ void FakeKube::handle_connection(int fd) {
 
         if (req[http::field::authorization] != "Bearer " + token_) {
             refuse(401, "Unauthorized", "missing or wrong bearer token");
+            continue;
+        }
+        const std::string sets_path = "/apis/apps/v1/namespaces/" + ns_ + "/statefulsets/";
+        if (path.rfind(sets_path, 0) == 0 && req.method() == http::verb::get) {
+            std::unique_lock lock(mu_);
+            const std::string set = path.substr(sets_path.size());
+            nlohmann::json answer =
+                set.empty() || set != statefulset_
+                    ? nlohmann::json()
+                    : nlohmann::json{{"apiVersion", "apps/v1"},
+                                     {"kind", "StatefulSet"},
+                                     {"metadata", {{"name", set}, {"namespace", ns_}}},
+                                     {"spec", {{"updateStrategy", {{"type", "OnDelete"}}}}},
+                                     {"status", {{"updateRevision", update_revision_}}}};
+            lock.unlock();
+            if (answer.is_null())
+                reply(404, status_object(404, "NotFound",
+                                         "statefulsets.apps \"" + set + "\" not found"));
+            else
+                reply(200, answer);
             continue;
         }
         const std::string pods_path = "/api/v1/namespaces/" + ns_ + "/pods";
@@ -359,6 +403,36 @@ void FakeKube::handle_connection(int fd) {
             lock.unlock();
             if (primaries > 1) violation("two pods labeled role=primary after " + req.body());
             reply(200, answer);
+            continue;
+        }
+        if (one && req.method() == http::verb::delete_) {
+            call.body = nlohmann::json::parse(req.body(), nullptr, false);
+            const auto& b = call.body;
+            if (!b.is_object() || !b.contains("preconditions") ||
+                !b["preconditions"].is_object() || !b["preconditions"].contains("uid")) {
+                refuse(422, "Invalid", "a delete without the pod's uid as precondition");
+                continue;
+            }
+            std::unique_lock lock(mu_);
+            auto it = pods_.find(name);
+            if (it == pods_.end()) {
+                lock.unlock();
+                reply(404, status_object(404, "NotFound", "pods \"" + name + "\" not found"));
+                continue;
+            }
+            if (it->second["metadata"]["uid"] != b["preconditions"]["uid"]) {
+                lock.unlock();
+                reply(409, status_object(409, "Conflict",
+                                         "Precondition failed: UID in precondition: " +
+                                             b["preconditions"]["uid"].dump()));
+                continue;
+            }
+            nlohmann::json pod = it->second;
+            pods_.erase(it);
+            changed("DELETED", pod);
+            deleted_.push_back(name);
+            lock.unlock();
+            reply(200, pod);
             continue;
         }
         refuse(405, "MethodNotAllowed", "method not allowed here");

@@ -38,6 +38,13 @@ class FakeKube {
     void set_pod_ip(const std::string& name, const std::string& ip);
     void set_label(const std::string& name, const std::optional<std::string>& role);
     void delete_pod(const std::string& name);
+    // A StatefulSet that owns the pods added from now on (ownerReferences,
+    // and label controller-revision-hash = its update revision then).
+    // Changing the revision is a template change (a new image).
+    void set_statefulset(const std::string& name, const std::string& update_revision);
+    std::optional<std::string> revision_of(const std::string& pod);
+    // Pods deleted through the API (DELETE with the pod's uid as precondition), in order.
+    std::vector<std::string> deleted();
 
     // The next PATCH gets 409 (as if someone changed the pod first: its
     // resourceVersion moves on).
@@ -77,6 +84,8 @@ class FakeKube {
     uint64_t oldest_ = 0;            // watches from before this get 410
     uint64_t watch_generation_ = 0;  // bumped to end open watches
     std::map<std::string, nlohmann::json> pods_;
+    std::string statefulset_, update_revision_;
+    std::vector<std::string> deleted_;
     std::vector<std::pair<uint64_t, nlohmann::json>> events_;  // (version, event)
     std::vector<Call> calls_;
     std::vector<std::string> violations_;

@@ -534,6 +534,27 @@ nlohmann::json cluster_of(Instance& ctl) {
     return j.is_object() ? j : nlohmann::json::object();
 }
 
+std::string rw_conninfo(const std::vector<Instance*>& all) {
+    std::string hosts, ports;
+    for (const auto* i : all) {
+        hosts += (hosts.empty() ? "" : ",") + i->address;
+        ports += (ports.empty() ? "" : ",") + std::to_string(i->pg_port);
+    }
+    return "host=" + hosts + " port=" + ports + " user=app dbname=app password=" +
+           all.front()->app_password() + " target_session_attrs=read-write connect_timeout=2";
+}
+
+void write_as_user(const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+    sh("chown " + run_user() + " " + path + " 2>/dev/null || true");
+}
+
+std::string show_setting(Instance& i, const std::string& name) {
+    std::string out = i.psql_local("SHOW " + name).out;
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return out;
+}
+
 int missing(Instance& i, const std::vector<std::string>& ids) {
     std::string list;
     for (const auto& id : ids) list += (list.empty() ? "" : ",") + id;

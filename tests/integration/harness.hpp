@@ -182,6 +182,13 @@ struct Writer {
     std::vector<std::string> stop();
 };
 
+// The read-write multi-host connection string over `all` (as app), as a
+// client of the cluster would use it.
+std::string rw_conninfo(const std::vector<Instance*>& all);
+// Writes a file the manager (run as the test user) reads.
+void write_as_user(const std::string& path, const std::string& text);
+// SHOW name on the instance, trimmed.
+std::string show_setting(Instance& i, const std::string& name);
 // How many of `ids` the instance's bench_log lacks (-1 when psql failed).
 int missing(Instance& i, const std::vector<std::string>& ids);
 

@@ -344,13 +344,7 @@ TEST_CASE("the archive stays whole across switchovers and a failover under a wri
     CHECK_THAT(ctl.log(), Catch::Contains("scheduled: a full backup is due"));
     CHECK(cluster_of(ctl)["settings"].value("backup_schedule", "") == "full=1d");
 
-    std::string hosts, ports;
-    for (auto* i : all) {
-        hosts += (hosts.empty() ? "" : ",") + i->address;
-        ports += (ports.empty() ? "" : ",") + std::to_string(i->pg_port);
-    }
-    Writer writer("host=" + hosts + " port=" + ports + " user=app dbname=app password=" +
-                      m0.app_password() + " target_session_attrs=read-write connect_timeout=2",
+    Writer writer(rw_conninfo(all),
                   m0.root + "/writer", 1);
     REQUIRE(m0.wait_until([&] { return writer.lines() > 50; }, 30s));
     auto by_name = [&](const std::string& n) -> Instance& {

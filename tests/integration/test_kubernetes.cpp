@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -324,4 +325,81 @@ TEST_CASE("Kubernetes mode: members by DNS name survive a re-creation of every p
     WARN("the controller " << (waited ? "held a failover back for the primary on its way up"
                                       : "saw the primary serve before any replica ran"));
     CHECK(kube.violations().empty());
+}
+
+TEST_CASE("Kubernetes: a template change replaces the pods in order, one switchover, no failover",
+          "[kubernetes]") {
+    Instance p("ku-0"), a("ku-1"), b("ku-2");
+    std::vector<Instance*> pods{&p, &a, &b};
+    int api_port = free_port();
+    p.address = "127.0.0.31";
+    a.address = "127.0.0.32";
+    b.address = "127.0.0.33";
+    for (auto* i : pods) i->http_port = api_port;
+    p.start();
+    REQUIRE(p.wait_ready());
+    REQUIRE(p.psql("CREATE TABLE t (v int); INSERT INTO t VALUES (1)").code == 0);
+    start_replicas(p, {&a, &b});
+
+    Instance ctl("ku-ctl");
+    KubeCredentials creds(ctl, "kube-token-789");
+    FakeKube kube("pgtest", "app", "ku", creds.token, creds.crt, creds.key);
+    kube.set_statefulset("ku", "ku-rev1");
+    for (auto* i : pods) kube.add_pod(i->name, i->address);
+    make_kube_controller(ctl, p, kube, creds, "ku",
+                         {"--member-port", std::to_string(api_port), "--membership",
+                          "ku-0,ku-1,ku-2"});
+    ctl.start();
+    INFO(ctl.log_tail());
+    REQUIRE(ctl.wait_until([&] { return converged(ctl, "ku-0"); }, 60s));
+    REQUIRE(p.wait_until([&] { return holds_write_right(p); }, 10s));
+
+    // The StatefulSet's controller with updateStrategy OnDelete, and the
+    // kubelet: a deleted pod's container stops, and a new pod from the
+    // current template starts on the same volume.
+    std::atomic<bool> done{false};
+    std::thread statefulset([&] {
+        size_t seen = 0;
+        while (!done) {
+            auto deleted = kube.deleted();
+            for (; seen < deleted.size(); ++seen)
+                for (auto* i : pods)
+                    if (i->name == deleted[seen]) {
+                        i->signal(SIGTERM);
+                        i->wait_exit(60s);
+                        kube.add_pod(i->name, "");
+                        i->start();
+                        kube.set_pod_ip(i->name, i->address);
+                    }
+            std::this_thread::sleep_for(50ms);
+        }
+    });
+    kube.set_statefulset("ku", "ku-rev2");  // a new image in the template
+    auto all_current = [&] {
+        for (auto* i : pods)
+            if (kube.revision_of(i->name) != "ku-rev2") return false;
+        auto c = cluster_of(ctl);
+        return c["rollout"].is_object() && !c["rollout"].value("active", true) && converged(ctl);
+    };
+    const bool finished = ctl.wait_until(all_current, 180s);
+    done = true;
+    statefulset.join();
+    REQUIRE(finished);
+    // Replicas first (in name order), the old primary last, after one switchover.
+    CHECK(kube.deleted() == std::vector<std::string>{"ku-1", "ku-2", "ku-0"});
+    const std::string primary = primary_of(ctl);
+    CHECK(primary != "ku-0");
+    size_t switchovers = 0;
+    const std::string log = ctl.log();
+    for (auto at = log.find("\"action\":\"switchover-done\""); at != std::string::npos;
+         at = log.find("\"action\":\"switchover-done\"", at + 1))
+        ++switchovers;
+    CHECK(switchovers == 1);
+    CHECK(log.find("\"action\":\"failover\"") == std::string::npos);
+    Instance& np = primary == "ku-1" ? a : b;
+    CHECK(np.psql("INSERT INTO t VALUES (2)").code == 0);
+    CHECK(p.wait_until([&] { return p.psql("SELECT count(*) FROM t").out == "2\n"; }, 30s));
+    auto violations = kube.violations();
+    for (const auto& v : violations) WARN(v);
+    CHECK(violations.empty());
 }

@@ -10,19 +10,6 @@
 using namespace std::chrono_literals;
 using namespace harness;
 
-namespace {
-void write_as_user(const std::string& path, const std::string& text) {
-    std::ofstream(path) << text;
-    sh("chown " + run_user() + " " + path + " 2>/dev/null || true");
-}
-std::string show(Instance& i, const std::string& name) {
-    auto r = i.psql_local("SHOW " + name);
-    std::string out = r.out;
-    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-    return out;
-}
-}  // namespace
-
 TEST_CASE("cluster parameters: applied on every member, bad versions refused", "[parameters]") {
     Instance primary("par1");
     const std::string file = primary.root + "/cluster.conf";
@@ -35,12 +22,12 @@ TEST_CASE("cluster parameters: applied on every member, bad versions refused", "
     replica.extra_args = {"--pg-parameters-file", file};
     replica.start();
     REQUIRE(replica.wait_ready(120s));
-    CHECK(show(primary, "work_mem") == "12MB");
-    CHECK(show(replica, "work_mem") == "12MB");
+    CHECK(show_setting(primary, "work_mem") == "12MB");
+    CHECK(show_setting(replica, "work_mem") == "12MB");
 
     write_as_user(file, "work_mem = 33MB\nmax_connections = 150\n");
     for (auto* i : {&primary, &replica})
-        REQUIRE(i->wait_until([&] { return show(*i, "work_mem") == "33MB"; }, 15s));
+        REQUIRE(i->wait_until([&] { return show_setting(*i, "work_mem") == "33MB"; }, 15s));
     auto version = primary.status()["parameters"]["version"];
     CHECK(version.is_string());
     CHECK(replica.status()["parameters"]["version"] == version);
@@ -63,11 +50,11 @@ TEST_CASE("cluster parameters: applied on every member, bad versions refused", "
             },
             15s));
         CHECK(primary.status()["parameters"]["version"] == version);
-        CHECK(show(primary, "work_mem") == "33MB");
+        CHECK(show_setting(primary, "work_mem") == "33MB");
     }
     write_as_user(file, "work_mem = 8MB\n");
     for (auto* i : {&primary, &replica})
-        REQUIRE(i->wait_until([&] { return show(*i, "work_mem") == "8MB"; }, 15s));
+        REQUIRE(i->wait_until([&] { return show_setting(*i, "work_mem") == "8MB"; }, 15s));
     CHECK(primary.status()["parameters"]["error"].is_null());
     CHECK(primary.status()["parameters"]["version"] != version);
 }

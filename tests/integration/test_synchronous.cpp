@@ -17,16 +17,6 @@ using namespace harness;
 namespace {
 using Clock = std::chrono::steady_clock;
 
-std::string rw_conninfo(const std::vector<Instance*>& all) {
-    std::string hosts, ports;
-    for (const auto* i : all) {
-        hosts += (hosts.empty() ? "" : ",") + i->address;
-        ports += (ports.empty() ? "" : ",") + std::to_string(i->pg_port);
-    }
-    return "host=" + hosts + " port=" + ports + " user=app dbname=app password=" +
-           all.front()->app_password() + " target_session_attrs=read-write connect_timeout=2";
-}
-
 Instance& by_name(const std::vector<Instance*>& all, const std::string& n) {
     for (auto* i : all)
         if (i->name == n) return *i;

@@ -34,7 +34,19 @@ Pod pod_from_json(const nlohmann::json& object) {
     p.deleting = meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null();
     p.role = labels.is_object() ? json_string(labels, "role") : std::string();
     p.ip = json_string(status, "podIP");
+    p.uid = json_string(meta, "uid");
+    p.revision = labels.is_object() ? json_string(labels, "controller-revision-hash") : "";
+    if (auto owners = meta.find("ownerReferences"); owners != meta.end() && owners->is_array())
+        for (const auto& o : *owners)
+            if (json_string(o, "kind") == "StatefulSet") p.owner = json_string(o, "name");
     return p;
+}
+
+std::string out_of_date_reason(const Pod& pod, const std::string& update_revision) {
+    if (pod.revision.empty() || update_revision.empty() || pod.revision == update_revision)
+        return "";
+    return "the pod runs revision " + pod.revision + " of StatefulSet " + pod.owner +
+           ", whose template is now " + update_revision;
 }
 
 nlohmann::json role_label_patch(const Pod& pod, const std::optional<std::string>& role) {
@@ -113,6 +125,24 @@ awaitable<Result<Pod>> KubeApi::patch_role(const Pod& pod, const std::optional<s
                            "application/merge-patch+json");
     if (!j) co_return j.error();
     co_return pod_from_json(*j);
+}
+
+awaitable<Result<std::string>> KubeApi::update_revision(const std::string& statefulset) {
+    auto j = co_await call("GET",
+                           "/apis/apps/v1/namespaces/" + settings_.ns + "/statefulsets/" +
+                               percent_encode(statefulset),
+                           "", "");
+    if (!j) co_return j.error();
+    co_return json_string(j->value("status", nlohmann::json::object()), "updateRevision");
+}
+
+awaitable<Status> KubeApi::delete_pod(const Pod& pod) {
+    nlohmann::json options = {{"kind", "DeleteOptions"},
+                              {"apiVersion", "v1"},
+                              {"preconditions", {{"uid", pod.uid}}}};
+    auto j = co_await call("DELETE", pods_path(pod.name), json_text(options), "application/json");
+    if (!j) co_return j.error();
+    co_return Ok{};
 }
 
 awaitable<Status> KubeApi::watch_pods(

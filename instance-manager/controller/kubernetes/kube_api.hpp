@@ -24,7 +24,16 @@ struct Pod {
     std::string role;              // metadata.labels.role; empty when absent
     std::string resource_version;  // metadata.resourceVersion
     bool deleting = false;         // metadata.deletionTimestamp is set
+    std::string uid;               // metadata.uid: this pod, not a later one of the same name
+    // The StatefulSet that owns it (ownerReferences) and the revision of the
+    // StatefulSet's template it was made from (label controller-revision-hash).
+    std::string owner;
+    std::string revision;
 };
+
+// Whether a pod runs an older template than its StatefulSet's newest
+// (`update_revision`): why, or "" when it is current (or unknown).
+std::string out_of_date_reason(const Pod& pod, const std::string& update_revision);
 
 Pod pod_from_json(const nlohmann::json& object);
 
@@ -50,6 +59,12 @@ class KubeApi {
     awaitable<Result<Pod>> get_pod(const std::string& name);
     // Errors carry the HTTP status as code (409: the pod changed, read it again).
     awaitable<Result<Pod>> patch_role(const Pod& pod, const std::optional<std::string>& role);
+    // The StatefulSet's status.updateRevision: the template new pods get.
+    awaitable<Result<std::string>> update_revision(const std::string& statefulset);
+    // Deletes this very pod (its uid as precondition: a replacement of the
+    // same name is never deleted by mistake); the StatefulSet makes a new
+    // one from its current template.
+    awaitable<Status> delete_pod(const Pod& pod);
 
     // Watches the selected pods from `resource_version`, handing each event
     // (type ADDED, MODIFIED, DELETED or BOOKMARK, and the pod) to `on_event`.
