@@ -79,7 +79,9 @@ TEST_CASE("rolling restart: replicas first, one switchover, the old primary last
     // A restart-only setting: replicas one at a time (ro-b, then ro-c), a
     // switchover, the old primary restarted by its demotion.
     const long long began = now_ms();
-    write_as_user(file, "work_mem = 8MB\nmax_connections = 150\n");
+    write_as_user(file,
+                  "work_mem = 8MB\nmax_connections = 150\n"
+                  "shared_preload_libraries = 'pg_stat_statements'\n");
     // ro-c stops while ro-b restarts: the rollout waits for it.
     REQUIRE(ctl.wait_until(
         [&] {
@@ -129,9 +131,17 @@ TEST_CASE("rolling restart: replicas first, one switchover, the old primary last
                 "0 of them lost: %d missing; longest write gap %lld ms\n",
                 commits.size(), missing(np, ids), gap);
 
+    // The extension through the same file (a restart path): in use on the new primary.
+    CHECK(np.psql_local("CREATE EXTENSION pg_stat_statements; "
+                        "SELECT count(*) > 0 FROM pg_stat_statements",
+                        "app")
+              .out.find("t") != std::string::npos);
+
     // A decrease: hot standby needs at least the primary's value, so the
     // primary restarts first, in place; no switchover, no failover.
-    write_as_user(file, "work_mem = 8MB\nmax_connections = 120\n");
+    write_as_user(file,
+                  "work_mem = 8MB\nmax_connections = 120\n"
+                  "shared_preload_libraries = 'pg_stat_statements'\n");
     REQUIRE(ctl.wait_until([&] { return rollout_of(ctl).value("active", false); }, 30s));
     REQUIRE(ctl.wait_until([&] { return settled(ctl, all, "120"); }, 120s));
     CHECK(primary_of(ctl) == primary);
