@@ -117,6 +117,7 @@ nlohmann::json build_status(const InstanceState& s, const Config& cfg) {
         {"backup", s.backup_view ? s.backup_view() : json()},
         {"parameters", s.parameters_view ? s.parameters_view() : json()},
         {"restoring", s.restoring},
+        {"restarting_on_request", s.restart_requested},
         {"clone_progress", s.clone_progress ? json(*s.clone_progress) : json()},
         {"last_error", or_null(last_error)},
         {"role_changes", changes},

@@ -130,6 +130,7 @@ awaitable<CommandAnswer> Daemon::do_restart(const nlohmann::json& body) {
                                                 state_.pg.pg_start_time + ")"}};
     if (auto st = enter(state_.role, Role::stopping, "restart requested"); !st)
         co_return st.error();
+    ScopedFlag restarting{state_.restart_requested};
     co_await supervisor_.stop(StopMode::fast);
     (void)state_.role.transition(Role::stopped, "restart requested");
     std::string reason = "restart requested";

@@ -66,6 +66,12 @@ MemberView member_view(const std::string& name, const std::string& url,
         auto known = par->find("pending_known");
         if (known != par->end() && known->is_boolean() && known->get<bool>())
             m.parameters_version = json_string(*par, "version");
+        for (const auto* key : {"lowered", "raised"})
+            if (auto l = par->find(key); l != par->end() && l->is_array())
+                for (const auto& n : *l)
+                    if (n.is_string())
+                        (std::string(key) == "lowered" ? m.lowered : m.raised)
+                            .push_back(n.get<std::string>());
         auto f = par->find("primary_first");
         m.primary_first = f != par->end() && f->is_boolean() && f->get<bool>();
     }

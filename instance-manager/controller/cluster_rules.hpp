@@ -57,6 +57,9 @@ struct MemberView {
     std::string pg_start_time;
     std::vector<std::string> pending_restart;
     bool primary_first = false;
+    // Of those, settings hot standby needs at least the primary's value of,
+    // lowered and raised by the pending version.
+    std::vector<std::string> lowered, raised;
     // The cluster file's version it applied, once its pending settings for
     // it are known ("" before, or without a file).
     std::string parameters_version;

@@ -133,7 +133,8 @@ std::optional<std::pair<std::string, std::string>> Controller::failover_holdoff(
         for (const auto& m : views_)
             // (A primary that reports its role before it is ready is on its way up too.)
             if (m.reachable && !m.standby &&
-                (m.role == "starting" || (m.role == "primary" && !m.ready)))
+                (m.role == "starting" || (m.role == "primary" && !m.ready) ||
+                 m.status.value("restarting_on_request", false)))
                 return std::make_pair(m.name, std::string("a primary on its way up: waiting"));
     // A member that restores the cluster from its backup promotes itself at
     // the restore's target: nobody else is promoted meanwhile.
@@ -246,9 +247,13 @@ awaitable<void> Controller::poll() {
         calls.push_back(c);
         asked.push_back(i);
     }
-    poll_sent_ = Clock::now();
+    const auto sent = Clock::now();
     auto answers = co_await http_client::async_http_all(calls, "", cfg_.request_timeout, tls_,
                                                         !cfg_.tls.ca_file.empty());
+    // Polls can overlap (the control loop's, an API request's): answers
+    // asked for before the views in place are older than them, and dropped.
+    if (sent < poll_sent_) co_return;
+    poll_sent_ = sent;
     std::vector<nlohmann::json> statuses(members.size());
     for (size_t k = 0; k < answers.size(); ++k) {
         if (!answers[k] || answers[k]->status != 200) continue;
@@ -304,7 +309,19 @@ awaitable<void> Controller::control_loop() {
         if (term_learned_ && !busy_ && !superseded_) rollout_step();
         // Standing by, but no writable primary for the takeover delay: the
         // controller in charge is gone (or cut off); take over, higher term.
-        if (term_learned_ && !busy_ && superseded_ &&
+        // The same waits as the controller in charge (a primary restarting
+        // on request, one on its way up, a restore), timed from when this
+        // one stopped seeing a writable primary.
+        if (term_learned_ && superseded_) {
+            if (find_primary(views_))
+                primary_lost_since_.reset();
+            else if (!primary_lost_since_)
+                primary_lost_since_ = Clock::now();
+        }
+        auto holdoff = term_learned_ && !busy_ && superseded_ ? failover_holdoff() : std::nullopt;
+        if (holdoff && proposer_->should_propose(quorum::own_now()))
+            decide_now_and_then("no-failover", holdoff->first, holdoff->second);
+        if (term_learned_ && !busy_ && superseded_ && !holdoff &&
             proposer_->should_propose(quorum::own_now())) {
             decide("take-over", "", "no writable primary while standing by");
             superseded_ = false;

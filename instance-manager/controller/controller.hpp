@@ -145,7 +145,7 @@ class Controller {
     std::string primary_;      // the member the controller holds as primary
     std::string failover_blocked_;  // why the last failover could not promote anyone
     uint64_t last_primary_lsn_ = 0;  // the primary's pg_current_wal_lsn when last seen
-    std::chrono::steady_clock::time_point poll_sent_{};  // when the last poll's requests left
+    std::chrono::steady_clock::time_point poll_sent_{};  // when the polls behind views_ left
     // Members seen (or made) primary under the write authority: a lost
     // primary never seen so could be a primary from before it, still writing.
     std::set<std::string> authorized_;
@@ -169,6 +169,7 @@ class Controller {
         std::optional<std::chrono::steady_clock::time_point> primary_restart_sent;
         bool await_primary_lsn = false;  // the primary restarted in place: read its position
         uint64_t min_replay_lsn = 0;     // rollout::Input::min_replay_lsn
+        std::string min_replay_primary;  // the primary it is a position of
         rollout::Step step;     // the last step decided
         std::string started_at;  // since the cluster last had nothing to restart
         unsigned restarts = 0, switchovers = 0;

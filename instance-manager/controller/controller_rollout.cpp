@@ -17,6 +17,9 @@ constexpr auto kRetryAfterFailure = std::chrono::seconds(5);
 // is not waited for at all).
 constexpr auto kPrimaryRestartWait = std::chrono::seconds(60);
 constexpr size_t kStepsKept = 20;
+// A switchover that failed left a failover to follow (or refused early): the
+// next attempt waits longer than after a failed restart.
+constexpr auto kRetryAfterSwitchoverFailure = std::chrono::seconds(30);
 
 const MemberView* view_of(const std::vector<MemberView>& views, const std::string& name) {
     for (const auto& v : views)
@@ -80,10 +83,15 @@ void Controller::rollout_step() {
     }
     if (r.await_primary_lsn) {
         const auto p = find_primary(views_);
-        if (!p || views_[*p].current_lsn == 0) return;  // not serving again yet
-        r.min_replay_lsn = views_[*p].current_lsn;
-        r.await_primary_lsn = false;
+        if (p && views_[*p].current_lsn != 0) {
+            r.min_replay_lsn = views_[*p].current_lsn;
+            r.min_replay_primary = views_[*p].name;
+            r.await_primary_lsn = false;
+        }
     }
+    // Another primary since (a failover): its WAL is another history, and
+    // the position says nothing about it.
+    if (r.min_replay_lsn != 0 && r.min_replay_primary != primary_) r.min_replay_lsn = 0;
     // Kubernetes: pods made from an older template of their StatefulSet.
     r.out_of_date.clear();
     for (const auto& [name, pod] : pods_) {
@@ -92,7 +100,10 @@ void Controller::rollout_step() {
         if (auto why = out_of_date_reason(pod, rev->second); !why.empty())
             r.out_of_date[name] = why;
     }
-    auto step = rollout::next_step(views_, find_primary(views_), rollout_input());
+    auto step = r.await_primary_lsn
+                    ? rollout::Step{rollout::Step::Kind::wait, primary_,
+                                    "restarted in place: waiting for it to serve again"}
+                    : rollout::next_step(views_, find_primary(views_), rollout_input());
     using Kind = rollout::Step::Kind;
     if (step.kind == Kind::idle) {
         if (!r.started_at.empty())
@@ -114,9 +125,12 @@ void Controller::rollout_step() {
                {{"members", why}});
     }
     if (step.kind == Kind::wait) {
-        if (step.member != r.step.member || step.reason != r.step.reason ||
-            r.step.kind != Kind::wait)
+        // Said when it starts waiting for another member, else every 5 s
+        // (a lag's byte count changes every poll).
+        if (step.member != r.step.member || r.step.kind != Kind::wait)
             decide("rollout-wait", step.member, step.reason);
+        else
+            decide_now_and_then("rollout-wait", step.member, step.reason);
         r.step = step;
         return;
     }
@@ -140,6 +154,9 @@ awaitable<void> Controller::rollout_act(rollout::Step step) {
     const MemberView* found = view_of(views_, step.member);
     if (!found) co_return;
     const MemberView member = *found;  // polls go on while the step runs
+    // A newer controller took over since the step was chosen (or this one
+    // was paused): it is not ours to take.
+    if (superseded_) co_return;
     nlohmann::json record = {{"time", iso8601(std::chrono::system_clock::now())},
                              {"action", rollout::to_string(step.kind)},
                              {"member", member.name},
@@ -149,29 +166,36 @@ awaitable<void> Controller::rollout_act(rollout::Step step) {
         decide("rollout-restart", member.name, step.reason);
         r.in_flight[member.name] = member.pg_start_time;
         if (step.in_place_primary) r.primary_restart_sent = Clock::now();
-        // The member restarts only if its postgres is still the one we saw:
-        // a request on a stale reading restarts nothing twice.
         Status done = Ok{};
+        bool restarted = true;
         auto pod = pods_.find(member.name);
-        if (kube_ && !step.in_place_primary && r.out_of_date.count(member.name) &&
-            pod != pods_.end()) {
+        if (kube_ && step.replace_pod && pod != pods_.end()) {
             // A new pod from the current template: the StatefulSet makes it
-            // (updateStrategy OnDelete) on the same volume.
+            // (updateStrategy OnDelete) on the same volume. The pod's uid is
+            // the precondition: a pod made since is never deleted.
             done = co_await kube_->delete_pod(pod->second);
         } else {
-            nlohmann::json body = {{"start_time", member.pg_start_time}};
+            // The member restarts only if its postgres is still the one we
+            // saw (a request on a stale reading restarts nothing twice), and
+            // only for the term in charge: a member that accepted a newer
+            // controller's term refuses (and this one stands by).
+            nlohmann::json body = {{"term", term_}, {"start_time", member.pg_start_time}};
             auto answer = co_await command(member, "restart", body, kRestartTimeout);
-            if (!answer) done = answer.error();
+            if (!answer)
+                done = answer.error();
+            else
+                restarted = answer->value("restarted", false);
         }
         if (!done) {
             decide("rollout-restart-failed", member.name, done.error().message);
             r.in_flight.erase(member.name);
             r.primary_restart_sent.reset();
             r.retry_at = Clock::now() + kRetryAfterFailure;
-        } else {
+        } else if (restarted) {
             ++r.restarts;
         }
         record["ok"] = static_cast<bool>(done);
+        record["restarted"] = static_cast<bool>(done) && restarted;
     } else if (step.kind == rollout::Step::Kind::switchover) {
         const MemberView* old = view_of(views_, primary_);
         const std::string old_name = old ? old->name : "";
@@ -186,7 +210,7 @@ awaitable<void> Controller::rollout_act(rollout::Step step) {
             if (const MemberView* now = view_of(views_, old_name);
                 now && now->pg_start_time == r.in_flight[old_name])
                 r.in_flight.erase(old_name);
-            r.retry_at = Clock::now() + kRetryAfterFailure;
+            r.retry_at = Clock::now() + kRetryAfterSwitchoverFailure;
         } else {
             ++r.switchovers;
             record["from"] = old_name;

@@ -99,6 +99,15 @@ Step next_step(const std::vector<MemberView>& members, std::optional<size_t> pri
     for (const auto& m : members) {
         settings = settings || !m.pending_restart.empty();
         primary_first = primary_first || m.primary_first;
+        // Lowered ones must reach the primary first, raised ones the
+        // replicas first: both in one version leaves no order in which the
+        // replicas keep replaying (a standby pauses at a primary value above
+        // its own, and refuses to start below its control file's).
+        if (!m.lowered.empty() && !m.raised.empty())
+            return wait(m.name, "the file lowers " + joined(m.lowered) + " and raises " +
+                                    joined(m.raised) +
+                                    ", which hot standby needs at least the primary's value of: "
+                                    "no restart order works; change them in two versions");
     }
     if (settings && p.parameters_version.empty())
         return wait(p.name, "its pending settings for the file's version are not known yet");
@@ -113,15 +122,18 @@ Step next_step(const std::vector<MemberView>& members, std::optional<size_t> pri
     const auto mine = reasons.find(p.name);
     // A decrease of a setting hot standby needs at least the primary's value
     // of: a replica restarted with it first could not start. The primary
-    // restarts in place first (its write gap is one restart's).
-    if (mine != reasons.end() && primary_first)
+    // restarts postgres in place first (its write gap is one restart's), if
+    // it has not yet: its own pending settings say so (the replicas go on
+    // reporting the decrease until they restart).
+    if (primary_first && !p.pending_restart.empty())
         return {Step::Kind::restart, p.name,
                 mine->second + " (a lower value must reach the primary before its replicas)",
-                true};
+                true, false};
     // Replicas one at a time, in name order.
     for (const auto& m : members)
         if (m.name != p.name && reasons.count(m.name))
-            return {Step::Kind::restart, m.name, reasons.at(m.name)};
+            return {Step::Kind::restart, m.name, reasons.at(m.name), false,
+                    in.out_of_date.count(m.name) > 0};
     // Only the primary is left: a switchover to the best caught-up replica
     // that may be primary (every replica was checked above); the old primary
     // restarts as its replica (a demotion starts postgres again), and is
@@ -144,8 +156,11 @@ Step next_step(const std::vector<MemberView>& members, std::optional<size_t> pri
     if (best)
         return {Step::Kind::switchover, best->name,
                 mine->second + ": the primary role goes to " + best->name + " first"};
+    // (On Kubernetes an out-of-date primary's pod is replaced all the same:
+    // there is no one to fail over to, the write gap is the new pod's start.)
     return {Step::Kind::restart, p.name,
-            mine->second + " (no replica to switch over to: restarted in place)", true};
+            mine->second + " (no replica to switch over to: restarted in place)", true,
+            in.out_of_date.count(p.name) > 0};
 }
 
 }  // namespace im::rollout

@@ -54,6 +54,9 @@ struct Step {
     std::string member;
     std::string reason;
     bool in_place_primary = false;  // restart: the member is the primary
+    // restart: a new pod from the current template (Kubernetes) rather than
+    // a restart of postgres in its pod.
+    bool replace_pod = false;
 };
 
 // The next step for the members as seen now, `primary` the writable one.

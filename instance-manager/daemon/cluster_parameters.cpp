@@ -40,8 +40,10 @@ nlohmann::json Daemon::parameters_view() const {
     nlohmann::json pending = nlohmann::json::array();
     // Hot standby needs at least its primary's value of a few settings: a
     // decrease must reach the primary before its replicas (the controller
-    // then restarts the primary first).
-    bool primary_first = false;
+    // then restarts the primary first), an increase the replicas first. The
+    // value a restart gives is the server's reading of the files (a name
+    // taken out of the file falls back to its default).
+    nlohmann::json lowered = nlohmann::json::array(), raised = nlohmann::json::array();
     for (const auto& p : state_.pg.pending_settings) {
         const std::string name = p.value("name", "");
         // Only what the cluster's file changed: a setting pending from ALTER
@@ -51,22 +53,24 @@ nlohmann::json Daemon::parameters_view() const {
         if (!params_.ever_applied(name)) continue;
         pending.push_back(name);
         if (!parameters::hot_standby_sensitive(name)) continue;
-        for (const auto& a : params_.applied())
-            if (a.name == name) {
-                try {
-                    if (std::stoll(a.value) < std::stoll(p.value("setting", "0")))
-                        primary_first = true;
-                } catch (const std::exception&) {
-                }
-            }
+        try {
+            const long long now = std::stoll(p.value("setting", ""));
+            const long long next = std::stoll(p.value("pending", ""));
+            if (next < now) lowered.push_back(name);
+            if (next > now) raised.push_back(name);
+        } catch (const std::exception&) {
+        }
     }
+    out["lowered"] = lowered;
+    out["raised"] = raised;
+    const bool primary_first = !lowered.empty();
     out["pending_restart"] = pending;
     out["primary_first"] = primary_first;
     // Whether `pending_restart` is known for this version: a check of
     // postgres that began well after the reload (postgres and the monitor's
     // session take in the new file asynchronously). The controller's
     // rolling restart acts on a version only once every member knows.
-    out["pending_known"] = state_.pg.checks > 0 &&
+    out["pending_known"] = state_.pg.checks > 0 && state_.pg.accepting &&
                            state_.pg.checked_steady > params_.applied_steady() + std::chrono::seconds(1);
     return out;
 }

@@ -81,6 +81,9 @@ struct InstanceState {
     std::function<nlohmann::json()> parameters_view;
     // Restored from the repository, replaying to its target (not yet promoted).
     bool restoring = false;
+    // A restart asked over the API (POST /v1/restart) is under way: a
+    // controller waits for a primary doing one rather than replace it.
+    bool restart_requested = false;
     uint64_t write_right_losses = 0;  // rights lost while postgres ran writable
     std::string last_error;
     std::chrono::system_clock::time_point manager_started = std::chrono::system_clock::now();

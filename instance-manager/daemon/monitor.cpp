@@ -29,8 +29,12 @@ constexpr const char* kStatusSql =
     "                (SELECT timeline_id FROM pg_control_checkpoint()))"
     "  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
     " pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,"
-    " (SELECT json_agg(json_build_object('name', name, 'setting', setting) ORDER BY name)"
-    "  FROM pg_settings WHERE pending_restart)::text,"
+    // Each setting pending a restart: its value now and the one a restart
+    // gives (the files' last word on it, else its built-in default).
+    " (SELECT json_agg(json_build_object('name', s.name, 'setting', s.setting, 'pending',"
+    "    COALESCE((SELECT f.setting FROM pg_file_settings f WHERE f.name = s.name"
+    "              ORDER BY f.seqno DESC LIMIT 1), s.boot_val)) ORDER BY s.name)"
+    "  FROM pg_settings s WHERE s.pending_restart)::text,"
     " pg_postmaster_start_time()::text,"
     " CASE WHEN pg_is_in_recovery() THEN json_build_object("
     "   'wal_receiver', (SELECT json_build_object('status', status, 'sender_host', sender_host,"

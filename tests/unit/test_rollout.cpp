@@ -19,7 +19,9 @@ struct Model {
     std::map<std::string, std::vector<std::string>> pending;
     std::set<std::string> down;
     std::map<std::string, uint64_t> behind;
-    bool primary_first = false;
+    bool primary_first = false;  // the pending settings are lowered ones
+    std::vector<std::string> raised;  // and these raised, on every member with pending settings
+    std::set<std::string> out_of_date;  // pods of an older template (cleared by a new pod)
     std::map<std::string, std::string> version;  // the file version each applied ("" unsettled)
 
     std::string start_time(const std::string& n) const {
@@ -51,6 +53,9 @@ struct Model {
                 {"parameters",
                  {{"pending_restart", pending.count(n) ? pending.at(n) : std::vector<std::string>{}},
                   {"primary_first", primary_first && pending.count(n) > 0},
+                  {"lowered", primary_first && pending.count(n) ? pending.at(n)
+                                                                : std::vector<std::string>{}},
+                  {"raised", pending.count(n) ? raised : std::vector<std::string>{}},
                   {"version", version.count(n) ? version.at(n) : "v1"},
                   {"pending_known", !version.count(n) || !version.at(n).empty()}}},
                 {"replication",
@@ -72,6 +77,10 @@ struct Model {
         ++started[n];
         pending.erase(n);
     }
+    void replace_pod(const std::string& n) {
+        restart(n);
+        out_of_date.erase(n);
+    }
 };
 
 // Runs the rule to the end, carrying each step out on the model and keeping
@@ -85,6 +94,8 @@ std::vector<std::string> run(Model& m, rollout::Input in, int limit = 20) {
             it = m.start_time(it->first) != it->second ? in.in_flight.erase(it) : std::next(it);
         for (auto it = in.requested.begin(); it != in.requested.end();)
             it = m.start_time(it->first) != it->second ? in.requested.erase(it) : std::next(it);
+        in.out_of_date.clear();
+        for (const auto& n : m.out_of_date) in.out_of_date[n] = "older pod revision";
         auto step = rollout::next_step(views, m.primary_index(), in);
         if (step.kind == Step::Kind::idle) return steps;
         if (step.kind == Step::Kind::wait) {
@@ -92,9 +103,13 @@ std::vector<std::string> run(Model& m, rollout::Input in, int limit = 20) {
             return steps;
         }
         if (step.kind == Step::Kind::restart) {
-            steps.push_back("restart " + step.member + (step.in_place_primary ? " (primary)" : ""));
+            steps.push_back((step.replace_pod ? "replace " : "restart ") + step.member +
+                            (step.in_place_primary ? " (primary)" : ""));
             in.in_flight[step.member] = m.start_time(step.member);
-            m.restart(step.member);
+            if (step.replace_pod)
+                m.replace_pod(step.member);
+            else
+                m.restart(step.member);  // an out-of-date pod stays out of date
         } else {
             steps.push_back("switchover " + step.member);
             const std::string old = m.primary;
@@ -271,4 +286,48 @@ TEST_CASE("rollout: after the primary's restart in place, replicas replay its ne
     CHECK(step.member == "n2");
     in.min_replay_lsn = 100000000;
     CHECK(rollout::next_step(m.views(), m.primary_index(), in).kind == Step::Kind::restart);
+}
+
+TEST_CASE("rollout: Kubernetes template changes, alone and with a decrease", "[rollout]") {
+    // Replicas' pods first, a switchover, the old primary's pod last.
+    Model m = three();
+    m.out_of_date = {"n1", "n2", "n3"};
+    rollout::Input in;
+    in.membership = m.names;
+    CHECK(run(m, in) == std::vector<std::string>{"replace n2", "replace n3", "switchover n2",
+                                                 "replace n1"});
+    // A single member: its pod is replaced (no one to fail over to); never
+    // an endless restart in place of a pod that stays out of date.
+    Model one;
+    one.names = {"n1"};
+    one.primary = "n1";
+    one.out_of_date = {"n1"};
+    rollout::Input oin;
+    oin.membership = one.names;
+    CHECK(run(one, oin) == std::vector<std::string>{"replace n1 (primary)"});
+    // A decrease and a new template at once: the primary restarts postgres
+    // in place once (its settings), then the pods go in the usual order.
+    Model both = three();
+    both.out_of_date = {"n1", "n2", "n3"};
+    both.primary_first = true;
+    for (const auto& n : both.names) both.pending[n] = {"max_connections"};
+    CHECK(run(both, in) == std::vector<std::string>{"restart n1 (primary)", "replace n2",
+                                                    "replace n3", "switchover n2", "replace n1"});
+}
+
+TEST_CASE("rollout: a version that lowers one standby setting and raises another waits",
+          "[rollout]") {
+    Model m = three();
+    m.primary_first = true;
+    m.raised = {"max_wal_senders"};
+    for (const auto& n : m.names) m.pending[n] = {"max_connections", "max_wal_senders"};
+    rollout::Input in;
+    in.membership = m.names;
+    auto step = rollout::next_step(m.views(), m.primary_index(), in);
+    CHECK(step.kind == Step::Kind::wait);
+    CHECK(step.reason.find("two versions") != std::string::npos);
+    // Raised only: the usual order, replicas first.
+    m.primary_first = false;
+    for (const auto& n : m.names) m.pending[n] = {"max_wal_senders"};
+    CHECK(run(m, in) == std::vector<std::string>{"restart n2", "restart n3", "switchover n2"});
 }
