@@ -296,6 +296,20 @@ std::string Metrics::render(const InstanceState& s) {
             const auto& wal = slot.value("wal_status", nlohmann::json());
             slot_lost_.Add(labels).Set(wal.is_string() && wal.get<std::string>() == "lost" ? 1 : 0);
         }
+    auto activity = [&](const char* key) {
+        auto it = pg.activity.find(key);
+        return it != pg.activity.end() && it->is_number() ? it->get<double>() : 0.0;
+    };
+    if (pg.accepting) {
+        set_gauge("pg_stat_database_xact_commit",
+                  "Transactions committed in every database since the statistics reset",
+                  activity("xact_commit"));
+        set_gauge("pg_stat_database_xact_rollback",
+                  "Transactions rolled back in every database since the statistics reset",
+                  activity("xact_rollback"));
+        set_gauge("pg_connections", "Client connections now", activity("connections"));
+        set_gauge("pg_max_connections", "max_connections in force", activity("max_connections"));
+    }
     if (s.backup_view) render_backup(s.backup_view());
     std::ostringstream out;
     prometheus::TextSerializer{}.Serialize(out, registry_->Collect());

@@ -121,6 +121,11 @@ awaitable<CommandAnswer> Daemon::do_restart(const nlohmann::json& body) {
     if (state_.role.current() == Role::fenced) co_return conflict("the instance is fenced");
     if (restart_pending_ || !supervisor_.running())
         co_return conflict("postgres is not running (starting or restarting)");
+    // A term below one this member promised comes from a controller that a
+    // newer one replaced (it may not have sent this member a command yet).
+    if (auto t = body.find("term");
+        t != body.end() && t->get<uint64_t>() < authority_.durable().promised_term)
+        co_return stale_term(t->get<uint64_t>(), authority_.durable().promised_term);
     // Asked for the postgres that started at a given time: one started since
     // has already restarted (the asker read an old status).
     if (auto t = body.find("start_time"); t != body.end() && *t != state_.pg.pg_start_time)

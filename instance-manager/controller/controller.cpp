@@ -159,6 +159,7 @@ std::optional<std::pair<std::string, std::string>> Controller::failover_holdoff(
 
 void Controller::decide(const std::string& action, const std::string& member,
                         const std::string& reason, nlohmann::json extra) {
+    metrics_.count_decision(action);
     extra["action"] = action;
     if (!member.empty()) extra["member"] = member;
     extra["reason"] = reason;
@@ -1123,6 +1124,23 @@ awaitable<HttpResponse> Controller::handle(HttpRequest req, PeerInfo) {
         co_return json_response(http::status::ok, {{"status", "ok"}}, req.version());
     if (path == "/v1/cluster" && get)
         co_return json_response(http::status::ok, cluster(), req.version());
+    if (path == "/metrics" && get) {
+        ControllerSnapshot snap;
+        snap.term = term_;
+        snap.primary = primary_;
+        snap.standing_by = superseded_;
+        snap.failover_blocked = !failover_blocked_.empty();
+        snap.rollout_active = !rollout_.started_at.empty();
+        snap.primary_lost_seconds =
+            primary_lost_since_
+                ? std::chrono::duration<double>(Clock::now() - *primary_lost_since_).count()
+                : 0.0;
+        HttpResponse res{http::status::ok, req.version()};
+        res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        res.body() = metrics_.render(views_, snap);
+        res.prepare_payload();
+        co_return res;
+    }
     if (path == "/v1/switchover" && req.method() == http::verb::post) {
         if (!bearer_matches(req, token_))
             co_return error_response(http::status::unauthorized, "missing or wrong bearer token",
@@ -1160,7 +1178,8 @@ awaitable<HttpResponse> Controller::handle(HttpRequest req, PeerInfo) {
     if ((path == "/v1/backup" && req.method() == http::verb::post) ||
         (path == "/v1/backups" && get))
         co_return co_await backup_request(req);
-    if (path == "/healthz" || path == "/v1/cluster" || path == "/v1/switchover" ||
+    if (path == "/healthz" || path == "/v1/cluster" || path == "/metrics" ||
+        path == "/v1/switchover" ||
         path == "/v1/failover" || path == "/v1/backup" || path == "/v1/backups" ||
         path == "/v1/restart")
         co_return error_response(http::status::method_not_allowed, "method not allowed",

@@ -22,6 +22,7 @@
 #include "asio.hpp"
 #include "controller/cluster_rules.hpp"
 #include "controller/controller_config.hpp"
+#include "controller/controller_metrics.hpp"
 #include "controller/kubernetes/kube_api.hpp"
 #include "controller/role_labels.hpp"
 #include "controller/rollout.hpp"
@@ -153,6 +154,7 @@ class Controller {
     bool busy_ = false;  // a failover or switchover is under way
     std::map<std::string, std::chrono::steady_clock::time_point> cooldown_;
     std::deque<nlohmann::json> decisions_;
+    ControllerMetrics metrics_;  // GET /metrics
     bool stopping_ = false;
     int exit_code_ = 0;  // 1 once a loop died
     bool adopted_once_ = false;  // has seen (or made) a primary since it started
@@ -170,6 +172,7 @@ class Controller {
         bool await_primary_lsn = false;  // the primary restarted in place: read its position
         uint64_t min_replay_lsn = 0;     // rollout::Input::min_replay_lsn
         std::string min_replay_primary;  // the primary it is a position of
+        uint32_t min_replay_timeline = 0;  // and its timeline
         rollout::Step step;     // the last step decided
         std::string started_at;  // since the cluster last had nothing to restart
         unsigned restarts = 0, switchovers = 0;

@@ -86,12 +86,18 @@ void Controller::rollout_step() {
         if (p && views_[*p].current_lsn != 0) {
             r.min_replay_lsn = views_[*p].current_lsn;
             r.min_replay_primary = views_[*p].name;
+            r.min_replay_timeline = views_[*p].timeline;
             r.await_primary_lsn = false;
         }
     }
     // Another primary since (a failover): its WAL is another history, and
     // the position says nothing about it.
-    if (r.min_replay_lsn != 0 && r.min_replay_primary != primary_) r.min_replay_lsn = 0;
+    if (r.min_replay_lsn != 0) {
+        const auto p = find_primary(views_);
+        if (r.min_replay_primary != primary_ ||
+            (p && views_[*p].timeline != r.min_replay_timeline))
+            r.min_replay_lsn = 0;
+    }
     // Kubernetes: pods made from an older template of their StatefulSet.
     r.out_of_date.clear();
     for (const auto& [name, pod] : pods_) {
@@ -125,12 +131,9 @@ void Controller::rollout_step() {
                {{"members", why}});
     }
     if (step.kind == Kind::wait) {
-        // Said when it starts waiting for another member, else every 5 s
-        // (a lag's byte count changes every poll).
-        if (step.member != r.step.member || r.step.kind != Kind::wait)
-            decide("rollout-wait", step.member, step.reason);
-        else
-            decide_now_and_then("rollout-wait", step.member, step.reason);
+        // Said once for each member waited for, then every 5 s (a lag's
+        // byte count changes every poll).
+        decide_now_and_then("rollout-wait", step.member, step.reason);
         r.step = step;
         return;
     }
@@ -171,9 +174,18 @@ awaitable<void> Controller::rollout_act(rollout::Step step) {
         auto pod = pods_.find(member.name);
         if (kube_ && step.replace_pod && pod != pods_.end()) {
             // A new pod from the current template: the StatefulSet makes it
-            // (updateStrategy OnDelete) on the same volume. The pod's uid is
-            // the precondition: a pod made since is never deleted.
-            done = co_await kube_->delete_pod(pod->second);
+            // (updateStrategy OnDelete) on the same volume. Only the pod as
+            // read (uid and resourceVersion preconditions), and a replica's
+            // only while it carries the replica label: a newer controller
+            // that made it primary relabeled it, which also moved its
+            // resourceVersion on.
+            if (!step.in_place_primary && pod->second.role != "replica")
+                done = make_error("its pod is not labeled role=replica (now " +
+                                  (pod->second.role.empty() ? std::string("none")
+                                                            : pod->second.role) +
+                                  ")");
+            else
+                done = co_await kube_->delete_pod(pod->second);
         } else {
             // The member restarts only if its postgres is still the one we
             // saw (a request on a stale reading restarts nothing twice), and

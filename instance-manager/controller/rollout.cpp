@@ -95,20 +95,8 @@ Step next_step(const std::vector<MemberView>& members, std::optional<size_t> pri
     // the file (members read it at their own moments, and a ConfigMap
     // reaches each node in its own time): restarting on a partial view
     // would restart a member twice, or a replica before its primary.
-    bool settings = false, primary_first = false;
-    for (const auto& m : members) {
-        settings = settings || !m.pending_restart.empty();
-        primary_first = primary_first || m.primary_first;
-        // Lowered ones must reach the primary first, raised ones the
-        // replicas first: both in one version leaves no order in which the
-        // replicas keep replaying (a standby pauses at a primary value above
-        // its own, and refuses to start below its control file's).
-        if (!m.lowered.empty() && !m.raised.empty())
-            return wait(m.name, "the file lowers " + joined(m.lowered) + " and raises " +
-                                    joined(m.raised) +
-                                    ", which hot standby needs at least the primary's value of: "
-                                    "no restart order works; change them in two versions");
-    }
+    bool settings = false;
+    for (const auto& m : members) settings = settings || !m.pending_restart.empty();
     if (settings && p.parameters_version.empty())
         return wait(p.name, "its pending settings for the file's version are not known yet");
     if (settings)
@@ -119,13 +107,26 @@ Step next_step(const std::vector<MemberView>& members, std::optional<size_t> pri
                                                                       : m.parameters_version) +
                                         ") is not the primary's (" + p.parameters_version +
                                         "): waiting for every member to apply the same file");
+    // Settings hot standby needs at least the primary's value of, measured
+    // against the primary's running values: lowered ones must reach the
+    // primary first, raised ones the replicas first. Both at once leaves no
+    // order in which the replicas keep replaying (a standby pauses at a
+    // primary value above its own, and refuses to start below its control
+    // file's): nothing restarts for settings until the file changes.
+    // (Any restart would apply them: an operator's or a new pod's too.)
+    if (!p.lowered.empty() && !p.raised.empty())
+        return wait(p.name, "the file lowers " + joined(p.lowered) + " and raises " +
+                                joined(p.raised) +
+                                ", which hot standby needs at least the primary's value of: "
+                                "no restart order works; change them in two versions");
+    const bool primary_first = !p.lowered.empty();
     const auto mine = reasons.find(p.name);
     // A decrease of a setting hot standby needs at least the primary's value
     // of: a replica restarted with it first could not start. The primary
     // restarts postgres in place first (its write gap is one restart's), if
     // it has not yet: its own pending settings say so (the replicas go on
     // reporting the decrease until they restart).
-    if (primary_first && !p.pending_restart.empty())
+    if (primary_first && mine != reasons.end())
         return {Step::Kind::restart, p.name,
                 mine->second + " (a lower value must reach the primary before its replicas)",
                 true, false};

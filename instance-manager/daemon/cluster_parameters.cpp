@@ -53,13 +53,18 @@ nlohmann::json Daemon::parameters_view() const {
         if (!params_.ever_applied(name)) continue;
         pending.push_back(name);
         if (!parameters::hot_standby_sensitive(name)) continue;
-        try {
-            const long long now = std::stoll(p.value("setting", ""));
-            const long long next = std::stoll(p.value("pending", ""));
-            if (next < now) lowered.push_back(name);
-            if (next > now) raised.push_back(name);
-        } catch (const std::exception&) {
-        }
+        // Plain integers only (these settings have no unit); the file's text
+        // is raw: anything else is reported neither way.
+        auto number = [](const std::string& text) -> std::optional<long long> {
+            if (text.empty() || text.size() > 18 ||
+                text.find_first_not_of("0123456789") != std::string::npos)
+                return std::nullopt;
+            return std::stoll(text);
+        };
+        const auto now = number(p.value("setting", ""));
+        const auto next = number(p.value("pending", ""));
+        if (now && next && *next < *now) lowered.push_back(name);
+        if (now && next && *next > *now) raised.push_back(name);
     }
     out["lowered"] = lowered;
     out["raised"] = raised;

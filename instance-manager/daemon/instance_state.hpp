@@ -32,6 +32,7 @@ struct PgObservation {
     // (the running value).
     nlohmann::json pending_settings = nlohmann::json::array();
     std::string pg_start_time;
+    nlohmann::json activity = nlohmann::json::object();  // commits, rollbacks, connections
     // Replication, from the same check: for a replica its WAL receiver, for a
     // primary its pg_stat_replication rows and physical slots.
     nlohmann::json replication = nlohmann::json::object();

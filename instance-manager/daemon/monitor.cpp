@@ -65,7 +65,13 @@ constexpr const char* kStatusSql =
     "      FROM pg_replication_slots WHERE slot_type = 'physical'), '[]'))"
     " END::text,"
     // Which server answered: only ours may be reported (verified below).
-    " current_setting('data_directory')";
+    " current_setting('data_directory'),"
+    // Activity, for /metrics: commits and rollbacks since the statistics
+    // reset (rate() gives per second), client connections and the limit.
+    " json_build_object('xact_commit', (SELECT sum(xact_commit) FROM pg_stat_database),"
+    "   'xact_rollback', (SELECT sum(xact_rollback) FROM pg_stat_database),"
+    "   'connections', (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),"
+    "   'max_connections', current_setting('max_connections')::int)::text";
 
 // Both sides resolved: a data directory given through a symbolic link is the same one.
 std::string real_path(const std::string& path) {
@@ -187,6 +193,8 @@ awaitable<void> Monitor::check_once() {
     pg.streaming =
         pg.in_recovery && receiver.is_object() && receiver.value("status", "") == "streaming";
     pg.lag_bytes = pg.in_recovery ? pg.replication.value("lag_bytes", uint64_t{0}) : 0;
+    auto activity = nlohmann::json::parse(pg_value(res, 0, 12).value_or("{}"), nullptr, false);
+    pg.activity = activity.is_object() ? activity : nlohmann::json::object();
     if (cfg_.backups()) {
         auto a = co_await session_.query(backup::kArchiverSql, timeout);
         pg.archiver = a ? nlohmann::json::parse(pg_value(a->get(), 0, 0).value_or("null"), nullptr,

@@ -420,7 +420,10 @@ void FakeKube::handle_connection(int fd) {
                 reply(404, status_object(404, "NotFound", "pods \"" + name + "\" not found"));
                 continue;
             }
-            if (it->second["metadata"]["uid"] != b["preconditions"]["uid"]) {
+            if (it->second["metadata"]["uid"] != b["preconditions"]["uid"] ||
+                (b["preconditions"].contains("resourceVersion") &&
+                 it->second["metadata"]["resourceVersion"] !=
+                     b["preconditions"]["resourceVersion"])) {
                 lock.unlock();
                 reply(409, status_object(409, "Conflict",
                                          "Precondition failed: UID in precondition: " +

@@ -11,6 +11,10 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "harness.hpp"
@@ -478,4 +482,45 @@ TEST_CASE("a backup taken under pgbench restores to a consistent database", "[ba
     INFO(sums.out);
     CHECK(sums.out.substr(0, 2) == "t|");
     CHECK(sums.out != "t|0\n");  // transactions were running when the backup was taken
+}
+
+TEST_CASE("the monitoring kit uses only exported metrics", "[backup]") {
+    // A primary that archives, a replica with its slot, and the controller:
+    // every family the alert rules and the dashboard name must be in one of
+    // their /metrics answers (a renamed metric breaks this test, not a
+    // dashboard nobody looks at until the night it matters).
+    Instance p("mon-p"), r("mon-r");
+    std::string repo = start_archiving(p);
+    start_replicas(p, {&r});
+    Instance ctl("mon-ctl");
+    make_controller(ctl, {&p, &r});
+    ctl.start();
+    REQUIRE(ctl.wait_until([&] { return converged(ctl, "mon-p"); }, 60s));
+    std::set<std::string> exported;
+    for (auto* i : {&p, &r, &ctl}) {
+        auto m = i->get("/metrics");
+        REQUIRE(m);
+        REQUIRE(m->status == 200);
+        std::istringstream lines(m->body);
+        for (std::string line; std::getline(lines, line);)
+            if (!line.empty() && line[0] != '#')
+                exported.insert(line.substr(0, line.find_first_of("{ ")));
+    }
+    CHECK(exported.count("instance_manager_controller_writable_primaries"));
+    CHECK(exported.count("pg_stat_database_xact_commit"));
+    const std::regex name(R"(\b(pg|instance_manager)_[a-z0-9_]+)");
+    size_t used = 0;
+    for (const char* file : {"alerts.yml", "grafana-dashboard.json"}) {
+        std::ifstream in(std::string(IM_SOURCE_DIR) + "/deploy/monitoring/" + file);
+        std::stringstream text;
+        text << in.rdbuf();
+        const std::string body = text.str();
+        REQUIRE(!body.empty());
+        for (std::sregex_iterator it(body.begin(), body.end(), name), end; it != end; ++it) {
+            ++used;
+            INFO(file << " uses " << it->str());
+            CHECK(exported.count(it->str()) == 1);
+        }
+    }
+    CHECK(used > 20);
 }

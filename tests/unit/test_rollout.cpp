@@ -331,3 +331,18 @@ TEST_CASE("rollout: a version that lowers one standby setting and raises another
     for (const auto& n : m.names) m.pending[n] = {"max_wal_senders"};
     CHECK(run(m, in) == std::vector<std::string>{"restart n2", "restart n3", "switchover n2"});
 }
+
+TEST_CASE("rollout: lowered and raised are the primary's to judge", "[rollout]") {
+    // Version N lowered max_connections and the primary already runs it;
+    // N+1 raises max_wal_senders before the replicas restarted. Each replica
+    // reports both against its own running values, but against the
+    // primary's nothing is lowered: replicas restart, as for a raise.
+    Model m = three();
+    m.primary_first = true;
+    m.raised = {"max_wal_senders"};
+    m.pending["n2"] = {"max_connections", "max_wal_senders"};
+    m.pending["n3"] = {"max_connections", "max_wal_senders"};
+    rollout::Input in;
+    in.membership = m.names;
+    CHECK(run(m, in) == std::vector<std::string>{"restart n2", "restart n3"});
+}

@@ -140,6 +140,10 @@ awaitable<Status> KubeApi::delete_pod(const Pod& pod) {
     nlohmann::json options = {{"kind", "DeleteOptions"},
                               {"apiVersion", "v1"},
                               {"preconditions", {{"uid", pod.uid}}}};
+    // And unchanged since we read it: a pod relabeled meanwhile (a newer
+    // controller made it primary) is not deleted on an old decision.
+    if (!pod.resource_version.empty())
+        options["preconditions"]["resourceVersion"] = pod.resource_version;
     auto j = co_await call("DELETE", pods_path(pod.name), json_text(options), "application/json");
     if (!j) co_return j.error();
     co_return Ok{};

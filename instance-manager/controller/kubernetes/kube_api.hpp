@@ -61,9 +61,10 @@ class KubeApi {
     awaitable<Result<Pod>> patch_role(const Pod& pod, const std::optional<std::string>& role);
     // The StatefulSet's status.updateRevision: the template new pods get.
     awaitable<Result<std::string>> update_revision(const std::string& statefulset);
-    // Deletes this very pod (its uid as precondition: a replacement of the
-    // same name is never deleted by mistake); the StatefulSet makes a new
-    // one from its current template.
+    // Deletes this very pod, as it was read (its uid and resourceVersion as
+    // preconditions: neither a replacement of the same name nor a pod
+    // changed since is deleted); the StatefulSet makes a new one from its
+    // current template.
     awaitable<Status> delete_pod(const Pod& pod);
 
     // Watches the selected pods from `resource_version`, handing each event
