@@ -244,6 +244,22 @@ for (const v of ["PGBACKREST_REPO1_S3_KEY", "PGBACKREST_REPO1_S3_KEY_SECRET", "P
 check(find(s3, "Deployment", `${name}-controller`).spec.template.spec.containers[0].env?.some((e) => e.name === "IM_BACKUP_SCHEDULE"),
       "backups-s3: the controller has a backup schedule");
 
+// kind with each instance's data in a host folder: a class without a
+// provisioner, one Retain volume per pod bound to its claim by name.
+const kh = build(path.join(dir, "examples", "kind-hostpath"));
+await checkCluster(kh, "kind-hostpath", secrets);
+const khSts = find(kh, "StatefulSet", name);
+const khClass = khSts.spec.volumeClaimTemplates[0].spec.storageClassName;
+const sc = kh.find((o) => o.kind === "StorageClass" && o.metadata.name === khClass);
+check(sc?.provisioner === "kubernetes.io/no-provisioner" && sc.reclaimPolicy === "Retain",
+      "kind-hostpath: the claims' StorageClass provisions nothing and retains");
+for (let n = 0; n < khSts.spec.replicas; n++) {
+  const pv = kh.find((o) => o.kind === "PersistentVolume" && o.spec.claimRef?.name === `${khSts.spec.volumeClaimTemplates[0].metadata.name}-${name}-${n}`);
+  check(pv && pv.spec.storageClassName === khClass && pv.spec.persistentVolumeReclaimPolicy === "Retain" &&
+        pv.spec.hostPath?.path === `/pgdata/instance-${n}` && pv.spec.hostPath.type === "Directory",
+        `kind-hostpath: pod ${name}-${n}'s claim binds a retained volume on /pgdata/instance-${n} (made beforehand)`);
+}
+
 const lb = yaml.load(fs.readFileSync(path.join(dir, "loadbalancer-example.yaml"), "utf8"));
 const lbErr = await validate(lb, "loadbalancer-example");
 check(!lbErr && lb.spec.type === "LoadBalancer" && lb.spec.selector.role === "primary", lbErr ?? "loadbalancer-example: a valid LoadBalancer to the primary");
