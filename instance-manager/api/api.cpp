@@ -343,7 +343,7 @@ awaitable<HttpResponse> Api::handle(HttpRequest req, PeerInfo peer) {
             case Kind::metrics:
                 res = HttpResponse{http::status::ok, req.version()};
                 res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-                res.body() = metrics_.render(state_);
+                res.body() = metrics_.render(state_, cfg_);
                 break;
             case Kind::command:
                 res = co_await command(path, req, peer);

@@ -6,6 +6,7 @@
 
 #include <sstream>
 
+#include "api/file_health.hpp"
 #include "bootstrap/replication_config.hpp"
 
 namespace im {
@@ -189,7 +190,11 @@ Metrics::Metrics()
       grants_held_(gauge(*registry_, "instance_manager_write_grants",
                          "Unexpired grants this primary holds (itself included)")),
       right_losses_(gauge(*registry_, "instance_manager_write_right_losses",
-                          "Times the write right was lost while postgres ran writable")) {}
+                          "Times the write right was lost while postgres ran writable")),
+      certificate_expiry_(gauge(*registry_, "instance_manager_certificate_expiry_timestamp_seconds",
+                                "When each certificate in use expires (unix time)")),
+      secret_ok_(gauge(*registry_, "instance_manager_secret_file_ok",
+                       "1 when each password or token file in use reads as a secret")) {}
 
 void Metrics::count_request(const std::string& route, unsigned status) {
     requests_.Add({{"route", route}, {"code", std::to_string(status)}}).Increment();
@@ -241,7 +246,7 @@ void Metrics::render_backup(const nlohmann::json& b) {
               result.is_object() && !result.value("ok", true) ? 1 : 0);
 }
 
-std::string Metrics::render(const InstanceState& s) {
+std::string Metrics::render(const InstanceState& s, const Config& cfg) {
     const auto& pg = s.pg;
     up_.Add({}).Set(pg.accepting ? 1 : 0);
     for (Role r : {Role::starting, Role::primary, Role::replica, Role::stopping, Role::stopped,
@@ -310,6 +315,11 @@ std::string Metrics::render(const InstanceState& s) {
         set_gauge("pg_connections", "Client connections now", activity("connections"));
         set_gauge("pg_max_connections", "max_connections in force", activity("max_connections"));
     }
+    for (const auto& [label, path] : certificates_in_use(cfg))
+        if (auto expiry = certificate_expiry(path))
+            certificate_expiry_.Add({{"certificate", label}}).Set(*expiry);
+    for (const auto& [label, ok] : secret_files_ok(cfg))
+        secret_ok_.Add({{"file", label}}).Set(ok ? 1 : 0);
     if (s.backup_view) render_backup(s.backup_view());
     std::ostringstream out;
     prometheus::TextSerializer{}.Serialize(out, registry_->Collect());

@@ -25,7 +25,7 @@ class Metrics {
     Metrics();
     void count_request(const std::string& route, unsigned status);
     void count_probe(const std::string& probe, bool ok);
-    std::string render(const InstanceState& s);
+    std::string render(const InstanceState& s, const Config& cfg);
 
   private:
     // Backup and archive gauges, made the first time they are set.
@@ -59,6 +59,8 @@ class Metrics {
     prometheus::Family<prometheus::Gauge>& write_remaining_;
     prometheus::Family<prometheus::Gauge>& grants_held_;
     prometheus::Family<prometheus::Gauge>& right_losses_;
+    prometheus::Family<prometheus::Gauge>& certificate_expiry_;
+    prometheus::Family<prometheus::Gauge>& secret_ok_;
 };
 
 // A UTC time as 2026-11-24T13:46:37Z.

@@ -225,3 +225,35 @@ TEST_CASE("an LSN as text and back", "[misc]") {
     CHECK(lsn_text(parse_lsn("0/3000060")) == "0/3000060");
     CHECK(lsn_text(0) == "0/0");
 }
+
+#include "api/file_health.hpp"
+#include "bootstrap/tls_cert.hpp"
+
+TEST_CASE("file health: a certificate's expiry and secrets that read", "[files]") {
+    auto dir = std::filesystem::temp_directory_path() / ("im-fh-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir / "instance-manager" / "tls");
+    const std::string crt = (dir / "instance-manager" / "tls" / "server.crt").string();
+    REQUIRE(im::ensure_self_signed_cert(crt, (dir / "instance-manager" / "tls" / "server.key").string(),
+                                        "pg-1"));
+    auto expiry = im::certificate_expiry(crt);
+    REQUIRE(expiry.has_value());
+    CHECK(*expiry > static_cast<double>(std::time(nullptr)) + 86400.0);
+    CHECK_FALSE(im::certificate_expiry((dir / "missing.crt").string()).has_value());
+    REQUIRE(im::fs::write_file_atomic((dir / "not-a-cert").string(), "hello\n", 0600));
+    CHECK_FALSE(im::certificate_expiry((dir / "not-a-cert").string()).has_value());
+
+    im::Config cfg;
+    cfg.pgdata = dir.string();
+    cfg.app_password_file = (dir / "app.password").string();
+    cfg.api_token_file = (dir / "token").string();
+    REQUIRE(im::fs::write_file_atomic(cfg.app_password_file, "s3cret\n", 0600));
+    // Emptied by a bad rotation.
+    REQUIRE(im::fs::write_file_atomic(cfg.api_token_file, "", 0600));
+    auto certs = im::certificates_in_use(cfg);
+    REQUIRE(certs.size() == 1);
+    CHECK(certs[0] == std::make_pair(std::string("postgres"), crt));
+    auto secrets = im::secret_files_ok(cfg);
+    CHECK(secrets == std::vector<std::pair<std::string, bool>>{{"app-password", true},
+                                                               {"api-token", false}});
+    std::filesystem::remove_all(dir);
+}
