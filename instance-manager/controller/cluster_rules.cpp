@@ -72,8 +72,6 @@ MemberView member_view(const std::string& name, const std::string& url,
                     if (n.is_string())
                         (std::string(key) == "lowered" ? m.lowered : m.raised)
                             .push_back(n.get<std::string>());
-        auto f = par->find("primary_first");
-        m.primary_first = f != par->end() && f->is_boolean() && f->get<bool>();
     }
     m.lag_bytes = repl.value("lag_bytes", nlohmann::json()).is_number_unsigned()
                       ? repl["lag_bytes"].get<uint64_t>()

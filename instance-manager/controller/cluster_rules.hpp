@@ -52,11 +52,9 @@ struct MemberView {
     // A stopped former primary: where its own branch began (timeline, LSN).
     std::optional<std::pair<uint32_t, uint64_t>> former_fork;
     // The rolling restart: when its postgres started (a restart changes it),
-    // the cluster-file settings waiting for a restart, and whether one of
-    // them must reach the primary before its replicas.
+    // and the cluster-file settings waiting for a restart.
     std::string pg_start_time;
     std::vector<std::string> pending_restart;
-    bool primary_first = false;
     // Of those, settings hot standby needs at least the primary's value of,
     // lowered and raised by the pending version.
     std::vector<std::string> lowered, raised;
