@@ -135,6 +135,35 @@ bool plain_name(const std::string& s) {
     return true;
 }
 
+Status validate_backup_server(Config& cfg) {
+    bool any = !cfg.backup_tls_cert.empty() || !cfg.backup_tls_key.empty() ||
+               !cfg.backup_tls_ca.empty();
+    if (!any) {
+        if (!cfg.backup_server_host.empty() || !cfg.backup_tls_clients.empty())
+            return make_error("--backup-server-host and --backup-tls-clients need "
+                              "--backup-tls-cert, --backup-tls-key and --backup-tls-ca");
+        return Ok{};
+    }
+    if (cfg.backup_tls_cert.empty() || cfg.backup_tls_key.empty() || cfg.backup_tls_ca.empty())
+        return make_error("standby backups need all three: --backup-tls-cert, --backup-tls-key "
+                          "and --backup-tls-ca");
+    for (auto [flag, path] : {std::pair{"--backup-tls-cert", &cfg.backup_tls_cert},
+                              std::pair{"--backup-tls-key", &cfg.backup_tls_key},
+                              std::pair{"--backup-tls-ca", &cfg.backup_tls_ca}}) {
+        if (path->front() != '/') return make_error(std::string(flag) + ": an absolute path");
+        if (auto st = check_readable(flag, *path); !st) return st;
+    }
+    if (cfg.backup_server_port < 1 || cfg.backup_server_port > 65535)
+        return make_error("--backup-server-port: 1 to 65535");
+    if (cfg.backup_server_port == cfg.pg_port || cfg.backup_server_port == cfg.http_port)
+        return make_error("--backup-server-port: a port of its own (not postgres's or the API's)");
+    for (const auto& cn : cfg.backup_tls_clients)
+        if (cn.empty() || cn.find_first_of(",=*") != std::string::npos)
+            return make_error("--backup-tls-clients: certificate common names without ',', '=' "
+                              "or '*'");
+    return Ok{};
+}
+
 Status validate_backup(Config& cfg) {
     bool restoring = cfg.restore_from_backup;
     if (!cfg.recovery_target_kind.empty() && !restoring)
@@ -155,6 +184,10 @@ Status validate_backup(Config& cfg) {
                               "--backup-config");
         if (!cfg.backup_stanza.empty())
             return make_error("--backup-stanza needs --backup-repo or --backup-config");
+        if (!cfg.backup_tls_cert.empty() || !cfg.backup_tls_key.empty() ||
+            !cfg.backup_tls_ca.empty())
+            return make_error("--backup-tls-cert, --backup-tls-key and --backup-tls-ca need "
+                              "--backup-repo or --backup-config");
         return Ok{};
     }
     if (!plain_name(cfg.backup_stanza))
@@ -171,6 +204,7 @@ Status validate_backup(Config& cfg) {
         return make_error("backups need pgBackRest: no pgbackrest on PATH");
     if (!cfg.backup_set.empty() && !plain_name(cfg.backup_set))
         return make_error("--backup-set: a backup label like 20261202-101500F");
+    if (auto st = validate_backup_server(cfg); !st) return st;
     const auto& k = cfg.recovery_target_kind;
     const auto& v = cfg.recovery_target;
     if (k == "time" && !parse_timestamp(v))
@@ -470,6 +504,27 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
     app.add_option("--backup-retention-full", cfg.backup_retention_full,
                    "full backups kept in the repository (older ones expire with their WAL)")
         ->envname("IM_BACKUP_RETENTION_FULL");
+    app.add_option("--backup-tls-cert", cfg.backup_tls_cert,
+                   "standby backups: this member's certificate for pgBackRest's TLS server (and "
+                   "as its client)")
+        ->envname("IM_BACKUP_TLS_CERT");
+    app.add_option("--backup-tls-key", cfg.backup_tls_key, "standby backups: its private key")
+        ->envname("IM_BACKUP_TLS_KEY");
+    app.add_option("--backup-tls-ca", cfg.backup_tls_ca,
+                   "standby backups: the CA that signed the members' certificates")
+        ->envname("IM_BACKUP_TLS_CA");
+    app.add_option("--backup-server-port", cfg.backup_server_port,
+                   "standby backups: the port of this member's pgBackRest server")
+        ->envname("IM_BACKUP_SERVER_PORT");
+    app.add_option("--backup-server-host", cfg.backup_server_host,
+                   "standby backups: the name others reach this member's server by, as its "
+                   "certificate says (default: the host of its API address)")
+        ->envname("IM_BACKUP_SERVER_HOST");
+    app.add_option("--backup-tls-clients", cfg.backup_tls_clients,
+                   "CN,... certificate common names allowed to use this member's server "
+                   "(default: its own certificate's)")
+        ->envname("IM_BACKUP_TLS_CLIENTS")
+        ->delimiter(',');
     app.add_flag("--restore-from-backup", cfg.restore_from_backup,
                  "restore the empty data directory from the repository, replay to the target, "
                  "promote")

@@ -94,6 +94,21 @@ struct Config {
     // kept before the PG* variables are dropped, handed to pgBackRest only.
     std::vector<std::string> backup_env;
     bool backups() const { return !backup_repo.empty() || !backup_config.empty(); }
+    // Standby backups: every member runs pgBackRest's TLS server (mutual
+    // TLS) so that a backup taken on a replica can start and stop it on the
+    // primary and copy the few files only the primary has. The certificate
+    // serves and identifies this member; the CA checks the others'.
+    std::string backup_tls_cert, backup_tls_key, backup_tls_ca;
+    int backup_server_port = 8432;
+    // The name others reach this member's server by; it must be in the
+    // certificate (pgBackRest checks DNS names, not IP addresses). Empty: the
+    // host of the member's API address, as the controller knows it.
+    std::string backup_server_host;
+    // Certificate common names allowed to use this member's server; empty:
+    // the common name of this member's own certificate (one certificate
+    // naming scheme for the cluster).
+    std::vector<std::string> backup_tls_clients;
+    bool backup_server() const { return backups() && !backup_tls_cert.empty(); }
 
     // `run --restore-from-backup`: an empty data directory is restored from
     // the repository, replayed to the target (none: the end of the archive)

@@ -7,7 +7,7 @@ packages=(
   g++ cmake ninja-build pkg-config meson
   libboost-dev libssl-dev libpq-dev nlohmann-json3-dev catch2 libcli11-dev
   libspdlog-dev libfmt-dev prometheus-cpp-dev
-  postgresql postgresql-client pgbackrest util-linux procps iproute2 curl
+  postgresql postgresql-client pgbackrest util-linux procps iproute2 curl openssl
 )
 packages+=("$@")
 

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "authority/durability.hpp"
+#include "backup/pgbackrest.hpp"
 #include "bootstrap/replication_config.hpp"
 #include "conninfo.hpp"
 #include "http_client.hpp"
@@ -98,6 +99,9 @@ std::optional<std::string> check_field(const nlohmann::json& v, FieldType type) 
         case FieldType::backup_type:
             if (!v.is_string() || (v != "full" && v != "diff" && v != "incr"))
                 return "\"full\", \"diff\" or \"incr\"";
+            break;
+        case FieldType::backup_primary:
+            if (auto p = backup::parse_primary_server(v); !p) return p.error().message;
             break;
         case FieldType::durability:
             if (!authority::parse_durability(v))
@@ -200,7 +204,12 @@ const std::map<std::string, Route>& routes() {
         {"/v1/authority/release",
          {Kind::authority, post, {{"holder", {FieldType::name, true}}, {"term", term}}}},
         // A backup of this instance (its primary): {"type": "full"|"diff"|"incr"}.
-        {"/v1/backup", {Kind::command, post, {{"type", {FieldType::backup_type}}}}},
+        // With "primary" (the primary's backup.server, host included): a
+        // standby backup of this replica.
+        {"/v1/backup",
+         {Kind::command,
+          post,
+          {{"type", {FieldType::backup_type}}, {"primary", {FieldType::backup_primary}}}}},
         // What the backup repository holds (pgbackrest info, read now).
         {"/v1/backups", {Kind::backups, get, {}}},
         {"/v1/replication",

@@ -72,6 +72,7 @@ enum class FieldType {
     durability,  // a durability record (authority/durability.hpp)
     flag,
     backup_type,  // "full", "diff" or "incr"
+    backup_primary,  // the primary's backup.server (backup::parse_primary_server)
     start_time    // postgres.start_time as status reports it
 };
 struct FieldSpec {

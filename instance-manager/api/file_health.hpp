@@ -15,6 +15,9 @@ namespace im {
 // When the first certificate of a PEM file expires (unix seconds); nullopt
 // when the file cannot be read or holds no certificate.
 std::optional<double> certificate_expiry(const std::string& pem_path);
+// The subject's common name of the first certificate of a PEM file; nullopt
+// when it cannot be read or names none.
+std::optional<std::string> certificate_common_name(const std::string& pem_path);
 
 // The certificates in use, by label: {"postgres", path} (the one postgres
 // serves, in the data directory), {"api", --tls-cert}.

@@ -244,6 +244,11 @@ void Metrics::render_backup(const nlohmann::json& b) {
     set_gauge("instance_manager_backup_last_failed",
               "1 when the last backup this instance took failed",
               result.is_object() && !result.value("ok", true) ? 1 : 0);
+    // Only with standby backups configured: its pgBackRest TLS server runs.
+    if (const auto& srv = b.value("server", nlohmann::json()); srv.is_object())
+        set_gauge("instance_manager_backup_server_up",
+                  "1 while this member's pgBackRest TLS server runs (standby backups)",
+                  srv.value("running", false) ? 1 : 0);
 }
 
 std::string Metrics::render(const InstanceState& s, const Config& cfg) {

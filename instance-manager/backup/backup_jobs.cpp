@@ -1,5 +1,6 @@
 #include "backup/backup_jobs.hpp"
 
+#include "api/file_health.hpp"
 #include "api/status_report.hpp"
 #include "backup/archive_status.hpp"
 #include "backup/restore.hpp"
@@ -185,25 +186,108 @@ awaitable<void> BackupJobs::push_fork(uint32_t timeline) {
                {"error", failed}});
 }
 
-CommandAnswer BackupJobs::start(const std::string& type) {
+void BackupJobs::start_server() {
+    if (!cfg_.backup_server()) return;
+    std::vector<std::string> clients = cfg_.backup_tls_clients;
+    if (clients.empty()) {
+        auto cn = certificate_common_name(cfg_.backup_tls_cert);
+        if (!cn) {
+            server_ = {{"running", false},
+                       {"error", "--backup-tls-cert names no common name: give "
+                                 "--backup-tls-clients"}};
+            log::error("backup", "pgBackRest's server not started: the certificate names no "
+                                 "common name to allow; give --backup-tls-clients",
+                       {{"certificate", cfg_.backup_tls_cert}});
+            return;
+        }
+        clients.push_back(*cn);
+    }
+    spawn("pgBackRest's server", server_loop(std::move(clients)));
+}
+
+awaitable<void> BackupJobs::server_loop(std::vector<std::string> clients) {
+    auto ex = co_await asio::this_coro::executor;
+    auto pause = std::chrono::seconds(1);
+    int starts = 0;
+    server_ = {{"running", false}, {"starts", 0}};
+    for (;;) {
+        auto opts = server_command(cfg_, clients);
+        server_["running"] = true;
+        server_["started_at"] = now_iso();
+        server_["starts"] = ++starts;
+        auto began = std::chrono::steady_clock::now();
+        log::info("backup", "pgBackRest's server starts",
+                  {{"port", cfg_.backup_server_port}, {"clients", clients}});
+        // Its lines are logged, never kept: it runs as long as the manager.
+        auto r = co_await run_command(reaper_, opts, "backup", [](std::string_view line) {
+            log::info("backup", line);
+            return true;
+        });
+        server_["running"] = false;
+        std::string why = r ? describe_wait_status(r->wait_status) : r.error().message;
+        server_["last_exit"] = why;
+        server_["last_exit_at"] = now_iso();
+        // A server that ran a while is started again at once; one that keeps
+        // failing (a bad certificate, a port in use) waits longer each time.
+        pause = std::chrono::steady_clock::now() - began > std::chrono::minutes(1)
+                    ? std::chrono::seconds(1)
+                    : std::min<std::chrono::seconds>(pause * 2, std::chrono::seconds(30));
+        log::warn("backup", "pgBackRest's server ended; starting it again",
+                  {{"how", why}, {"in_s", pause.count()}});
+        asio::steady_timer t(ex, pause);
+        co_await t.async_wait(use_awaitable);
+    }
+}
+
+CommandAnswer BackupJobs::start(const BackupRequest& req) {
     if (!cfg_.backups())
         return make_error("backups are not configured (--backup-repo or --backup-config)", 409);
+    if (req.primary && !cfg_.backup_server())
+        return make_error("standby backups need --backup-tls-cert, --backup-tls-key and "
+                          "--backup-tls-ca on this member",
+                          409);
     if (running_)
         return make_error("a " + running_->type + " backup is running since " +
                               running_->started_at,
                           409);
-    running_ = Running{type, now_iso()};
-    spawn("the backup", run_backup(type));
-    return nlohmann::json{{"started", true}, {"type", type}, {"started_at", running_->started_at}};
+    running_ = Running{req.type, now_iso(), req.primary ? "standby" : "primary"};
+    spawn("the backup", run_backup(req));
+    return nlohmann::json{{"started", true},
+                          {"type", req.type},
+                          {"source", running_->source},
+                          {"started_at", running_->started_at}};
 }
 
-awaitable<void> BackupJobs::run_backup(std::string type) {
-    log::info("backup", "backup started", {{"type", type}, {"stanza", cfg_.backup_stanza}});
+awaitable<void> BackupJobs::run_backup(BackupRequest req) {
+    const std::string type = req.type;
+    log::info("backup", "backup started",
+              {{"type", type},
+               {"stanza", cfg_.backup_stanza},
+               {"source", running_->source},
+               {"primary", req.primary ? to_json(*req.primary) : nlohmann::json()}});
     // --start-fast: the checkpoint that begins it is immediate.
     std::vector<std::string> args = {"backup", "--type=" + type, "--start-fast"};
-    auto r = co_await run(args, "pgbackrest backup");
+    auto opts = command(cfg_, args);
+    if (req.primary) {
+        // The primary's options replace any the user's environment gave.
+        for (const auto& e : standby_environment(cfg_, *req.primary)) {
+            auto name = e.substr(0, e.find('=') + 1);
+            std::erase_if(opts.env, [&](const std::string& o) { return o.rfind(name, 0) == 0; });
+            opts.env.push_back(e);
+        }
+    }
+    Result<std::string> r = make_error("not run");
+    auto ran = co_await run_command(reaper_, opts, "backup");
+    if (!ran)
+        r = ran.error();
+    else if (!ran->success())
+        r = make_error("pgbackrest backup " + describe_wait_status(ran->wait_status) + ": " +
+                       error_lines(ran->output));
+    else
+        r = ran->output;
     last_result_ = {{"type", type},
                     {"ok", bool(r)},
+                    {"source", running_->source},
                     {"started_at", running_->started_at},
                     {"finished_at", now_iso()}};
     running_.reset();
@@ -257,7 +341,20 @@ nlohmann::json BackupJobs::view() const {
         {"backups", 0},
         {"repository_read_at", info_at_},
         {"fork_push", fork_push_},
+        {"server", nullptr},
     };
+    if (cfg_.backup_server()) {
+        // What a replica's standby backup needs to reach this member
+        // (host: null when others use the host of its API address).
+        nlohmann::json srv = server_;
+        srv["port"] = cfg_.backup_server_port;
+        srv["host"] = cfg_.backup_server_host.empty() ? nlohmann::json()
+                                                      : nlohmann::json(cfg_.backup_server_host);
+        srv["pg_path"] = cfg_.pgdata;
+        srv["pg_port"] = cfg_.pg_port;
+        srv["socket_path"] = cfg_.socket_dir;
+        j["server"] = srv;
+    }
     if (!info_error_.empty()) j["repository_error"] = info_error_;
     if (info_) {
         j["backups"] = info_->backups.size();
@@ -270,7 +367,9 @@ nlohmann::json BackupJobs::view() const {
         j["archive_max"] = info_->archive_max;
     }
     if (running_) {
-        j["running"] = {{"type", running_->type}, {"started_at", running_->started_at}};
+        j["running"] = {{"type", running_->type},
+                        {"started_at", running_->started_at},
+                        {"source", running_->source}};
         if (info_ && info_->progress) j["running"]["progress_pct"] = *info_->progress;
     }
     return j;

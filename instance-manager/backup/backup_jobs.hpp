@@ -26,8 +26,12 @@ class BackupJobs {
     void after_check(bool primary, uint32_t timeline, const nlohmann::json& archiver);
     // A demotion or a stop: the next promotion checks the stanza again.
     void not_primary();
-    // Starts a backup of `type` from this instance; 409 while one runs.
-    CommandAnswer start(const std::string& type);
+    // Runs pgBackRest's TLS server (cfg.backup_server()) until the manager
+    // ends, started again when it exits.
+    void start_server();
+    // Starts a backup from this instance (of this primary, or with
+    // `req.primary` a standby backup of this replica); 409 while one runs.
+    CommandAnswer start(const BackupRequest& req);
     // What the repository holds, read now.
     awaitable<CommandAnswer> list();
     // For /v1/status (no secrets: pgBackRest's options are not shown).
@@ -36,7 +40,8 @@ class BackupJobs {
   private:
     void spawn(const char* what, awaitable<void> task);
     awaitable<void> prepare_stanza();
-    awaitable<void> run_backup(std::string type);
+    awaitable<void> run_backup(BackupRequest req);
+    awaitable<void> server_loop(std::vector<std::string> clients);
     awaitable<void> refresh_info();
     // The parent timeline's segments this primary holds (fork_segments).
     awaitable<void> push_fork(uint32_t timeline);
@@ -59,7 +64,9 @@ class BackupJobs {
     struct Running {
         std::string type;
         std::string started_at;
+        std::string source;  // "primary" or "standby"
     };
+    nlohmann::json server_;  // the TLS server's state, for status
     std::optional<Running> running_;
     nlohmann::json last_result_;
     nlohmann::json archiver_;

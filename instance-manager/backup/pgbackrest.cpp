@@ -144,17 +144,94 @@ std::string archive_settings(const Config& cfg) {
            q(bin + " archive-get %f \"%p\"") + "\n";
 }
 
-Result<std::string> parse_backup_request(const nlohmann::json& body) {
+Result<PrimaryServer> parse_primary_server(const nlohmann::json& j) {
+    const char* want =
+        "{\"host\", \"port\", \"pg_path\", \"pg_port\", \"socket_path\"} "
+        "(the primary's backup.server in its status)";
+    if (!j.is_object()) return make_error(want, 400);
+    PrimaryServer p;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        const auto& k = it.key();
+        const auto& v = it.value();
+        if (k == "host" && v.is_string())
+            p.host = v.get<std::string>();
+        else if ((k == "port" || k == "pg_port") && v.is_number_integer() &&
+                 v.get<int64_t>() >= 1 && v.get<int64_t>() <= 65535)
+            (k == "port" ? p.port : p.pg_port) = v.get<int>();
+        else if ((k == "pg_path" || k == "socket_path") && v.is_string())
+            (k == "pg_path" ? p.pg_path : p.socket_path) = v.get<std::string>();
+        else
+            return make_error(std::string(want) + ": bad or unknown field '" + k + "'", 400);
+    }
+    // A host name (no options smuggled in: the values become pgBackRest
+    // options), and absolute paths.
+    auto plain_host = [](const std::string& h) {
+        return !h.empty() && h.size() <= 253 &&
+               h.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   "0123456789.-:[]") == std::string::npos;
+    };
+    auto abs_path = [](const std::string& s) {
+        return !s.empty() && s.front() == '/' && s.size() < 1024 &&
+               s.find_first_of("\n\r") == std::string::npos;
+    };
+    if (!plain_host(p.host) || p.port == 0 || p.pg_port == 0 || !abs_path(p.pg_path) ||
+        !abs_path(p.socket_path))
+        return make_error(want, 400);
+    return p;
+}
+
+nlohmann::json to_json(const PrimaryServer& p) {
+    return {{"host", p.host},
+            {"port", p.port},
+            {"pg_path", p.pg_path},
+            {"pg_port", p.pg_port},
+            {"socket_path", p.socket_path}};
+}
+
+Result<BackupRequest> parse_backup_request(const nlohmann::json& body) {
     if (!body.is_object()) return make_error("the body must be a JSON object", 400);
-    std::string type = "full";
+    BackupRequest req;
     for (auto it = body.begin(); it != body.end(); ++it) {
+        if (it.key() == "primary") {
+            auto p = parse_primary_server(it.value());
+            if (!p) return make_error("primary must be " + p.error().message, 400);
+            req.primary = std::move(*p);
+            continue;
+        }
         if (it.key() != "type") return make_error("unknown field '" + it.key() + "'", 400);
         if (!it.value().is_string() ||
             (it.value() != "full" && it.value() != "diff" && it.value() != "incr"))
             return make_error("type must be \"full\", \"diff\" or \"incr\"", 400);
-        type = it.value().get<std::string>();
+        req.type = it.value().get<std::string>();
     }
-    return type;
+    return req;
+}
+
+SpawnOptions server_command(const Config& cfg, const std::vector<std::string>& clients) {
+    // Listens where the API does; only this stanza, only these clients.
+    std::vector<std::string> args = {
+        "--tls-server-address=" + (cfg.http_host == "0.0.0.0" ? std::string("*") : cfg.http_host),
+        "--tls-server-port=" + std::to_string(cfg.backup_server_port),
+        "--tls-server-cert-file=" + cfg.backup_tls_cert,
+        "--tls-server-key-file=" + cfg.backup_tls_key,
+        "--tls-server-ca-file=" + cfg.backup_tls_ca};
+    for (const auto& cn : clients) args.push_back("--tls-server-auth=" + cn + "=" + cfg.backup_stanza);
+    args.push_back("server");
+    return command(cfg, std::move(args), std::chrono::milliseconds(0), false);
+}
+
+std::vector<std::string> standby_environment(const Config& cfg, const PrimaryServer& p) {
+    return {"PGBACKREST_BACKUP_STANDBY=y",
+            "PGBACKREST_PG2_HOST=" + p.host,
+            "PGBACKREST_PG2_HOST_TYPE=tls",
+            "PGBACKREST_PG2_HOST_PORT=" + std::to_string(p.port),
+            "PGBACKREST_PG2_HOST_CERT_FILE=" + cfg.backup_tls_cert,
+            "PGBACKREST_PG2_HOST_KEY_FILE=" + cfg.backup_tls_key,
+            "PGBACKREST_PG2_HOST_CA_FILE=" + cfg.backup_tls_ca,
+            "PGBACKREST_PG2_PATH=" + p.pg_path,
+            "PGBACKREST_PG2_PORT=" + std::to_string(p.pg_port),
+            "PGBACKREST_PG2_SOCKET_PATH=" + p.socket_path,
+            "PGBACKREST_PG2_USER=postgres"};
 }
 
 Result<RepositoryInfo> parse_info(const std::string& json_text, const std::string& stanza) {

@@ -48,8 +48,33 @@ std::string error_lines(const std::string& output, size_t n = 3);
 // A word for the shell (archive_command runs through one).
 std::string shell_quote(const std::string& word);
 
-// "full", "diff" or "incr" from a POST /v1/backup body ({} : full).
-Result<std::string> parse_backup_request(const nlohmann::json& body);
+// Where a standby backup finds the primary's pgBackRest server and
+// database: what the primary's status shows under backup.server, with the
+// host others reach it by.
+struct PrimaryServer {
+    std::string host;
+    int port = 0;
+    std::string pg_path, socket_path;
+    int pg_port = 0;
+};
+Result<PrimaryServer> parse_primary_server(const nlohmann::json& j);
+nlohmann::json to_json(const PrimaryServer& p);
+
+struct BackupRequest {
+    std::string type = "full";
+    std::optional<PrimaryServer> primary;  // set: a standby backup of this replica
+};
+// A POST /v1/backup body: {"type": "full"|"diff"|"incr", "primary": {...}}
+// ({}: a full backup of this primary).
+Result<BackupRequest> parse_backup_request(const nlohmann::json& body);
+
+// `pgbackrest server` on this member (cfg.backup_server()): mutual TLS,
+// clients allowed by `clients` (certificate common names) for this stanza.
+SpawnOptions server_command(const Config& cfg, const std::vector<std::string>& clients);
+
+// The variables that make this replica's backup a standby backup: pg2 is
+// the primary, reached through its server; pg1 (this instance) gives the files.
+std::vector<std::string> standby_environment(const Config& cfg, const PrimaryServer& primary);
 
 struct BackupSet {
     std::string label, type, prior;

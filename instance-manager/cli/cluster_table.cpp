@@ -129,7 +129,9 @@ std::string render_table(const nlohmann::json& cluster) {
             o << ", newest " << cell(*b, "last_backup_type") << " " << cell(*b, "last_backup")
               << " (ended " << cell(*b, "last_backup_stop") << ")";
         if (b->value("running", nlohmann::json()).is_object())
-            o << ", a " << cell((*b)["running"], "type") << " backup running";
+            o << ", a " << cell((*b)["running"], "type") << " backup running"
+              << ((*b)["running"].contains("member") ? " on " + cell((*b)["running"], "member")
+                                                     : std::string());
         o << "; archive " << cell(*b, "archive") << " (last " << cell(*b, "last_archived_wal")
           << ", " << cell(*b, "ready_segments") << " waiting)";
         if (b->contains("check_error")) o << "; check: " << cell(*b, "check_error");

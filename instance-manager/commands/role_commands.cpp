@@ -783,15 +783,19 @@ awaitable<void> Daemon::sync_slots(PgSession& session) {
 namespace im {
 
 awaitable<CommandAnswer> Daemon::do_backup(const nlohmann::json& body) {
-    auto type = backup::parse_backup_request(body);
-    if (!type) co_return type.error();
-    // pgBackRest takes a standby's files only together with a connection to
-    // the primary's own pgBackRest (its TLS server), which the manager does
-    // not run: backups come from the primary.
-    if (state_.role.current() != Role::primary || !state_.pg.accepting)
-        co_return conflict("backups are taken from the primary; this instance is " +
-                           std::string(to_string(state_.role.current())));
-    co_return backups_.start(*type);
+    auto req = backup::parse_backup_request(body);
+    if (!req) co_return req.error();
+    // A backup of this primary, or (with the primary's server named) a
+    // standby backup: pgBackRest starts and stops it on the primary through
+    // its server and copies the files from here. pgBackRest checks that both
+    // are the stanza's database (system identifier) before it copies.
+    const Role want = req->primary ? Role::replica : Role::primary;
+    if (state_.role.current() != want || !state_.pg.accepting)
+        co_return conflict(std::string(req->primary ? "a standby backup is taken on a replica"
+                                                    : "a backup without \"primary\" is taken "
+                                                      "on the primary") +
+                           "; this instance is " + std::string(to_string(state_.role.current())));
+    co_return backups_.start(*req);
 }
 
 }  // namespace im

@@ -65,4 +65,76 @@ std::string backup_due(const BackupSchedule& s, const NewestBackups& n, std::tim
     return "";
 }
 
+namespace {
+const nlohmann::json& server_of(const MemberView& m) {
+    static const nlohmann::json none;
+    const auto& b = m.status.contains("backup") ? m.status["backup"] : none;
+    if (!b.is_object() || !b.contains("server") || !b["server"].is_object()) return none;
+    return b["server"];
+}
+}  // namespace
+
+std::optional<BackupSource> backup_source(const std::vector<MemberView>& views, size_t primary,
+                                          const std::string& type,
+                                          const std::string& failures_since, uint64_t max_lag) {
+    if (primary >= views.size()) return std::nullopt;
+    const MemberView& p = views[primary];
+    BackupSource out{primary, {{"type", type}}, false};
+    const auto& ps = server_of(p);
+    if (!ps.is_object() || !ps.value("running", false)) return out;
+    nlohmann::json server = {
+        {"host", ps.value("host", nlohmann::json()).is_string() ? ps["host"].get<std::string>()
+                                                                : p.host},
+        {"port", ps.value("port", 0)},
+        {"pg_path", ps.value("pg_path", "")},
+        {"pg_port", ps.value("pg_port", 0)},
+        {"socket_path", ps.value("socket_path", "")}};
+    std::optional<size_t> best;
+    for (size_t i = 0; i < views.size(); ++i) {
+        const MemberView& r = views[i];
+        if (i == primary || !r.reachable || !r.ready || r.role != "replica" || !r.streaming ||
+            !follows(r, p) || r.lag_bytes > max_lag || r.timeline != p.timeline)
+            continue;
+        const auto& rs = server_of(r);
+        if (!rs.is_object()) continue;  // no client certificate to reach the primary with
+        const auto& last = r.status["backup"].value("last_result", nlohmann::json());
+        if (last.is_object() && !last.value("ok", true) &&
+            last.value("finished_at", "") > failures_since)
+            continue;
+        if (!best || r.lag_bytes < views[*best].lag_bytes ||
+            (r.lag_bytes == views[*best].lag_bytes && r.name < views[*best].name))
+            best = i;
+    }
+    if (!best) return out;
+    return BackupSource{*best, {{"type", type}, {"primary", server}}, true};
+}
+
+std::optional<std::string> backup_running(const std::vector<MemberView>& views) {
+    for (const auto& m : views) {
+        if (!m.reachable || !m.status.contains("backup")) continue;
+        const auto& b = m.status["backup"];
+        if (b.is_object() && b.value("running", nlohmann::json()).is_object()) return m.name;
+    }
+    return std::nullopt;
+}
+
+nlohmann::json newest_repository_view(const std::vector<MemberView>& views,
+                                      std::string* last_end) {
+    nlohmann::json view;
+    std::string read_at, ended;
+    for (const auto& m : views) {
+        if (!m.reachable || !m.status.contains("backup")) continue;
+        const auto& b = m.status["backup"];
+        if (!b.is_object()) continue;
+        if (b.contains("newest") && b.value("repository_read_at", "") > read_at) {
+            view = b;
+            read_at = b.value("repository_read_at", "");
+        }
+        const auto& result = b.value("last_result", nlohmann::json());
+        if (result.is_object()) ended = std::max(ended, result.value("finished_at", ""));
+    }
+    if (last_end) *last_end = ended;
+    return view;
+}
+
 }  // namespace im

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "controller/cluster_rules.hpp"
 #include "result.hpp"
 
 namespace im {
@@ -32,5 +33,37 @@ NewestBackups newest_backups(const nlohmann::json& backup_view);
 
 // "full", "diff", "incr", or "" when nothing is due at `now`.
 std::string backup_due(const BackupSchedule& s, const NewestBackups& newest, std::time_t now);
+
+// Where a backup runs: a replica (a standby backup: the primary only starts
+// and stops it and gives the few files a standby lacks), or the primary.
+// A replica qualifies when it and the primary both run pgBackRest's server
+// (status backup.server), it is ready and streams from the primary at most
+// `max_lag` behind, and its own last backup did not fail after
+// `failures_since` (an ISO 8601 UTC time, as status writes them: a replica that cannot reach the primary's server gives
+// way to another or to the primary, rather than fail every time). Among
+// them: the least behind, then the name. `body`: the POST /v1/backup body
+// for that member (with "primary" for a standby backup).
+struct BackupSource {
+    size_t member = 0;  // index into the views
+    nlohmann::json body;
+    bool standby = false;
+};
+std::optional<BackupSource> backup_source(const std::vector<MemberView>& views, size_t primary,
+                                          const std::string& type,
+                                          const std::string& failures_since,
+                                          uint64_t max_lag = 16ull << 20);
+
+// A member's backup running now, if any (backup.running in its status):
+// pgBackRest's backup lock is local to a host, so the controller itself
+// keeps to one backup of the cluster at a time.
+std::optional<std::string> backup_running(const std::vector<MemberView>& views);
+
+// Of the reachable members' backup views, the one whose repository read is
+// the newest (a standby backup's replica reads the repository as soon as its
+// backup ends, the primary only every few minutes); null when none has read
+// it. `last_end`: the latest end of any member's last backup (a backup that
+// ended after the newest read is not in it yet).
+nlohmann::json newest_repository_view(const std::vector<MemberView>& views,
+                                      std::string* last_end = nullptr);
 
 }  // namespace im

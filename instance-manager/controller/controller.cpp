@@ -10,6 +10,7 @@
 #include "api/status_report.hpp"
 #include "bootstrap/replication_config.hpp"
 #include "cli/cluster_table.hpp"
+#include "controller/backup_schedule.hpp"
 #include "controller/role_labels.hpp"
 #include "fs_util.hpp"
 #include "json_fields.hpp"
@@ -886,59 +887,80 @@ const MemberView* Controller::backup_member() const {
     return nullptr;
 }
 
+awaitable<Result<std::string>> Controller::start_backup(const std::string& type,
+                                                        const std::string& why) {
+    const MemberView* p = backup_member();
+    if (!p) co_return make_error("no ready primary to take a backup", 503);
+    if (auto other = backup_running(views_))
+        co_return make_error("a backup runs on " + *other + " (one at a time)", 409);
+    size_t primary = static_cast<size_t>(p - views_.data());
+    // A replica that failed within the hour gives way (to another, or the primary).
+    auto src = backup_source(views_, primary, type,
+                             iso8601(std::chrono::system_clock::now() - std::chrono::hours(1)));
+    if (!src) co_return make_error("no ready primary to take a backup", 503);
+    const MemberView& m = views_[src->member];
+    if (m.status.value("backup", nlohmann::json()).is_null())
+        co_return make_error(m.name + " has no backup repository (--backup-repo or "
+                                      "--backup-config)",
+                             409);
+    std::string name = m.name, primary_name = p->name;
+    auto r = co_await command(m, "backup", src->body, std::chrono::seconds(10));
+    if (!r) {
+        int code = r.error().code >= 400 && r.error().code < 600 ? r.error().code : 502;
+        co_return make_error(name + ": " + r.error().message, code);
+    }
+    decide("backup", name,
+           why + ": " + type +
+               (src->standby ? ", a standby backup (" + primary_name + " starts and stops it)"
+                             : ", on the primary (no replica can take it)"));
+    co_return name;
+}
+
 awaitable<HttpResponse> Controller::backup_request(const HttpRequest& req) {
     if (!bearer_matches(req, token_))
         co_return error_response(http::status::unauthorized, "missing or wrong bearer token",
                                  req.version());
-    const bool post = req.method() == http::verb::post;
-    nlohmann::json body = nlohmann::json::object();
-    if (post) {
+    if (req.method() == http::verb::post) {
         auto parsed = parse_command_body(req.body(), {{"type", {FieldType::backup_type}}});
         if (!parsed)
             co_return error_response(http::status::bad_request, parsed.error().message,
                                      req.version());
-        body = *parsed;
+        std::string type = parsed->value("type", "full");
+        auto started = co_await start_backup(type, "asked over the API");
+        if (!started)
+            co_return error_response(static_cast<http::status>(started.error().code),
+                                     started.error().message, req.version());
+        co_return json_response(http::status::ok,
+                                {{"started", true}, {"type", type}, {"member", *started}},
+                                req.version());
     }
-    // Backups come from the primary (a standby backup needs pgBackRest's own
-    // server on the primary); the list is the same from any member.
+    // The list is the same from any member: the primary's.
     const MemberView* m = backup_member();
     if (!m)
         co_return error_response(http::status::service_unavailable,
-                                 "no ready primary to take or list backups", req.version());
+                                 "no ready primary to list backups", req.version());
     if (m->status.value("backup", nlohmann::json()).is_null())
         co_return error_response(http::status::conflict,
                                  m->name + " has no backup repository (--backup-repo or "
                                            "--backup-config)",
                                  req.version());
-    nlohmann::json answer;
-    if (post) {
-        auto r = co_await command(*m, "backup", body, std::chrono::seconds(10));
-        if (!r) {
-            int code = r.error().code >= 400 && r.error().code < 600 ? r.error().code : 502;
-            co_return error_response(static_cast<http::status>(code), m->name + ": " +
-                                     r.error().message, req.version());
-        }
-        answer = *r;
-        decide("backup", m->name, "asked over the API: " + answer.value("type", "full"));
-    } else {
-        auto url = http_client::parse_url(m->url);
-        if (!url) co_return error_response(http::status::bad_gateway, url.error().message,
-                                           req.version());
-        url->path = "/v1/backups";
-        auto reply = co_await http_client::async_http_request(
-            "GET", *url, "", token_, std::chrono::minutes(2), tls_, !cfg_.tls.ca_file.empty());
-        if (!reply || reply->status != 200)
-            co_return error_response(http::status::bad_gateway,
-                                     m->name + ": " +
-                                         (reply ? "HTTP " + std::to_string(reply->status) + " " +
-                                                      reply->body
-                                                : reply.error().message),
-                                     req.version());
-        answer = nlohmann::json::parse(reply->body, nullptr, false);
-        if (!answer.is_object())
-            co_return error_response(http::status::bad_gateway, m->name + ": not JSON",
-                                     req.version());
-    }
+    auto url = http_client::parse_url(m->url);
+    if (!url)
+        co_return error_response(http::status::bad_gateway, url.error().message, req.version());
+    url->path = "/v1/backups";
+    auto reply = co_await http_client::async_http_request(
+        "GET", *url, "", token_, std::chrono::minutes(2), tls_, !cfg_.tls.ca_file.empty());
+    if (!reply || reply->status != 200)
+        co_return error_response(http::status::bad_gateway,
+                                 m->name + ": " +
+                                     (reply ? "HTTP " + std::to_string(reply->status) + " " +
+                                                  reply->body
+                                            : reply.error().message),
+                                 req.version());
+    nlohmann::json answer = nlohmann::json::parse(reply->body, nullptr, false);
+    if (!answer.is_object())
+        co_return error_response(http::status::bad_gateway, m->name + ": not JSON",
+                                 req.version());
     answer["member"] = m->name;
     co_return json_response(http::status::ok, answer, req.version());
 }
@@ -953,30 +975,23 @@ awaitable<void> Controller::backup_loop() {
     while (!stopping_) {
         co_await pause(std::chrono::seconds(5));
         if (stopping_ || busy_ || superseded_) continue;
-        const MemberView* m = backup_member();
-        if (!m) continue;
-        const auto view = m->status.value("backup", nlohmann::json());
-        if (!view.is_object() || !view.value("stanza_ready", false) ||
-            view.value("running", nlohmann::json()).is_object() ||
-            view.value("repository_read_at", "").empty())
+        const MemberView* p = backup_member();
+        if (!p) continue;
+        const auto pv = p->status.value("backup", nlohmann::json());
+        if (!pv.is_object() || !pv.value("stanza_ready", false) || backup_running(views_))
             continue;
-        // A backup that ended after the repository was last read is not in
-        // `newest` yet: wait for the read rather than take another.
-        const auto& result = view.value("last_result", nlohmann::json());
-        if (result.is_object() &&
-            result.value("finished_at", "") >= view.value("repository_read_at", ""))
-            continue;
+        // A backup that ended after the newest read of the repository is
+        // not in `newest` yet: wait for a read rather than take another.
+        std::string last_end;
+        nlohmann::json view = newest_repository_view(views_, &last_end);
+        if (!view.is_object() || last_end >= view.value("repository_read_at", "")) continue;
         std::string due = backup_due(s, newest_backups(view), std::time(nullptr));
         auto now = std::chrono::steady_clock::now();
         if (due.empty() || now - backup_tried_ < retry) continue;
         backup_tried_ = now;
-        nlohmann::json body = {{"type", due}};
-        std::string name = m->name;
-        auto r = co_await command(*m, "backup", body, std::chrono::seconds(10));
-        if (r)
-            decide("backup", name, "scheduled: a " + due + " backup is due");
-        else
-            decide("backup-refused", name, "scheduled " + due + ": " + r.error().message);
+        std::string primary = p->name;
+        auto r = co_await start_backup(due, "scheduled");
+        if (!r) decide("backup-refused", primary, "scheduled " + due + ": " + r.error().message);
     }
 }
 
@@ -1101,8 +1116,26 @@ nlohmann::json Controller::cluster() const {
         {"members", members},
         {"rollout", rollout_view()},
         {"decisions", decisions}};
-    if (const MemberView* p = backup_member())
-        out["backup"] = backup_summary(p->status.value("backup", nlohmann::json()));
+    if (const MemberView* p = backup_member()) {
+        // Archiving as the primary says; the repository as last read by any
+        // member; a backup running on any member (a standby backup runs on
+        // a replica).
+        auto summary = backup_summary(p->status.value("backup", nlohmann::json()));
+        if (summary.is_object()) {
+            auto newest = backup_summary(newest_repository_view(views_));
+            if (newest.is_object())
+                for (const char* k : {"backups", "last_backup", "last_backup_type",
+                                      "last_backup_stop"})
+                    summary[k] = newest[k];
+            if (auto on = backup_running(views_))
+                for (const auto& m : views_)
+                    if (m.name == *on) {
+                        summary["running"] = m.status["backup"]["running"];
+                        summary["running"]["member"] = *on;
+                    }
+        }
+        out["backup"] = summary;
+    }
     if (cfg_.backup_schedule.enabled()) out["settings"]["backup_schedule"] = cfg_.backup_schedule.text;
     if (kube_) {
         nlohmann::json pods = nlohmann::json::object();

@@ -91,6 +91,8 @@ class Controller {
     awaitable<HttpResponse> backup_request(const HttpRequest& req);
     // The member that takes backups (the ready primary), or nullptr.
     const MemberView* backup_member() const;
+    // Asks the member backup_source chooses to take a `type` backup; its name.
+    awaitable<Result<std::string>> start_backup(const std::string& type, const std::string& why);
     // The rolling restart (controller_rollout.cpp): one step at a time, each
     // carried out beside the control loop (which goes on polling, and fails
     // over if a primary is lost meanwhile).

@@ -80,6 +80,9 @@ int Daemon::run() {
     signals_.async_wait(on_sig);
     // Children that exited before the signal handler existed are reaped now.
     reaper_.reap();
+    // On every member, not only the primary: any member may be promoted, and
+    // a replica's standby backup needs the primary's server already there.
+    backups_.start_server();
     spawn_guarded("the main flow", main_flow());
     io_.run();
     log::info("manager", "exiting", {{"exit_code", exit_code_}});

@@ -9,6 +9,7 @@
 // variable would be ignored without a word.
 // Prints one line per check; exits 1 on the first list of failures.
 import { execFileSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import yaml from "js-yaml";
@@ -243,6 +244,38 @@ for (const v of ["PGBACKREST_REPO1_S3_KEY", "PGBACKREST_REPO1_S3_KEY_SECRET", "P
 }
 check(find(s3, "Deployment", `${name}-controller`).spec.template.spec.containers[0].env?.some((e) => e.name === "IM_BACKUP_SCHEDULE"),
       "backups-s3: the controller has a backup schedule");
+
+// Standby backups: every pod runs pgBackRest's TLS server with the
+// certificate of the Secret secrets.sh makes, reached by its name under the
+// headless Service, which that certificate must cover.
+for (const [label, objs] of [["backups", bk], ["backups-s3", s3]]) {
+  const sts = find(objs, "StatefulSet", name);
+  const pod = sts.spec.template.spec;
+  const c = pod.containers.find((x) => x.name === "postgres");
+  const tls = secrets.find((x) => x.metadata.name === `${name}-backup-tls`);
+  for (const [v, key] of [["IM_BACKUP_TLS_CERT", "tls.crt"], ["IM_BACKUP_TLS_KEY", "tls.key"], ["IM_BACKUP_TLS_CA", "ca.crt"]]) {
+    const file = env(c, v);
+    const mount = c.volumeMounts.find((m) => file?.startsWith(m.mountPath + "/"));
+    const vol = mount && pod.volumes.find((x) => x.name === mount.name);
+    check(vol?.secret?.secretName === `${name}-backup-tls` && path.basename(file) === key && tls && key in tls.stringData,
+          `${label}: ${v} is key ${key} of the mounted Secret ${name}-backup-tls`);
+  }
+  check(env(c, "IM_BACKUP_SERVER_HOST") === `$(IM_NAME).${sts.spec.serviceName}` &&
+        c.env.findIndex((e) => e.name === "IM_NAME") < c.env.findIndex((e) => e.name === "IM_BACKUP_SERVER_HOST"),
+        `${label}: each pod's server by its name under the headless Service (IM_NAME defined before it)`);
+  check(String(c.ports.find((p) => p.name === "pgbackrest")?.containerPort) === env(c, "IM_BACKUP_SERVER_PORT"),
+        `${label}: the pgbackrest port is the server's`);
+  if (tls) {
+    const cert = new X509Certificate(tls.stringData["tls.crt"]);
+    const ca = new X509Certificate(tls.stringData["ca.crt"]);
+    check(cert.checkIssued(ca) && cert.verify(ca.publicKey), `${label}: the CA of ${name}-backup-tls signed its certificate`);
+    // pgBackRest matches a wildcard over one label ("*.x" covers "a.x"),
+    // where OpenSSL's own host check wants two dots after it.
+    check((cert.subjectAltName ?? "").split(", ").includes(`DNS:*.${sts.spec.serviceName}`),
+          `${label}: the certificate covers ${name}-N.${sts.spec.serviceName} (${cert.subjectAltName})`);
+    check(cert.subject.includes(`CN=${name}-pgbackrest`), `${label}: the certificate's common name is the client every server allows`);
+  }
+}
 
 // kind with each instance's data in a host folder: a class without a
 // provisioner, one Retain volume per pod bound to its claim by name.

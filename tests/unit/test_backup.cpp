@@ -108,11 +108,123 @@ TEST_CASE("pgBackRest's environment: the manager's options win", "[backup]") {
 }
 
 TEST_CASE("backup requests", "[backup]") {
-    CHECK(*backup::parse_backup_request(nlohmann::json::object()) == "full");
-    CHECK(*backup::parse_backup_request({{"type", "incr"}}) == "incr");
+    CHECK(backup::parse_backup_request(nlohmann::json::object())->type == "full");
+    CHECK_FALSE(backup::parse_backup_request(nlohmann::json::object())->primary);
+    CHECK(backup::parse_backup_request({{"type", "incr"}})->type == "incr");
     CHECK_FALSE(backup::parse_backup_request({{"type", "weekly"}}));
     CHECK_FALSE(backup::parse_backup_request({{"kind", "full"}}));
     CHECK_FALSE(backup::parse_backup_request(nlohmann::json::array()));
+
+    nlohmann::json primary = {{"host", "demo-0.demo-headless"},
+                              {"port", 8432},
+                              {"pg_path", "/var/lib/postgresql/data/pgdata"},
+                              {"pg_port", 5432},
+                              {"socket_path", "/tmp/instance-manager-demo-0"}};
+    auto standby = backup::parse_backup_request({{"type", "diff"}, {"primary", primary}});
+    REQUIRE(standby);
+    REQUIRE(standby->primary);
+    CHECK(standby->primary->host == "demo-0.demo-headless");
+    CHECK(backup::to_json(*standby->primary) == primary);
+    // Every field is needed, each of its kind; nothing else is taken (the
+    // values become pgBackRest options: no spaces, no relative paths).
+    for (const char* field : {"host", "port", "pg_path", "pg_port", "socket_path"}) {
+        auto missing = primary;
+        missing.erase(field);
+        CHECK_FALSE(backup::parse_backup_request({{"primary", missing}}));
+    }
+    for (auto [field, bad] : std::vector<std::pair<std::string, nlohmann::json>>{
+             {"host", "a b"},
+             {"host", "--pg2-host=x"},
+             {"host", ""},
+             {"port", 0},
+             {"port", 70000},
+             {"port", "8432"},
+             {"pg_path", "relative/path"},
+             {"pg_path", "/a\nb"},
+             {"socket_path", 5},
+             {"extra", 1}}) {
+        auto changed = primary;
+        changed[field] = bad;
+        INFO(field << " = " << bad.dump());
+        auto r = backup::parse_backup_request({{"primary", changed}});
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == 400);
+        CHECK_THAT(r.error().message, Catch::StartsWith("primary must be {"));
+    }
+    CHECK_FALSE(backup::parse_backup_request({{"primary", "demo-0"}}));
+}
+
+TEST_CASE("pgBackRest's server and a standby backup's options", "[backup]") {
+    Config cfg;
+    cfg.name = "m1";
+    cfg.pgdata = "/tmp/im-backup-test-pgdata";
+    cfg.pgbackrest_bin = "/usr/bin/pgbackrest";
+    cfg.backup_repo = "/repo";
+    cfg.backup_stanza = "c1";
+    cfg.http_host = "0.0.0.0";
+    cfg.backup_tls_cert = "/certs/m.crt";
+    cfg.backup_tls_key = "/certs/m.key";
+    cfg.backup_tls_ca = "/certs/ca.crt";
+    cfg.backup_server_port = 8555;
+    auto server = backup::server_command(cfg, {"demo-member", "ops"});
+    auto has_arg = [&](const std::string& a) {
+        return std::find(server.argv.begin(), server.argv.end(), a) != server.argv.end();
+    };
+    CHECK(server.argv.back() == "server");
+    CHECK(has_arg("--tls-server-address=*"));
+    CHECK(has_arg("--tls-server-port=8555"));
+    CHECK(has_arg("--tls-server-cert-file=/certs/m.crt"));
+    CHECK(has_arg("--tls-server-ca-file=/certs/ca.crt"));
+    // Only these clients, only this stanza.
+    CHECK(has_arg("--tls-server-auth=demo-member=c1"));
+    CHECK(has_arg("--tls-server-auth=ops=c1"));
+    CHECK_FALSE(has_arg("--log-level-console=info"));
+
+    backup::PrimaryServer p{"demo-0.demo-headless", 8432, "/data/p", "/run/p", 5433};
+    auto env = backup::standby_environment(cfg, p);
+    auto has = [&](const std::string& e) {
+        return std::find(env.begin(), env.end(), e) != env.end();
+    };
+    CHECK(has("PGBACKREST_BACKUP_STANDBY=y"));
+    CHECK(has("PGBACKREST_PG2_HOST=demo-0.demo-headless"));
+    CHECK(has("PGBACKREST_PG2_HOST_TYPE=tls"));
+    CHECK(has("PGBACKREST_PG2_HOST_PORT=8432"));
+    CHECK(has("PGBACKREST_PG2_HOST_CERT_FILE=/certs/m.crt"));
+    CHECK(has("PGBACKREST_PG2_HOST_CA_FILE=/certs/ca.crt"));
+    CHECK(has("PGBACKREST_PG2_PATH=/data/p"));
+    CHECK(has("PGBACKREST_PG2_SOCKET_PATH=/run/p"));
+    CHECK(has("PGBACKREST_PG2_PORT=5433"));
+}
+
+TEST_CASE("standby backup flags: all three files, a repository, a port of its own", "[backup]") {
+    // Readable files: the test's own source stands in for the certificates.
+    const std::string f = std::string(__FILE__);
+    auto tls = [&](std::vector<std::string> more = {}) {
+        std::vector<std::string> a = {"--backup-tls-cert", f, "--backup-tls-key", f,
+                                      "--backup-tls-ca", f};
+        a.insert(a.end(), more.begin(), more.end());
+        return a;
+    };
+    auto ok = parse_run_args(with_repo(tls({"--backup-tls-clients", "a,b"})));
+    REQUIRE(ok.ok());
+    CHECK(ok->backup_server());
+    CHECK(ok->backup_server_port == 8432);
+    CHECK(ok->backup_tls_clients == std::vector<std::string>{"a", "b"});
+    CHECK_FALSE(parse_run_args(with_repo())->backup_server());
+    CHECK_THAT(error_of(with_repo({"--backup-tls-cert", f})), Catch::Contains("all three"));
+    CHECK_THAT(error_of({"--pgdata", "/tmp/x", "--backup-tls-cert", f}),
+               Catch::Contains("need --backup-repo"));
+    CHECK_THAT(error_of(with_repo(tls({"--backup-server-port", "5432"}))),
+               Catch::Contains("a port of its own"));
+    CHECK_THAT(error_of(with_repo(tls({"--backup-server-port", "0"}))),
+               Catch::Contains("--backup-server-port"));
+    CHECK_THAT(error_of(with_repo(tls({"--backup-tls-clients", "a=b"}))),
+               Catch::Contains("--backup-tls-clients"));
+    CHECK_THAT(error_of(with_repo({"--backup-tls-cert", "/nonexistent.crt", "--backup-tls-key", f,
+                                   "--backup-tls-ca", f})),
+               Catch::Contains("cannot read"));
+    CHECK_THAT(error_of(with_repo({"--backup-server-host", "h"})),
+               Catch::Contains("need --backup-tls-cert"));
 }
 
 TEST_CASE("what the repository holds, and what a restore can reach", "[backup]") {
@@ -289,4 +401,116 @@ TEST_CASE("a restored primary's postgresql.auto.conf loses the restore's recover
     CHECK(backup::without_restore_settings("") == "");
     CHECK(backup::error_lines("INFO: a\nERROR: [082]: b\nINFO: c\n") == "ERROR: [082]: b");
     CHECK(backup::error_lines("one\ntwo\nthree\nfour\n", 2) == "three\nfour");
+}
+
+namespace {
+MemberView backup_member_view(const std::string& name, const std::string& role, bool server,
+                              uint64_t lag = 0) {
+    MemberView m;
+    m.name = name;
+    m.url = "http://" + name + ":8000";
+    m.host = name;
+    m.reachable = m.ready = m.running = true;
+    m.role = role;
+    m.pg_port = 5432;
+    m.timeline = 3;
+    m.lag_bytes = lag;
+    if (role == "replica") {
+        m.streaming = true;
+        m.upstream_host = "p";
+        m.upstream_port = "5432";
+    }
+    m.status["backup"] = {{"stanza_ready", true}, {"running", nullptr}, {"server", nullptr}};
+    if (server)
+        m.status["backup"]["server"] = {{"running", true},
+                                        {"port", 8432},
+                                        {"host", nullptr},
+                                        {"pg_path", "/data/" + name},
+                                        {"pg_port", 5432},
+                                        {"socket_path", "/run/" + name}};
+    return m;
+}
+}  // namespace
+
+TEST_CASE("where a backup runs: a caught-up replica, else the primary", "[backup]") {
+    const std::string since = "2026-12-02T10:00:00Z";
+    std::vector<MemberView> v = {backup_member_view("p", "primary", true),
+                                 backup_member_view("r1", "replica", true, 4096),
+                                 backup_member_view("r2", "replica", true, 0)};
+    auto src = backup_source(v, 0, "diff", since);
+    REQUIRE(src);
+    CHECK(src->standby);
+    CHECK(v[src->member].name == "r2");  // the least behind
+    CHECK(src->body["type"] == "diff");
+    CHECK(src->body["primary"]["host"] == "p");  // the API address's host when none is set
+    CHECK(src->body["primary"]["pg_path"] == "/data/p");
+    CHECK(src->body["primary"]["socket_path"] == "/run/p");
+    CHECK(backup::parse_backup_request(src->body));  // what the member will accept
+
+    SECTION("the name the primary's certificate carries") {
+        v[0].status["backup"]["server"]["host"] = "p.headless";
+        CHECK(backup_source(v, 0, "full", since)->body["primary"]["host"] == "p.headless");
+    }
+    SECTION("ties go by name") {
+        v[1].lag_bytes = 0;
+        CHECK(v[backup_source(v, 0, "full", since)->member].name == "r1");
+    }
+    SECTION("replicas that cannot take it") {
+        auto only = [&](auto&& spoil) {
+            spoil(v[1]);
+            spoil(v[2]);
+            auto s = backup_source(v, 0, "full", since);
+            REQUIRE(s);
+            CHECK_FALSE(s->standby);
+            CHECK(s->member == 0);
+            CHECK(s->body == nlohmann::json{{"type", "full"}});
+        };
+        SECTION("not ready") { only([](MemberView& m) { m.ready = false; }); }
+        SECTION("unreachable") { only([](MemberView& m) { m.reachable = false; }); }
+        SECTION("not streaming") { only([](MemberView& m) { m.streaming = false; }); }
+        SECTION("from another upstream") { only([](MemberView& m) { m.upstream_host = "x"; }); }
+        SECTION("behind") { only([](MemberView& m) { m.lag_bytes = 64ull << 20; }); }
+        SECTION("another timeline") { only([](MemberView& m) { m.timeline = 2; }); }
+        SECTION("no server (no certificate)") {
+            only([](MemberView& m) { m.status["backup"]["server"] = nullptr; });
+        }
+        SECTION("failed within the window") {
+            only([](MemberView& m) {
+                m.status["backup"]["last_result"] = {{"ok", false},
+                                                     {"finished_at", "2026-12-02T10:30:00Z"}};
+            });
+        }
+    }
+    SECTION("a failure before the window does not count") {
+        v[2].status["backup"]["last_result"] = {{"ok", false},
+                                                {"finished_at", "2026-12-02T09:00:00Z"}};
+        CHECK(v[backup_source(v, 0, "full", since)->member].name == "r2");
+    }
+    SECTION("the primary without a running server: the primary") {
+        v[0].status["backup"]["server"]["running"] = false;
+        CHECK_FALSE(backup_source(v, 0, "full", since)->standby);
+        v[0].status["backup"]["server"] = nullptr;
+        CHECK_FALSE(backup_source(v, 0, "full", since)->standby);
+    }
+    SECTION("the newest read of the repository, and the latest backup's end") {
+        std::string end;
+        CHECK(newest_repository_view(v, &end).is_null());
+        v[0].status["backup"]["repository_read_at"] = "2026-12-02T10:00:00Z";
+        v[0].status["backup"]["newest"] = {{"full", 1}};
+        v[2].status["backup"]["repository_read_at"] = "2026-12-02T10:05:00Z";
+        v[2].status["backup"]["newest"] = {{"full", 2}};
+        v[2].status["backup"]["last_result"] = {{"ok", true},
+                                                {"finished_at", "2026-12-02T10:04:59Z"}};
+        CHECK(newest_repository_view(v, &end)["newest"]["full"] == 2);
+        CHECK(end == "2026-12-02T10:04:59Z");
+        v[2].reachable = false;
+        CHECK(newest_repository_view(v, &end)["newest"]["full"] == 1);
+    }
+    SECTION("one backup at a time across the cluster") {
+        CHECK_FALSE(backup_running(v));
+        v[1].status["backup"]["running"] = {{"type", "full"}};
+        CHECK(backup_running(v) == std::optional<std::string>("r1"));
+        v[1].reachable = false;
+        CHECK_FALSE(backup_running(v));
+    }
 }
