@@ -8,20 +8,12 @@
 #include "fs_util.hpp"
 #include "log.hpp"
 #include "secrets.hpp"
+#include "temp_dir.hpp"
 #include "api/status_report.hpp"
 
 using namespace im;
 
-namespace {
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/im-unit-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
-}  // namespace
+using im::test::TempDir;
 
 TEST_CASE("secrets compare by value only", "[secrets]") {
     CHECK(secrets_equal("abc", "abc"));

@@ -10,22 +10,14 @@
 #include "quorum/grant_store.hpp"
 #include "quorum/member_service.hpp"
 #include "quorum/write_keeper.hpp"
+#include "temp_dir.hpp"
 
 using namespace im;
 using namespace im::quorum;
 using std::chrono::milliseconds;
 
 namespace {
-struct TempDir {
-    std::string path;
-    TempDir() {
-        path = (std::filesystem::temp_directory_path() /
-                ("im-quorum-" + std::to_string(::getpid()) + "-" + std::to_string(rand())))
-                   .string();
-        std::filesystem::create_directories(path);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
+using im::test::TempDir;
 nlohmann::json promise(uint64_t term, const std::string& proposer,
                        std::vector<std::string> names = {"a", "b", "c"}, std::string to = "a") {
     return {{"term", term}, {"proposer", proposer}, {"to", to}, {"membership_version", 1},
