@@ -1,10 +1,9 @@
 #include "config.hpp"
 
-#include <algorithm>
-
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -136,17 +135,19 @@ bool plain_name(const std::string& s) {
 }
 
 Status validate_backup_server(Config& cfg) {
-    bool any = !cfg.backup_tls_cert.empty() || !cfg.backup_tls_key.empty() ||
-               !cfg.backup_tls_ca.empty();
+    bool any =
+        !cfg.backup_tls_cert.empty() || !cfg.backup_tls_key.empty() || !cfg.backup_tls_ca.empty();
     if (!any) {
         if (!cfg.backup_server_host.empty() || !cfg.backup_tls_clients.empty())
-            return make_error("--backup-server-host and --backup-tls-clients need "
-                              "--backup-tls-cert, --backup-tls-key and --backup-tls-ca");
+            return make_error(
+                "--backup-server-host and --backup-tls-clients need "
+                "--backup-tls-cert, --backup-tls-key and --backup-tls-ca");
         return Ok{};
     }
     if (cfg.backup_tls_cert.empty() || cfg.backup_tls_key.empty() || cfg.backup_tls_ca.empty())
-        return make_error("standby backups need all three: --backup-tls-cert, --backup-tls-key "
-                          "and --backup-tls-ca");
+        return make_error(
+            "standby backups need all three: --backup-tls-cert, --backup-tls-key "
+            "and --backup-tls-ca");
     for (auto [flag, path] : {std::pair{"--backup-tls-cert", &cfg.backup_tls_cert},
                               std::pair{"--backup-tls-key", &cfg.backup_tls_key},
                               std::pair{"--backup-tls-ca", &cfg.backup_tls_ca}}) {
@@ -159,8 +160,9 @@ Status validate_backup_server(Config& cfg) {
         return make_error("--backup-server-port: a port of its own (not postgres's or the API's)");
     for (const auto& cn : cfg.backup_tls_clients)
         if (cn.empty() || cn.find_first_of(",=*") != std::string::npos)
-            return make_error("--backup-tls-clients: certificate common names without ',', '=' "
-                              "or '*'");
+            return make_error(
+                "--backup-tls-clients: certificate common names without ',', '=' "
+                "or '*'");
     return Ok{};
 }
 
@@ -174,20 +176,24 @@ Status validate_backup(Config& cfg) {
     if (!cfg.restore_from_stanza.empty() && !restoring)
         return make_error("--restore-from-stanza needs --restore-from-backup");
     if (!cfg.restore_from_stanza.empty() && !plain_name(cfg.restore_from_stanza))
-        return make_error("--restore-from-stanza: a stanza's name (letters, digits, '-', '_', '.')");
+        return make_error(
+            "--restore-from-stanza: a stanza's name (letters, digits, '-', '_', '.')");
     if (!cfg.backups()) {
         if (restoring)
-            return make_error("--restore-from-backup needs the repository: --backup-repo or "
-                              "--backup-config");
+            return make_error(
+                "--restore-from-backup needs the repository: --backup-repo or "
+                "--backup-config");
         if (cfg.clone_from_backup)
-            return make_error("--clone-from-backup needs the repository: --backup-repo or "
-                              "--backup-config");
+            return make_error(
+                "--clone-from-backup needs the repository: --backup-repo or "
+                "--backup-config");
         if (!cfg.backup_stanza.empty())
             return make_error("--backup-stanza needs --backup-repo or --backup-config");
         if (!cfg.backup_tls_cert.empty() || !cfg.backup_tls_key.empty() ||
             !cfg.backup_tls_ca.empty())
-            return make_error("--backup-tls-cert, --backup-tls-key and --backup-tls-ca need "
-                              "--backup-repo or --backup-config");
+            return make_error(
+                "--backup-tls-cert, --backup-tls-key and --backup-tls-ca need "
+                "--backup-repo or --backup-config");
         return Ok{};
     }
     if (!plain_name(cfg.backup_stanza))
@@ -208,18 +214,21 @@ Status validate_backup(Config& cfg) {
     const auto& k = cfg.recovery_target_kind;
     const auto& v = cfg.recovery_target;
     if (k == "time" && !parse_timestamp(v))
-        return make_error("--recovery-target-time: expected 'YYYY-MM-DD HH:MM:SS' with an optional "
-                          "fraction and zone (+02, +05:30, Z; none: UTC), got '" +
-                          v + "'");
+        return make_error(
+            "--recovery-target-time: expected 'YYYY-MM-DD HH:MM:SS' with an optional "
+            "fraction and zone (+02, +05:30, Z; none: UTC), got '" +
+            v + "'");
     if (k == "lsn" && parse_lsn(v) == 0)
         return make_error("--recovery-target-lsn: expected a WAL position like 0/3000060, got '" +
                           v + "'");
     if (k == "xid" && (v.empty() || v.size() > 19 ||
                        v.find_first_not_of("0123456789") != std::string::npos || v == "0"))
         return make_error("--recovery-target-xid: a transaction id (digits), got '" + v + "'");
-    if (k == "name" && (v.empty() || v.size() > 63 || v.find_first_of("'\\\n") != std::string::npos))
-        return make_error("--recovery-target-name: a restore point's name (at most 63 "
-                          "characters, no quotes)");
+    if (k == "name" &&
+        (v.empty() || v.size() > 63 || v.find_first_of("'\\\n") != std::string::npos))
+        return make_error(
+            "--recovery-target-name: a restore point's name (at most 63 "
+            "characters, no quotes)");
     return Ok{};
 }
 
@@ -422,10 +431,10 @@ Status parse_cli(CLI::App& app, const std::vector<std::string>& args, ParseOutco
     } catch (const CLI::CallForHelp&) {
         std::fputs(app.help().c_str(), stdout);
         if (outcome) *outcome = {true, 0};
-        return make_error("help", 0);
+        return make_error("help");
     } catch (const CLI::ParseError& e) {
         if (outcome) *outcome = {true, 2};
-        return make_error(e.what(), 2);
+        return make_error(e.what());
     }
     // Until the caller's own checks pass, a failure is a usage error.
     if (outcome) *outcome = {true, 2};
@@ -572,48 +581,46 @@ Result<Config> parse_run_args(const std::vector<std::string>& args, ParseOutcome
         if (value->empty()) continue;
         if (!cfg.recovery_target_kind.empty())
             return make_error("--recovery-target-" + cfg.recovery_target_kind +
-                                  " and --recovery-target-" + kind +
-                                  ": one recovery target at a time",
-                              2);
+                              " and --recovery-target-" + kind + ": one recovery target at a time");
         cfg.recovery_target_kind = kind;
         cfg.recovery_target = *value;
     }
     cfg.backup_env = backup_environment();
     if (!parse_host_port(http_listen, cfg.http_host, cfg.http_port))
-        return make_error("--http-listen: expected HOST:PORT, got '" + http_listen + "'", 2);
+        return make_error("--http-listen: expected HOST:PORT, got '" + http_listen + "'");
     if (restart_policy == "always")
         cfg.restart_policy = RestartPolicy::always;
     else if (restart_policy == "never")
         cfg.restart_policy = RestartPolicy::never;
     else
-        return make_error("--restart-policy: 'always' or 'never', got '" + restart_policy + "'", 2);
+        return make_error("--restart-policy: 'always' or 'never', got '" + restart_policy + "'");
     if (rewind_failure != "fence" && rewind_failure != "reclone")
-        return make_error("--on-rewind-failure: 'fence' or 'reclone', got '" + rewind_failure + "'",
-                          2);
+        return make_error("--on-rewind-failure: 'fence' or 'reclone', got '" + rewind_failure +
+                          "'");
     cfg.reclone_on_rewind_failure = rewind_failure == "reclone";
     if (slot_keep == "auto")
         cfg.max_slot_wal_keep_mb = Config::kSlotKeepAuto;
     else if (!parse_size_mb(slot_keep, cfg.max_slot_wal_keep_mb))
-        return make_error(
-            "--max-slot-wal-keep-size: auto, -1 or a size like 4GB, got '" + slot_keep + "'", 2);
+        return make_error("--max-slot-wal-keep-size: auto, -1 or a size like 4GB, got '" +
+                          slot_keep + "'");
     if (!parse_duration(smart, cfg.smart_shutdown_timeout))
-        return make_error("--smart-shutdown-timeout: expected a duration like 10s", 2);
+        return make_error("--smart-shutdown-timeout: expected a duration like 10s");
     if (!parse_duration(fast, cfg.fast_shutdown_timeout))
-        return make_error("--fast-shutdown-timeout: expected a duration like 20s", 2);
+        return make_error("--fast-shutdown-timeout: expected a duration like 20s");
     if (!parse_duration(interval, cfg.check_interval))
-        return make_error("--check-interval: expected a duration like 1s", 2);
+        return make_error("--check-interval: expected a duration like 1s");
     if (!parse_duration(copy_stall, cfg.copy_stall_timeout))
-        return make_error("--copy-stall-timeout: expected a duration like 10m", 2);
-    if (!parse_duration(grant_ttl, cfg.grant_ttl) || cfg.grant_ttl < std::chrono::milliseconds(300) ||
-        cfg.grant_ttl > std::chrono::minutes(1))
-        return make_error("--grant-ttl: a duration between 300ms and 1m, like 1s", 2);
+        return make_error("--copy-stall-timeout: expected a duration like 10m");
+    if (!parse_duration(grant_ttl, cfg.grant_ttl) ||
+        cfg.grant_ttl < std::chrono::milliseconds(300) || cfg.grant_ttl > std::chrono::minutes(1))
+        return make_error("--grant-ttl: a duration between 300ms and 1m, like 1s");
     std::sort(cfg.membership.begin(), cfg.membership.end());
     if (std::adjacent_find(cfg.membership.begin(), cfg.membership.end()) != cfg.membership.end())
-        return make_error("--membership: a name appears twice", 2);
-    if (auto st = validate(cfg); !st) return make_error(st.error().message, 2);
+        return make_error("--membership: a name appears twice");
+    if (auto st = validate(cfg); !st) return make_error(st.error().message);
     if (!cfg.membership.empty() &&
         !std::binary_search(cfg.membership.begin(), cfg.membership.end(), cfg.name))
-        return make_error("--membership: this instance (" + cfg.name + ") is not in it", 2);
+        return make_error("--membership: this instance (" + cfg.name + ") is not in it");
     if (outcome) *outcome = {false, 0};
     return cfg;
 }

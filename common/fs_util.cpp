@@ -21,14 +21,14 @@ std::string errno_text(const std::string& what, const std::string& path) {
 
 Result<std::string> read_file(const std::string& path, size_t max_bytes) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return make_error(errno_text("cannot open", path), errno);
+    if (!fd) return system_error(errno_text("cannot open", path), errno);
     std::string out;
     char buf[8192];
     for (;;) {
         ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
-            return make_error(errno_text("cannot read", path), errno);
+            return system_error(errno_text("cannot read", path), errno);
         }
         if (n == 0) break;
         out.append(buf, static_cast<size_t>(n));
@@ -39,8 +39,8 @@ Result<std::string> read_file(const std::string& path, size_t max_bytes) {
 
 Status fsync_dir(const std::string& dir) {
     UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd) return make_error(errno_text("cannot open directory", dir), errno);
-    if (::fsync(fd.get()) != 0) return make_error(errno_text("cannot fsync", dir), errno);
+    if (!fd) return system_error(errno_text("cannot open directory", dir), errno);
+    if (::fsync(fd.get()) != 0) return system_error(errno_text("cannot fsync", dir), errno);
     return Ok{};
 }
 
@@ -48,7 +48,7 @@ Status write_file_atomic(const std::string& path, const std::string& content, mo
     std::string tmp = path + ".tmp";
     {
         UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-        if (!fd) return make_error(errno_text("cannot create", tmp), errno);
+        if (!fd) return system_error(errno_text("cannot create", tmp), errno);
         // open() honours the umask; the mode we were asked for is the one we want.
         ::fchmod(fd.get(), mode);
         size_t off = 0;
@@ -59,20 +59,20 @@ Status write_file_atomic(const std::string& path, const std::string& content, mo
                 int e = errno;
                 ::unlink(tmp.c_str());
                 errno = e;
-                return make_error(errno_text("cannot write", tmp), errno);
+                return system_error(errno_text("cannot write", tmp), errno);
             }
             off += static_cast<size_t>(n);
         }
         if (::fsync(fd.get()) != 0) {
             ::unlink(tmp.c_str());
-            return make_error(errno_text("cannot fsync", tmp), errno);
+            return system_error(errno_text("cannot fsync", tmp), errno);
         }
     }
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
         int e = errno;
         ::unlink(tmp.c_str());
         errno = e;
-        return make_error(errno_text("cannot rename to", path), errno);
+        return system_error(errno_text("cannot rename to", path), errno);
     }
     return fsync_dir(dirname(path));
 }

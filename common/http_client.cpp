@@ -1,5 +1,6 @@
 #include "http_client.hpp"
 
+#include <curl/curl.h>
 #include <openssl/ssl.h>
 
 #include <boost/asio/ssl.hpp>
@@ -8,6 +9,7 @@
 #include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string_view>
 
@@ -20,35 +22,48 @@ namespace im::http_client {
 namespace beast = boost::beast;
 namespace http = beast::http;
 
+namespace {
+// libcurl's URL handle, freed on every path.
+using CurlUrl = std::unique_ptr<CURLU, decltype(&curl_url_cleanup)>;
+
+std::optional<std::string> url_part(CURLU* h, CURLUPart part, unsigned flags = 0) {
+    char* out = nullptr;
+    if (curl_url_get(h, part, &out, flags) != CURLUE_OK || out == nullptr) return std::nullopt;
+    std::string value(out);
+    curl_free(out);
+    return value;
+}
+}  // namespace
+
+// libcurl's URL API does the parsing (RFC 3986, IPv6 literals, percent
+// escapes); what is left here is what this client accepts of it.
 Result<Url> parse_url(const std::string& text) {
+    CurlUrl h(curl_url(), curl_url_cleanup);
+    if (!h) return make_error("cannot parse URLs: out of memory");
+    // No scheme guessing, no rewriting of what was given.
+    if (CURLUcode rc = curl_url_set(h.get(), CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME);
+        rc != CURLUE_OK)
+        return make_error("bad URL '" + text + "': " + curl_url_strerror(rc));
     Url url;
-    std::string rest;
-    if (text.rfind("http://", 0) == 0) {
-        rest = text.substr(7);
-    } else if (text.rfind("https://", 0) == 0) {
-        rest = text.substr(8);
-        url.tls = true;
-        url.port = "443";
-    } else {
+    const std::string scheme = url_part(h.get(), CURLUPART_SCHEME).value_or("");
+    if (scheme != "http" && scheme != "https")
         return make_error("only http:// and https:// URLs are supported: " + text);
-    }
-    auto slash = rest.find('/');
-    std::string authority = rest.substr(0, slash);
-    if (slash != std::string::npos) url.path = rest.substr(slash);
-    if (!authority.empty() && authority.front() == '[') {
-        auto close = authority.find(']');
-        if (close == std::string::npos) return make_error("bad IPv6 address in " + text);
-        url.host = authority.substr(1, close - 1);
-        if (close + 1 < authority.size()) {
-            if (authority[close + 1] != ':') return make_error("bad URL: " + text);
-            url.port = authority.substr(close + 2);
-        }
-    } else {
-        auto colon = authority.rfind(':');
-        url.host = authority.substr(0, colon);
-        if (colon != std::string::npos) url.port = authority.substr(colon + 1);
-    }
-    if (url.host.empty() || url.port.empty()) return make_error("bad URL: " + text);
+    url.tls = scheme == "https";
+    // Credentials and fragments have no meaning for this client: refused
+    // rather than silently sent as a host name or dropped.
+    if (url_part(h.get(), CURLUPART_USER) || url_part(h.get(), CURLUPART_PASSWORD))
+        return make_error("credentials in a URL are not supported (use a token file): " + text);
+    if (url_part(h.get(), CURLUPART_FRAGMENT))
+        return make_error("a URL fragment is not supported: " + text);
+    url.host = url_part(h.get(), CURLUPART_HOST).value_or("");
+    if (url.host.size() >= 2 && url.host.front() == '[' && url.host.back() == ']')
+        url.host = url.host.substr(1, url.host.size() - 2);
+    if (url.host.empty()) return make_error("bad URL '" + text + "': no host");
+    url.port = url_part(h.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT).value_or("");
+    if (url.port.empty()) return make_error("bad URL '" + text + "': no port");
+    url.path = url_part(h.get(), CURLUPART_PATH).value_or("/");
+    if (url.path.empty()) url.path = "/";
+    if (auto query = url_part(h.get(), CURLUPART_QUERY)) url.path += "?" + *query;
     return url;
 }
 

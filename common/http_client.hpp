@@ -21,7 +21,8 @@ struct Url {
     std::string path = "/";
 };
 
-// Accepts "http[s]://host[:port][/path]" (IPv6 as [addr]).
+// Accepts "http[s]://host[:port][/path][?query]" (IPv6 as [addr]); parsed by
+// libcurl's URL API. Credentials and fragments are refused.
 Result<Url> parse_url(const std::string& text);
 
 struct HttpReply {

@@ -1,6 +1,8 @@
 #pragma once
 // Errors as values across module boundaries: a Result holds either a value or
-// an Error with a human-readable message (and an optional machine code).
+// an Error with a human-readable message. Each machine-readable part has one
+// meaning wherever it is read: http_status is always an HTTP status, sys_errno
+// always an errno.
 #include <map>
 #include <optional>
 #include <string>
@@ -11,7 +13,12 @@ namespace im {
 
 struct Error {
     std::string message;
-    int code = 0;  // module-specific; 0 when there is nothing more to say
+    // The HTTP status that says what kind of failure this is: the one our API
+    // answers with, or the one a peer's API answered. 409: the state does not
+    // allow it; 503: not now, try again; 502: something we depend on failed.
+    // 0 when it is no HTTP matter (an API answers 500 for it).
+    int http_status = 0;
+    int sys_errno = 0;  // the errno of the system call that failed; 0 when none did
     std::map<std::string, std::string> fields;  // facts that go with the error (an LSN, ...)
 };
 
@@ -38,8 +45,19 @@ class [[nodiscard]] Result {
 struct Ok {};
 using Status = Result<Ok>;
 
-inline Error make_error(std::string message, int code = 0) {
-    return Error{std::move(message), code, {}};
+inline Error make_error(std::string message, int http_status = 0) {
+    return Error{std::move(message), http_status, 0, {}};
+}
+
+// The status an API answers for `e`: its own when it has one, else `otherwise`
+// (500 for our own failures, 502 for a peer's).
+inline int http_status_or(const Error& e, int otherwise) {
+    return e.http_status >= 400 && e.http_status < 600 ? e.http_status : otherwise;
+}
+
+// A failed system call: the message says what was tried, sys_errno why it failed.
+inline Error system_error(std::string message, int sys_errno) {
+    return Error{std::move(message), 0, sys_errno, {}};
 }
 
 }  // namespace im

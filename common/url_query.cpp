@@ -1,37 +1,30 @@
 #include "url_query.hpp"
 
-#include <cctype>
+#include <curl/curl.h>
 
 namespace im {
 
+// libcurl does the escaping both ways (a NULL handle is allowed since 7.82).
 std::string percent_encode(const std::string& text) {
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : text) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
+    char* out = curl_easy_escape(nullptr, text.data(), static_cast<int>(text.size()));
+    if (out == nullptr) return {};
+    std::string encoded(out);
+    curl_free(out);
+    return encoded;
 }
 
 std::string percent_decode(const std::string& text) {
-    std::string out;
-    for (size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size() &&
-            std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
-            std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
-            out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
-            i += 2;
-        } else {
-            out += text[i] == '+' ? ' ' : text[i];
-        }
-    }
-    return out;
+    // Form encoding's '+' is a space; a literal plus arrives as %2B, so the
+    // swap comes before the unescaping.
+    std::string plus = text;
+    for (char& c : plus)
+        if (c == '+') c = ' ';
+    int length = 0;
+    char* out = curl_easy_unescape(nullptr, plus.data(), static_cast<int>(plus.size()), &length);
+    if (out == nullptr) return plus;
+    std::string decoded(out, static_cast<size_t>(length));
+    curl_free(out);
+    return decoded;
 }
 
 std::optional<std::string> query_param(const std::string& target, const std::string& key) {

@@ -26,7 +26,7 @@ sed -ri 's/^#?\s*create_main_cluster\s*=.*/create_main_cluster = false/' \
 # binaries' shared libraries.
 apt-get install -y -qq --no-install-recommends \
   "postgresql-$pg_major" "postgresql-client-$pg_major" pgbackrest \
-  libpq5 libssl3 libfmt9 libprometheus-cpp-core1.0 libstdc++6 ca-certificates >/dev/null
+  libpq5 libcurl4 libssl3 libfmt9 libprometheus-cpp-core1.0 libstdc++6 ca-certificates >/dev/null
 # The data directory's parent, owned by postgres (the volume mounts below it).
 install -d -o postgres -g postgres -m 0750 /var/lib/postgresql/data
 install -d -o postgres -g postgres -m 0775 /var/run/postgresql

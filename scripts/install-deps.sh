@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config meson
-  libboost-dev libssl-dev libpq-dev nlohmann-json3-dev catch2 libcli11-dev
+  libboost-dev libssl-dev libpq-dev libcurl4-openssl-dev nlohmann-json3-dev catch2 libcli11-dev
   libspdlog-dev libfmt-dev prometheus-cpp-dev
   postgresql postgresql-client pgbackrest util-linux procps iproute2 curl openssl
 )

@@ -159,7 +159,9 @@ const std::map<std::string, Route>& routes() {
         // start_time: restart only the postgres that started then (a request
         // made on a stale reading restarts nothing twice).
         {"/v1/restart",
-         {Kind::command, post, {{"term", {FieldType::term}}, {"start_time", {FieldType::start_time}}}}},
+         {Kind::command,
+          post,
+          {{"term", {FieldType::term}}, {"start_time", {FieldType::start_time}}}}},
         {"/v1/reload", {Kind::command, post, {{"term", {FieldType::term}}}}},
         {"/v1/promote",
          {Kind::command,
@@ -293,7 +295,7 @@ awaitable<HttpResponse> Api::command(const std::string& path, const HttpRequest&
     r.emplace(co_await actions_.run(path.substr(4), *body));
     if (!*r) {
         const Error& e = r->error();
-        int code = e.code >= 400 && e.code < 600 ? e.code : 500;
+        int code = http_status_or(e, 500);
         nlohmann::json body = {{"error", e.message}};
         for (const auto& [k, v] : e.fields) body[k] = v;
         co_return json_response(static_cast<http::status>(code), body, req.version());
@@ -304,10 +306,11 @@ awaitable<HttpResponse> Api::command(const std::string& path, const HttpRequest&
 HttpResponse Api::authority(const std::string& path, const HttpRequest& req, PeerInfo peer) {
     if (auto denied = authorize(req, peer)) return std::move(*denied);
     auto body = parse_command_body(req.body(), routes().at(path).fields);
-    if (!body) return error_response(http::status::bad_request, body.error().message, req.version());
+    if (!body)
+        return error_response(http::status::bad_request, body.error().message, req.version());
     auto r = actions_.authority(path.substr(std::string("/v1/authority/").size()), *body);
     if (!r) {
-        int code = r.error().code >= 400 && r.error().code < 600 ? r.error().code : 500;
+        int code = http_status_or(r.error(), 500);
         return error_response(static_cast<http::status>(code), r.error().message, req.version());
     }
     return json_response(http::status::ok, *r, req.version());
@@ -368,8 +371,9 @@ awaitable<HttpResponse> Api::handle(HttpRequest req, PeerInfo peer) {
                     std::optional<CommandAnswer> r;
                     r.emplace(co_await actions_.backups());
                     res = *r ? json_response(http::status::ok, r->value(), req.version())
-                             : error_response(static_cast<http::status>(r->error().code),
-                                              r->error().message, req.version());
+                             : error_response(
+                                   static_cast<http::status>(http_status_or(r->error(), 500)),
+                                   r->error().message, req.version());
                 }
                 break;
         }

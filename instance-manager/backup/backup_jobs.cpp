@@ -1,13 +1,13 @@
 #include "backup/backup_jobs.hpp"
 
+#include <filesystem>
+
 #include "api/file_health.hpp"
 #include "api/status_report.hpp"
 #include "backup/archive_status.hpp"
 #include "backup/restore.hpp"
 #include "fs_util.hpp"
 #include "log.hpp"
-
-#include <filesystem>
 
 namespace im::backup {
 
@@ -44,8 +44,8 @@ awaitable<Result<std::string>> BackupJobs::run(std::vector<std::string> args, co
     auto r = co_await run_command(reaper_, opts, "backup");
     if (!r) co_return r.error();
     if (!r->success())
-        co_return make_error(std::string(what) + " " + describe_wait_status(r->wait_status) +
-                             ": " + error_lines(r->output));
+        co_return make_error(std::string(what) + " " + describe_wait_status(r->wait_status) + ": " +
+                             error_lines(r->output));
     co_return r->output;
 }
 
@@ -61,8 +61,9 @@ void BackupJobs::after_check(bool primary, uint32_t timeline, const nlohmann::js
                        {"ready_segments", archiver.value("ready_segments", 0)},
                        {"wal_bytes", archiver.value("wal_bytes", 0)}});
         else
-            log::info("backup", "archiving works again",
-                      {{"last_archived_wal", archiver.value("last_archived_wal", nlohmann::json())}});
+            log::info(
+                "backup", "archiving works again",
+                {{"last_archived_wal", archiver.value("last_archived_wal", nlohmann::json())}});
     }
     auto now = std::chrono::steady_clock::now();
     if (primary && !stanza_ready_ && !stanza_busy_ && now >= stanza_next_try_) {
@@ -106,16 +107,21 @@ awaitable<void> BackupJobs::prepare_stanza() {
     }
     stanza_ready_ = true;
     info_next_ = {};  // read what the repository holds now
-    log::info("backup", "the stanza is ready and archiving works", {{"stanza", cfg_.backup_stanza}});
+    log::info("backup", "the stanza is ready and archiving works",
+              {{"stanza", cfg_.backup_stanza}});
 }
 
 awaitable<void> BackupJobs::refresh_info() {
+    // Taken before the read runs (a backup that ends meanwhile is later than
+    // it), kept only once the read succeeded: a failed read must not make the
+    // last good one look fresh, or the controller's schedule would count from
+    // contents that may be hours old.
+    const std::string read_began = now_iso();
     auto text = co_await repository_info_json(cfg_, reaper_);
     info_busy_ = false;
     // While a backup runs, often enough to show its progress.
     info_next_ = std::chrono::steady_clock::now() +
                  (running_ ? std::chrono::seconds(10) : std::chrono::seconds(kInfoEvery));
-    info_at_ = now_iso();
     if (refresh_again_) {
         // A backup ended while this read ran: what it holds now is read at once.
         refresh_again_ = false;
@@ -132,6 +138,7 @@ awaitable<void> BackupJobs::refresh_info() {
     }
     info_error_.clear();
     info_ = std::move(*info);
+    info_at_ = read_began;
     if (last_result_.is_object() && last_result_.value("ok", false) &&
         !last_result_.contains("label") && !info_->backups.empty())
         last_result_["label"] = info_->backups.back().label;
@@ -179,11 +186,11 @@ awaitable<void> BackupJobs::push_fork(uint32_t timeline) {
     }
     fork_push_["error"] = failed;
     fork_next_try_ = std::chrono::steady_clock::now() + kStanzaRetry;
-    log::warn("backup",
-              "the parent timeline's WAL is not all in the repository yet: a restore across "
-              "this promotion needs it; trying again in a minute",
-              {{"timeline", timeline}, {"pushed", pushed}, {"files", push.size()},
-               {"error", failed}});
+    log::warn(
+        "backup",
+        "the parent timeline's WAL is not all in the repository yet: a restore across "
+        "this promotion needs it; trying again in a minute",
+        {{"timeline", timeline}, {"pushed", pushed}, {"files", push.size()}, {"error", failed}});
 }
 
 void BackupJobs::start_server() {
@@ -193,10 +200,12 @@ void BackupJobs::start_server() {
         auto cn = certificate_common_name(cfg_.backup_tls_cert);
         if (!cn) {
             server_ = {{"running", false},
-                       {"error", "--backup-tls-cert names no common name: give "
-                                 "--backup-tls-clients"}};
-            log::error("backup", "pgBackRest's server not started: the certificate names no "
-                                 "common name to allow; give --backup-tls-clients",
+                       {"error",
+                        "--backup-tls-cert names no common name: give "
+                        "--backup-tls-clients"}};
+            log::error("backup",
+                       "pgBackRest's server not started: the certificate names no "
+                       "common name to allow; give --backup-tls-clients",
                        {{"certificate", cfg_.backup_tls_cert}});
             return;
         }
@@ -243,13 +252,13 @@ CommandAnswer BackupJobs::start(const BackupRequest& req) {
     if (!cfg_.backups())
         return make_error("backups are not configured (--backup-repo or --backup-config)", 409);
     if (req.primary && !cfg_.backup_server())
-        return make_error("standby backups need --backup-tls-cert, --backup-tls-key and "
-                          "--backup-tls-ca on this member",
-                          409);
+        return make_error(
+            "standby backups need --backup-tls-cert, --backup-tls-key and "
+            "--backup-tls-ca on this member",
+            409);
     if (running_)
-        return make_error("a " + running_->type + " backup is running since " +
-                              running_->started_at,
-                          409);
+        return make_error(
+            "a " + running_->type + " backup is running since " + running_->started_at, 409);
     running_ = Running{req.type, now_iso(), req.primary ? "standby" : "primary"};
     spawn("the backup", run_backup(req));
     return nlohmann::json{{"started", true},
@@ -329,8 +338,8 @@ nlohmann::json BackupJobs::view() const {
     if (!cfg_.backups()) return nullptr;
     nlohmann::json j = {
         {"stanza", cfg_.backup_stanza},
-        {"repository", cfg_.backup_repo.empty() ? "as the pgBackRest configuration says"
-                                                : cfg_.backup_repo},
+        {"repository",
+         cfg_.backup_repo.empty() ? "as the pgBackRest configuration says" : cfg_.backup_repo},
         {"stanza_ready", stanza_ready_},
         {"check", check_},
         {"archiver", archiver_},

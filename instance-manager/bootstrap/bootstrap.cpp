@@ -175,9 +175,8 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
     // initdb: only the instance that may start a cluster restores (the
     // others clone from it, or keep their data). Unfinished, a restore is
     // continued or made again; finished, the directory is reused.
-    const bool restore_wanted =
-        cfg.restore_from_backup &&
-        (cfg.bootstrap_instance.empty() || cfg.bootstrap_instance == cfg.name);
+    const bool restore_wanted = cfg.restore_from_backup && (cfg.bootstrap_instance.empty() ||
+                                                            cfg.bootstrap_instance == cfg.name);
     auto restore_mark = backup::read_restore_mark(cfg);
     if (!restore_mark) co_return restore_mark.error();
     bool restore_again = false, restore_recovering = false;
@@ -251,7 +250,7 @@ awaitable<Result<Prepared>> prepare_data_dir(Config& cfg, Reaper& reaper,
                 co_await clone_replica(cfg, reaper, cfg.primary_conninfo, *password, on_progress);
             if (st) break;
             // Unreachable is found before anything is written: still empty.
-            if (st.error().code != kPrimaryUnreachable) co_return st.error();
+            if (st.error().http_status != kPrimaryUnreachable) co_return st.error();
             log::warn("bootstrap", "the primary does not answer yet; trying again",
                       {{"error", st.error().message}, {"retry_in_ms", backoff.count()}});
             asio::steady_timer timer(co_await asio::this_coro::executor, backoff);

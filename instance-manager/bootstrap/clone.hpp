@@ -11,9 +11,10 @@
 
 namespace im {
 
-// The error code of a clone whose primary did not answer at all (nothing
-// was written: worth trying again later).
-inline constexpr int kPrimaryUnreachable = 1503;
+// The http_status of a clone whose primary did not answer at all (503: not
+// now; nothing was written, worth trying again later). No other step of a
+// clone answers 503.
+inline constexpr int kPrimaryUnreachable = 503;
 
 // Creates the physical slot on the upstream over a replication connection
 // (reserving WAL from now on); an existing slot is fine.

@@ -1,6 +1,7 @@
 // The commands a controller sends: promote, demote, follow, fence, unfence,
 // plus restart and reload. Every one is checked against the instance's
 // state first and changes nothing when it does not fit.
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -12,6 +13,7 @@
 #include "daemon/daemon.hpp"
 #include "fs_util.hpp"
 #include "log.hpp"
+#include "resolve.hpp"
 
 namespace im {
 
@@ -129,10 +131,10 @@ awaitable<CommandAnswer> Daemon::do_restart(const nlohmann::json& body) {
     // Asked for the postgres that started at a given time: one started since
     // has already restarted (the asker read an old status).
     if (auto t = body.find("start_time"); t != body.end() && *t != state_.pg.pg_start_time)
-        co_return nlohmann::json{{"changed", false},
-                                 {"restarted", false},
-                                 {"reason", "postgres started again since (at " +
-                                                state_.pg.pg_start_time + ")"}};
+        co_return nlohmann::json{
+            {"changed", false},
+            {"restarted", false},
+            {"reason", "postgres started again since (at " + state_.pg.pg_start_time + ")"}};
     if (auto st = enter(state_.role, Role::stopping, "restart requested"); !st)
         co_return st.error();
     ScopedFlag restarting{state_.restart_requested};
@@ -171,9 +173,8 @@ awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
         if (verdict != quorum::GatherVerdict::granted) {
             keeper_.drop();
             sync_watchdog();
-            co_return make_error("no majority granted the write right for term " +
-                                     std::to_string(term),
-                                 503);
+            co_return make_error(
+                "no majority granted the write right for term " + std::to_string(term), 503);
         }
         p.write_term = term;
         if (body.contains("members")) p.members = body["members"].get<std::vector<std::string>>();
@@ -227,12 +228,10 @@ awaitable<CommandAnswer> Daemon::do_promote(const nlohmann::json& body) {
         // while a majority's grants for this term run (the promise round the
         // controller made waited out every older grant).
         authority::DurabilityRecord inherited;
-        if (body.contains("durability"))
-            inherited = authority::durability_from(body["durability"]);
+        if (body.contains("durability")) inherited = authority::durability_from(body["durability"]);
         // The setting this replica had until now stays in the record too,
         // until the switch completes: a walsender may have read it.
-        if (stale_set)
-            inherited.sets = authority::switching_sets(inherited.sets, stale_set);
+        if (stale_set) inherited.sets = authority::switching_sets(inherited.sets, stale_set);
         auto verdict = co_await take_write_right(term, inherited);
         switch_since_ = kSwitchPending;  // until postgres is promoted
         if (verdict != quorum::GatherVerdict::granted) {
@@ -795,7 +794,46 @@ awaitable<CommandAnswer> Daemon::do_backup(const nlohmann::json& body) {
                                                     : "a backup without \"primary\" is taken "
                                                       "on the primary") +
                            "; this instance is " + std::string(to_string(state_.role.current())));
+    if (req->primary) {
+        // The primary named must be the one this replica streams from now:
+        // a stale or foreign host (a controller's old view, a typo, a host
+        // to probe) is refused before pgBackRest dials anything.
+        if (auto st = co_await streams_from(req->primary->host, req->primary->pg_port); !st)
+            co_return conflict(st.error().message);
+    }
     co_return backups_.start(*req);
+}
+
+awaitable<Status> Daemon::streams_from(const std::string& host, int port) {
+    PgSession local(io_.get_executor());
+    if (auto st = co_await monitor_.connect_local(local, std::chrono::seconds(5)); !st)
+        co_return make_error("cannot read this replica's WAL receiver: " + st.error().message);
+    auto r = co_await local.query(
+        "SELECT sender_host, sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+        std::chrono::seconds(5));
+    if (!r) co_return make_error("cannot read this replica's WAL receiver: " + r.error().message);
+    if (PQntuples(r->get()) != 1)
+        co_return make_error("this replica does not stream from a primary now");
+    const std::string sender = pg_value(r->get(), 0, 0).value_or("");
+    const std::string sender_port = pg_value(r->get(), 0, 1).value_or("");
+    const std::string named = host + ":" + std::to_string(port);
+    const std::string streams = sender + ":" + sender_port;
+    if (sender_port != std::to_string(port))
+        co_return make_error("this replica streams from " + streams + ", not from " + named);
+    // Names may differ (a Service, a pod's name, an address): the same
+    // address behind both is the same server.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    auto theirs = co_await resolve_host(host, deadline);
+    auto ours = co_await resolve_host(sender, deadline);
+    if (!theirs || !ours)
+        co_return make_error("cannot tell whether " + named +
+                             " is the primary this replica "
+                             "streams from (" +
+                             streams +
+                             "): " + (!theirs ? theirs.error().message : ours.error().message));
+    for (const auto& a : *theirs)
+        if (std::find(ours->begin(), ours->end(), a) != ours->end()) co_return Ok{};
+    co_return make_error("this replica streams from " + streams + ", not from " + named);
 }
 
 }  // namespace im

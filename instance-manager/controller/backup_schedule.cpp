@@ -16,20 +16,20 @@ Result<BackupSchedule> parse_backup_schedule(const std::string& text) {
         "least 1m)";
     while (std::getline(in, part, ',')) {
         auto eq = part.find('=');
-        if (eq == std::string::npos) return make_error(shape, 2);
+        if (eq == std::string::npos) return make_error(shape);
         std::string type = part.substr(0, eq);
         std::chrono::milliseconds every{};
         if (!parse_duration(part.substr(eq + 1), every) || every < std::chrono::minutes(1))
-            return make_error(shape, 2);
+            return make_error(shape);
         auto secs = std::chrono::duration_cast<std::chrono::seconds>(every);
         std::chrono::seconds* slot = type == "full"   ? &s.full
                                      : type == "diff" ? &s.diff
                                      : type == "incr" ? &s.incr
                                                       : nullptr;
-        if (!slot || slot->count() != 0) return make_error(shape, 2);
+        if (!slot || slot->count() != 0) return make_error(shape);
         *slot = secs;
     }
-    if (!s.enabled()) return make_error(shape, 2);
+    if (!s.enabled()) return make_error(shape);
     s.text = text;
     return s;
 }
@@ -83,8 +83,8 @@ std::optional<BackupSource> backup_source(const std::vector<MemberView>& views, 
     const auto& ps = server_of(p);
     if (!ps.is_object() || !ps.value("running", false)) return out;
     nlohmann::json server = {
-        {"host", ps.value("host", nlohmann::json()).is_string() ? ps["host"].get<std::string>()
-                                                                : p.host},
+        {"host",
+         ps.value("host", nlohmann::json()).is_string() ? ps["host"].get<std::string>() : p.host},
         {"port", ps.value("port", 0)},
         {"pg_path", ps.value("pg_path", "")},
         {"pg_port", ps.value("pg_port", 0)},
@@ -109,32 +109,52 @@ std::optional<BackupSource> backup_source(const std::vector<MemberView>& views, 
     return BackupSource{*best, {{"type", type}, {"primary", server}}, true};
 }
 
-std::optional<std::string> backup_running(const std::vector<MemberView>& views) {
+void BackupsRunning::observe(const std::vector<MemberView>& views) {
+    std::set<std::string> listed;
     for (const auto& m : views) {
-        if (!m.reachable || !m.status.contains("backup")) continue;
-        const auto& b = m.status["backup"];
-        if (b.is_object() && b.value("running", nlohmann::json()).is_object()) return m.name;
+        listed.insert(m.name);
+        if (!m.reachable) continue;  // unknown: the mark, if any, stays
+        const auto& b = m.status.value("backup", nlohmann::json());
+        if (b.is_object() && b.value("running", nlohmann::json()).is_object())
+            names_.insert(m.name);
+        else
+            names_.erase(m.name);
     }
-    return std::nullopt;
+    for (auto it = names_.begin(); it != names_.end();)
+        it = listed.count(*it) ? std::next(it) : names_.erase(it);
 }
 
-nlohmann::json newest_repository_view(const std::vector<MemberView>& views,
-                                      std::string* last_end) {
-    nlohmann::json view;
-    std::string read_at, ended;
+std::optional<std::string> BackupsRunning::any() const {
+    if (names_.empty()) return std::nullopt;
+    return *names_.begin();
+}
+
+RepositoryView newest_repository_view(const std::vector<MemberView>& views) {
+    RepositoryView out;
+    std::time_t best = -1;
+    std::string best_read;
     for (const auto& m : views) {
         if (!m.reachable || !m.status.contains("backup")) continue;
         const auto& b = m.status["backup"];
         if (!b.is_object()) continue;
-        if (b.contains("newest") && b.value("repository_read_at", "") > read_at) {
-            view = b;
-            read_at = b.value("repository_read_at", "");
-        }
         const auto& result = b.value("last_result", nlohmann::json());
-        if (result.is_object()) ended = std::max(ended, result.value("finished_at", ""));
+        const std::string ended =
+            result.is_object() ? result.value("finished_at", std::string()) : std::string();
+        out.last_end = std::max(out.last_end, ended);
+        if (b.contains("repository_error") || !b.contains("newest")) continue;
+        const std::string read_at = b.value("repository_read_at", "");
+        if (!ended.empty() && ended >= read_at) out.unread_backup = true;
+        NewestBackups n = newest_backups(b);
+        std::time_t newest = -1;
+        for (auto t : {n.full, n.diff, n.incr})
+            if (t) newest = std::max(newest, *t);
+        if (out.view.is_null() || newest > best || (newest == best && read_at > best_read)) {
+            out.view = b;
+            best = newest;
+            best_read = read_at;
+        }
     }
-    if (last_end) *last_end = ended;
-    return view;
+    return out;
 }
 
 }  // namespace im

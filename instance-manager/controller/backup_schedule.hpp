@@ -8,6 +8,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "controller/cluster_rules.hpp"
@@ -17,7 +18,7 @@ namespace im {
 
 struct BackupSchedule {
     std::chrono::seconds full{0}, diff{0}, incr{0};  // 0: none of that type
-    std::string text;                                 // as given
+    std::string text;                                // as given
     bool enabled() const { return full.count() > 0; }
 };
 
@@ -39,8 +40,8 @@ std::string backup_due(const BackupSchedule& s, const NewestBackups& newest, std
 // A replica qualifies when it and the primary both run pgBackRest's server
 // (status backup.server), it is ready and streams from the primary at most
 // `max_lag` behind, and its own last backup did not fail after
-// `failures_since` (an ISO 8601 UTC time, as status writes them: a replica that cannot reach the primary's server gives
-// way to another or to the primary, rather than fail every time). Among
+// `failures_since` (an ISO 8601 UTC time, as status writes them: a replica that cannot reach the
+// primary's server gives way to another or to the primary, rather than fail every time). Among
 // them: the least behind, then the name. `body`: the POST /v1/backup body
 // for that member (with "primary" for a standby backup).
 struct BackupSource {
@@ -53,17 +54,37 @@ std::optional<BackupSource> backup_source(const std::vector<MemberView>& views, 
                                           const std::string& failures_since,
                                           uint64_t max_lag = 16ull << 20);
 
-// A member's backup running now, if any (backup.running in its status):
-// pgBackRest's backup lock is local to a host, so the controller itself
-// keeps to one backup of the cluster at a time.
-std::optional<std::string> backup_running(const std::vector<MemberView>& views);
+// The members seen running a backup (backup.running in their status),
+// kept across polls. pgBackRest's backup lock is local to a host, so the
+// controller itself keeps to one backup of the cluster at a time, and a
+// member that stops answering keeps its mark until a poll shows it idle: a
+// missed poll is not a finished backup. A member that leaves the
+// membership loses its mark.
+class BackupsRunning {
+  public:
+    void observe(const std::vector<MemberView>& views);
+    // A backup this controller just started (before a poll shows it).
+    void started(const std::string& member) { names_.insert(member); }
+    std::optional<std::string> any() const;
 
-// Of the reachable members' backup views, the one whose repository read is
-// the newest (a standby backup's replica reads the repository as soon as its
-// backup ends, the primary only every few minutes); null when none has read
-// it. `last_end`: the latest end of any member's last backup (a backup that
-// ended after the newest read is not in it yet).
-nlohmann::json newest_repository_view(const std::vector<MemberView>& views,
-                                      std::string* last_end = nullptr);
+  private:
+    std::set<std::string> names_;
+};
+
+// What the members' repository views say, for the schedule.
+struct RepositoryView {
+    // The view that shows the newest backup: the repository is shared, so
+    // the member whose read holds the most is the most up to date. Views
+    // whose last read failed (repository_error) are not counted: their
+    // contents may be hours old. Null when no member read it.
+    nlohmann::json view;
+    // A member's last backup ended after that member's own newest read (by
+    // its own clock): the repository holds a backup no view shows yet, so
+    // the schedule waits for the read rather than take another.
+    bool unread_backup = false;
+    // The latest end of any member's last backup (for the cluster summary).
+    std::string last_end;
+};
+RepositoryView newest_repository_view(const std::vector<MemberView>& views);
 
 }  // namespace im

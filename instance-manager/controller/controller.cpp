@@ -1,10 +1,9 @@
 #include "controller/controller.hpp"
 
-#include <ctime>
-
 #include <signal.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <random>
 
 #include "api/status_report.hpp"
@@ -14,10 +13,10 @@
 #include "controller/role_labels.hpp"
 #include "fs_util.hpp"
 #include "json_fields.hpp"
+#include "json_text.hpp"
 #include "log.hpp"
 #include "quorum/member_service.hpp"
 #include "secrets.hpp"
-#include "json_text.hpp"
 
 namespace im {
 
@@ -46,7 +45,8 @@ Controller::Controller(asio::io_context& io, ControllerConfig cfg, std::string t
     std::random_device rd;
     char host[64] = {0};
     ::gethostname(host, sizeof host - 1);
-    id_ = std::string(host) + "-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 100000);
+    id_ =
+        std::string(host) + "-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 100000);
     bool https = cfg_.kube.enabled && cfg_.kube.member_scheme == "https";
     for (const auto& [name, url] : cfg_.members)
         if (auto u = http_client::parse_url(url); u && u->tls) https = true;
@@ -189,9 +189,10 @@ awaitable<Result<nlohmann::json>> Controller::command(const MemberView& m, const
     auto url = http_client::parse_url(m.url);
     if (!url) co_return url.error();
     url->path = "/v1/" + name;
-    auto reply = co_await http_client::async_http_request("POST", *url, json_text(body), token_, timeout,
-                                                     tls_, cfg_.tls.ca_file.empty() ? false : true);
-    if (!reply) co_return make_error(reply.error().message, 0);
+    auto reply =
+        co_await http_client::async_http_request("POST", *url, json_text(body), token_, timeout,
+                                                 tls_, cfg_.tls.ca_file.empty() ? false : true);
+    if (!reply) co_return make_error(reply.error().message);
     auto j = nlohmann::json::parse(reply->body, nullptr, false);
     if (reply->status != 200) {
         std::string why = j.is_object() && j.contains("error") && j["error"].is_string()
@@ -274,6 +275,7 @@ awaitable<void> Controller::poll() {
         }
     }
     writable = find_primary(views_).has_value();
+    backups_running_.observe(views_);
     if (!any) co_return;
     const auto now = quorum::own_now();
     if (!term_learned_) {
@@ -399,10 +401,9 @@ awaitable<void> Controller::converge() {
                  m.write_term < primary.write_term)
             // Stopped by the write authority (its grants ran out, or a newer
             // term was promised) and a newer primary exists: it rejoins.
-            co_await command_once(
-                m, "demote", rejoin,
-                "a former primary (term " + std::to_string(m.write_term) +
-                    ") rejoins as a replica of " + primary.name);
+            co_await command_once(m, "demote", rejoin,
+                                  "a former primary (term " + std::to_string(m.write_term) +
+                                      ") rejoins as a replica of " + primary.name);
         else if (m.role == "fenced" && !m.standby)
             co_await command_once(
                 m, "demote", rejoin,
@@ -508,8 +509,7 @@ awaitable<authority::SyncChoice> Controller::synchronous_choice(
                 // from up to its fork (its own branch was no standby's). Its
                 // postgres is down: the position cannot change. Never a
                 // candidate (fenced; demoted once a primary exists).
-                readings.push_back(
-                    {m.name, m.former_fork->first, m.former_fork->second, false, 0});
+                readings.push_back({m.name, m.former_fork->first, m.former_fork->second, false, 0});
                 continue;
             }
             if (!m.reachable || !m.running || m.system_identifier != system_id) continue;
@@ -594,17 +594,18 @@ awaitable<void> Controller::adopt(const MemberView& primary) {
     if (end.step.kind != authority::PromotionStep::Kind::promote) {
         if (end.step.kind == authority::PromotionStep::Kind::superseded)
             proposer_->on_superseded(end.step.newer_term, quorum::own_now());
-        decide_now_and_then("no-write-right", primary.name,
-                            "the promise round for term " + std::to_string(term) + " did not " +
-                                "succeed: " + (end.step.reason.empty() ? "superseded"
-                                                                        : end.step.reason));
+        decide_now_and_then(
+            "no-write-right", primary.name,
+            "the promise round for term " + std::to_string(term) + " did not " +
+                "succeed: " + (end.step.reason.empty() ? "superseded" : end.step.reason));
         cooldown_[key] = Clock::now() + kCooldown;
         co_return;
     }
     decide("write-right", primary.name,
            "the primary takes the write right: a majority promised term " + std::to_string(term),
            {{"majority", end.promisers}});
-    nlohmann::json body = {{"term", term}, {"members", member_names()}, {"member_urls", member_urls()}};
+    nlohmann::json body = {
+        {"term", term}, {"members", member_names()}, {"member_urls", member_urls()}};
     auto r = co_await command(primary, "promote", body, kCommandTimeout);
     if (!r) {
         decide("write-right-failed", primary.name, r.error().message);
@@ -666,9 +667,9 @@ awaitable<void> Controller::failover(std::optional<size_t> old_index) {
         co_return;
     }
     if (end.step.kind != Kind::promote) {
-        decide_now_and_then("no-failover", "",
-                            "the promise round for term " + std::to_string(term) +
-                                " failed: " + end.step.reason);
+        decide_now_and_then(
+            "no-failover", "",
+            "the promise round for term " + std::to_string(term) + " failed: " + end.step.reason);
         co_return;
     }
     std::string chosen = end.step.candidate;
@@ -767,7 +768,7 @@ awaitable<Result<nlohmann::json>> Controller::switchover(const std::string& to) 
     // The target may still be receiving the last WAL: 412 is retried briefly.
     for (auto deadline = Clock::now() + std::chrono::seconds(10);;) {
         promoted = co_await command(target, "promote", promote, kCommandTimeout);
-        if (promoted || promoted.error().code != 412 || Clock::now() > deadline) break;
+        if (promoted || promoted.error().http_status != 412 || Clock::now() > deadline) break;
         timer.expires_after(std::chrono::milliseconds(50));
         co_await timer.async_wait(use_awaitable);
     }
@@ -825,14 +826,14 @@ awaitable<Result<nlohmann::json>> Controller::forced_failover(const std::string&
             newest_at = m.name;
         }
     }
-    nlohmann::json loss = {{"to", to},
-                           {"target_lsn", lsn_text(target_lsn)},
-                           {"newest_known_lsn", lsn_text(newest)},
-                           {"newest_known_at", newest_at},
-                           {"may_lose_bytes", newest > target_lsn ? newest - target_lsn : 0},
-                           {"failover_blocked", failover_blocked_.empty()
-                                                    ? nlohmann::json()
-                                                    : nlohmann::json(failover_blocked_)}};
+    nlohmann::json loss = {
+        {"to", to},
+        {"target_lsn", lsn_text(target_lsn)},
+        {"newest_known_lsn", lsn_text(newest)},
+        {"newest_known_at", newest_at},
+        {"may_lose_bytes", newest > target_lsn ? newest - target_lsn : 0},
+        {"failover_blocked",
+         failover_blocked_.empty() ? nlohmann::json() : nlohmann::json(failover_blocked_)}};
     if (newest > target_lsn)
         loss["may_lose"] = "WAL from " + lsn_text(target_lsn) + " to " + lsn_text(newest) +
                            " (commits acknowledged there may be lost)";
@@ -848,13 +849,13 @@ awaitable<Result<nlohmann::json>> Controller::forced_failover(const std::string&
         std::string why = end.step.kind == authority::PromotionStep::Kind::superseded
                               ? "term " + std::to_string(end.step.newer_term) + " exists"
                               : end.step.reason;
-        co_return make_error("the promise round for term " + std::to_string(term) + " failed: " +
-                                 why,
-                             502);
+        co_return make_error(
+            "the promise round for term " + std::to_string(term) + " failed: " + why, 502);
     }
-    auto promoted = co_await command(*t, "promote", promote_body(term, to, end.record),
-                                     kCommandTimeout);
-    if (!promoted) co_return make_error("promote of " + to + " failed: " + promoted.error().message, 502);
+    auto promoted =
+        co_await command(*t, "promote", promote_body(term, to, end.record), kCommandTimeout);
+    if (!promoted)
+        co_return make_error("promote of " + to + " failed: " + promoted.error().message, 502);
     proposer_->on_promoted(quorum::own_now());
     primary_ = to;
     authorized_.insert(to);
@@ -891,8 +892,15 @@ awaitable<Result<std::string>> Controller::start_backup(const std::string& type,
                                                         const std::string& why) {
     const MemberView* p = backup_member();
     if (!p) co_return make_error("no ready primary to take a backup", 503);
-    if (auto other = backup_running(views_))
-        co_return make_error("a backup runs on " + *other + " (one at a time)", 409);
+    // A standing-by controller (another one holds a newer term) leaves
+    // backups to the one in charge, which also keeps them one at a time.
+    if (superseded_)
+        co_return make_error("this controller is standing by: ask the one in charge", 409);
+    if (auto other = backups_running_.any())
+        co_return make_error("a backup runs on " + *other +
+                                 " (one at a time; a member that stops answering keeps its mark "
+                                 "until it is seen idle)",
+                             409);
     size_t primary = static_cast<size_t>(p - views_.data());
     // A replica that failed within the hour gives way (to another, or the primary).
     auto src = backup_source(views_, primary, type,
@@ -900,15 +908,17 @@ awaitable<Result<std::string>> Controller::start_backup(const std::string& type,
     if (!src) co_return make_error("no ready primary to take a backup", 503);
     const MemberView& m = views_[src->member];
     if (m.status.value("backup", nlohmann::json()).is_null())
-        co_return make_error(m.name + " has no backup repository (--backup-repo or "
-                                      "--backup-config)",
+        co_return make_error(m.name +
+                                 " has no backup repository (--backup-repo or "
+                                 "--backup-config)",
                              409);
     std::string name = m.name, primary_name = p->name;
     auto r = co_await command(m, "backup", src->body, std::chrono::seconds(10));
     if (!r) {
-        int code = r.error().code >= 400 && r.error().code < 600 ? r.error().code : 502;
+        int code = http_status_or(r.error(), 502);
         co_return make_error(name + ": " + r.error().message, code);
     }
+    backups_running_.started(name);
     decide("backup", name,
            why + ": " + type +
                (src->standby ? ", a standby backup (" + primary_name + " starts and stops it)"
@@ -928,8 +938,9 @@ awaitable<HttpResponse> Controller::backup_request(const HttpRequest& req) {
         std::string type = parsed->value("type", "full");
         auto started = co_await start_backup(type, "asked over the API");
         if (!started)
-            co_return error_response(static_cast<http::status>(started.error().code),
-                                     started.error().message, req.version());
+            co_return error_response(
+                static_cast<http::status>(http_status_or(started.error(), 500)),
+                started.error().message, req.version());
         co_return json_response(http::status::ok,
                                 {{"started", true}, {"type", type}, {"member", *started}},
                                 req.version());
@@ -941,8 +952,9 @@ awaitable<HttpResponse> Controller::backup_request(const HttpRequest& req) {
                                  "no ready primary to list backups", req.version());
     if (m->status.value("backup", nlohmann::json()).is_null())
         co_return error_response(http::status::conflict,
-                                 m->name + " has no backup repository (--backup-repo or "
-                                           "--backup-config)",
+                                 m->name +
+                                     " has no backup repository (--backup-repo or "
+                                     "--backup-config)",
                                  req.version());
     auto url = http_client::parse_url(m->url);
     if (!url)
@@ -951,16 +963,15 @@ awaitable<HttpResponse> Controller::backup_request(const HttpRequest& req) {
     auto reply = co_await http_client::async_http_request(
         "GET", *url, "", token_, std::chrono::minutes(2), tls_, !cfg_.tls.ca_file.empty());
     if (!reply || reply->status != 200)
-        co_return error_response(http::status::bad_gateway,
-                                 m->name + ": " +
-                                     (reply ? "HTTP " + std::to_string(reply->status) + " " +
-                                                  reply->body
-                                            : reply.error().message),
-                                 req.version());
+        co_return error_response(
+            http::status::bad_gateway,
+            m->name + ": " +
+                (reply ? "HTTP " + std::to_string(reply->status) + " " + reply->body
+                       : reply.error().message),
+            req.version());
     nlohmann::json answer = nlohmann::json::parse(reply->body, nullptr, false);
     if (!answer.is_object())
-        co_return error_response(http::status::bad_gateway, m->name + ": not JSON",
-                                 req.version());
+        co_return error_response(http::status::bad_gateway, m->name + ": not JSON", req.version());
     answer["member"] = m->name;
     co_return json_response(http::status::ok, answer, req.version());
 }
@@ -978,14 +989,12 @@ awaitable<void> Controller::backup_loop() {
         const MemberView* p = backup_member();
         if (!p) continue;
         const auto pv = p->status.value("backup", nlohmann::json());
-        if (!pv.is_object() || !pv.value("stanza_ready", false) || backup_running(views_))
-            continue;
-        // A backup that ended after the newest read of the repository is
-        // not in `newest` yet: wait for a read rather than take another.
-        std::string last_end;
-        nlohmann::json view = newest_repository_view(views_, &last_end);
-        if (!view.is_object() || last_end >= view.value("repository_read_at", "")) continue;
-        std::string due = backup_due(s, newest_backups(view), std::time(nullptr));
+        if (!pv.is_object() || !pv.value("stanza_ready", false) || backups_running_.any()) continue;
+        // A backup that ended after its member's newest read of the
+        // repository is in no view yet: wait for a read rather than take another.
+        RepositoryView repo = newest_repository_view(views_);
+        if (!repo.view.is_object() || repo.unread_backup) continue;
+        std::string due = backup_due(s, newest_backups(repo.view), std::time(nullptr));
         auto now = std::chrono::steady_clock::now();
         if (due.empty() || now - backup_tried_ < retry) continue;
         backup_tried_ = now;
@@ -1022,7 +1031,7 @@ awaitable<void> Controller::pod_watch_loop() {
             // A watch the server (or a proxy) ends at once is not asked again at once.
             if (st && Clock::now() - began < std::chrono::seconds(1))
                 co_await pause(std::chrono::seconds(1));
-            if (!st && st.error().code == 410) {
+            if (!st && st.error().http_status == 410) {
                 log::info("controller", "the watch is too old: listing the pods again");
                 break;
             }
@@ -1072,11 +1081,11 @@ awaitable<bool> Controller::set_role_label(const LabelChange& change) {
                    {{"role", change.role ? nlohmann::json(*change.role) : nlohmann::json()}});
             co_return true;
         }
-        if (r.error().code == 404) {
+        if (r.error().http_status == 404) {
             pods_.erase(change.pod);
             co_return true;
         }
-        if (r.error().code != 409) {
+        if (r.error().http_status != 409) {
             log::warn("controller", "cannot change a role label",
                       {{"pod", change.pod}, {"error", r.error().message}});
             co_return false;
@@ -1122,21 +1131,28 @@ nlohmann::json Controller::cluster() const {
         // a replica).
         auto summary = backup_summary(p->status.value("backup", nlohmann::json()));
         if (summary.is_object()) {
-            auto newest = backup_summary(newest_repository_view(views_));
+            auto newest = backup_summary(newest_repository_view(views_).view);
             if (newest.is_object())
-                for (const char* k : {"backups", "last_backup", "last_backup_type",
-                                      "last_backup_stop"})
+                for (const char* k :
+                     {"backups", "last_backup", "last_backup_type", "last_backup_stop"})
                     summary[k] = newest[k];
-            if (auto on = backup_running(views_))
+            if (auto on = backups_running_.any()) {
+                // Last seen running; a member that does not answer now says nothing more.
+                summary["running"] = {{"member", *on}, {"answering", false}};
                 for (const auto& m : views_)
-                    if (m.name == *on) {
-                        summary["running"] = m.status["backup"]["running"];
+                    if (m.name == *on && m.reachable) {
+                        const auto& b = m.status.value("backup", nlohmann::json());
+                        if (b.is_object() && b.value("running", nlohmann::json()).is_object())
+                            summary["running"] = b["running"];
                         summary["running"]["member"] = *on;
+                        summary["running"]["answering"] = true;
                     }
+            }
         }
         out["backup"] = summary;
     }
-    if (cfg_.backup_schedule.enabled()) out["settings"]["backup_schedule"] = cfg_.backup_schedule.text;
+    if (cfg_.backup_schedule.enabled())
+        out["settings"]["backup_schedule"] = cfg_.backup_schedule.text;
     if (kube_) {
         nlohmann::json pods = nlohmann::json::object();
         for (const auto& [name, pod] : pods_)
@@ -1185,7 +1201,8 @@ awaitable<HttpResponse> Controller::handle(HttpRequest req, PeerInfo) {
         auto r = co_await switchover((*body)["to"].get<std::string>());
         if (!r) {
             nlohmann::json err = {{"error", r.error().message}};
-            co_return json_response(static_cast<http::status>(r.error().code), err, req.version());
+            co_return json_response(static_cast<http::status>(http_status_or(r.error(), 500)), err,
+                                    req.version());
         }
         co_return json_response(http::status::ok, *r, req.version());
     }
@@ -1202,7 +1219,8 @@ awaitable<HttpResponse> Controller::handle(HttpRequest req, PeerInfo) {
         auto r = co_await forced_failover((*body)["to"].get<std::string>(), accept);
         if (!r) {
             nlohmann::json err = {{"error", r.error().message}};
-            co_return json_response(static_cast<http::status>(r.error().code), err, req.version());
+            co_return json_response(static_cast<http::status>(http_status_or(r.error(), 500)), err,
+                                    req.version());
         }
         co_return json_response(http::status::ok, *r, req.version());
     }
@@ -1212,9 +1230,8 @@ awaitable<HttpResponse> Controller::handle(HttpRequest req, PeerInfo) {
         (path == "/v1/backups" && get))
         co_return co_await backup_request(req);
     if (path == "/healthz" || path == "/v1/cluster" || path == "/metrics" ||
-        path == "/v1/switchover" ||
-        path == "/v1/failover" || path == "/v1/backup" || path == "/v1/backups" ||
-        path == "/v1/restart")
+        path == "/v1/switchover" || path == "/v1/failover" || path == "/v1/backup" ||
+        path == "/v1/backups" || path == "/v1/restart")
         co_return error_response(http::status::method_not_allowed, "method not allowed",
                                  req.version());
     co_return error_response(http::status::not_found, "no such path: " + path, req.version());

@@ -18,8 +18,9 @@
 
 #include "api/api.hpp"
 #include "api/http_server.hpp"
-#include "authority/promotion.hpp"
 #include "asio.hpp"
+#include "authority/promotion.hpp"
+#include "controller/backup_schedule.hpp"
 #include "controller/cluster_rules.hpp"
 #include "controller/controller_config.hpp"
 #include "controller/controller_metrics.hpp"
@@ -71,9 +72,9 @@ class Controller {
     // Synchronous failover (authority/durability.hpp): LSNs read now, after
     // the round waited out the old primary's grants. The candidate and the
     // LSN it must hold, or why none may be promoted.
-    awaitable<authority::SyncChoice> synchronous_choice(const authority::DurabilityRecord& record,
-                                                        std::chrono::steady_clock::time_point waited,
-                                                        uint64_t term);
+    awaitable<authority::SyncChoice> synchronous_choice(
+        const authority::DurabilityRecord& record, std::chrono::steady_clock::time_point waited,
+        uint64_t term);
     awaitable<Result<nlohmann::json>> switchover(const std::string& to);
     // POST /v1/failover {"to", "accept_data_loss"}: an operator promotes `to`
     // although no failover happens by itself (the durability rule forbids
@@ -145,8 +146,8 @@ class Controller {
     std::string id_;           // this controller as a proposer
     authority::Membership membership_;
     std::optional<authority::Proposer> proposer_;  // once the term is learned
-    std::string primary_;      // the member the controller holds as primary
-    std::string failover_blocked_;  // why the last failover could not promote anyone
+    std::string primary_;                          // the member the controller holds as primary
+    std::string failover_blocked_;                 // why the last failover could not promote anyone
     uint64_t last_primary_lsn_ = 0;  // the primary's pg_current_wal_lsn when last seen
     std::chrono::steady_clock::time_point poll_sent_{};  // when the polls behind views_ left
     // Members seen (or made) primary under the write authority: a lost
@@ -158,7 +159,7 @@ class Controller {
     std::deque<nlohmann::json> decisions_;
     ControllerMetrics metrics_;  // GET /metrics
     bool stopping_ = false;
-    int exit_code_ = 0;  // 1 once a loop died
+    int exit_code_ = 0;          // 1 once a loop died
     bool adopted_once_ = false;  // has seen (or made) a primary since it started
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
@@ -166,22 +167,23 @@ class Controller {
         std::map<std::string, std::string> requested;    // member -> start time when asked
         std::map<std::string, std::string> in_flight;    // member -> start time before
         std::map<std::string, std::string> out_of_date;  // Kubernetes: member -> why
-        bool acting = false;  // a step is being carried out
+        bool acting = false;                             // a step is being carried out
         // Readings from polls sent before this are older than the last step.
         std::chrono::steady_clock::time_point acted_at{};
         std::chrono::steady_clock::time_point retry_at{};  // after a failed step
         std::optional<std::chrono::steady_clock::time_point> primary_restart_sent;
-        bool await_primary_lsn = false;  // the primary restarted in place: read its position
-        uint64_t min_replay_lsn = 0;     // rollout::Input::min_replay_lsn
-        std::string min_replay_primary;  // the primary it is a position of
+        bool await_primary_lsn = false;    // the primary restarted in place: read its position
+        uint64_t min_replay_lsn = 0;       // rollout::Input::min_replay_lsn
+        std::string min_replay_primary;    // the primary it is a position of
         uint32_t min_replay_timeline = 0;  // and its timeline
-        rollout::Step step;     // the last step decided
-        std::string started_at;  // since the cluster last had nothing to restart
+        rollout::Step step;                // the last step decided
+        std::string started_at;            // since the cluster last had nothing to restart
         unsigned restarts = 0, switchovers = 0;
         std::deque<nlohmann::json> done;  // the last steps carried out
     } rollout_;
     std::chrono::steady_clock::time_point backup_tried_{};  // the last scheduled backup asked
-    std::unique_ptr<KubeApi> kube_;  // Kubernetes mode only
+    BackupsRunning backups_running_;  // one backup at a time, across missed polls
+    std::unique_ptr<KubeApi> kube_;   // Kubernetes mode only
     std::map<std::string, Pod> pods_;
     std::map<std::string, std::string> update_revisions_;  // StatefulSet -> status.updateRevision
     std::chrono::steady_clock::time_point labels_paused_until_{};

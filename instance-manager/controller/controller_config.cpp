@@ -1,11 +1,11 @@
 #include "controller/controller_config.hpp"
 
 #include <CLI/CLI.hpp>
-#include <cstdio>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
-#include <sstream>
 #include <set>
+#include <sstream>
 
 #include "bootstrap/replication_config.hpp"
 #include "fs_util.hpp"
@@ -23,9 +23,9 @@ Result<std::vector<std::pair<std::string, std::string>>> split_pairs(
     for (const auto& item : items) {
         auto eq = item.find('=');
         if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
-            return make_error(flag + ": expected NAME=VALUE, got '" + item + "'", 2);
+            return make_error(flag + ": expected NAME=VALUE, got '" + item + "'");
         std::string name = item.substr(0, eq);
-        if (!seen.insert(name).second) return make_error(flag + ": " + name + " given twice", 2);
+        if (!seen.insert(name).second) return make_error(flag + ": " + name + " given twice");
         out.emplace_back(name, item.substr(eq + 1));
     }
     return out;
@@ -34,12 +34,12 @@ Result<std::vector<std::pair<std::string, std::string>>> split_pairs(
 Status check_members(const std::vector<std::pair<std::string, std::string>>& members) {
     std::vector<std::string> names;
     for (const auto& [name, url] : members) names.push_back(name);
-    if (auto clash = slot_name_collision(names)) return make_error("--member: " + *clash, 2);
+    if (auto clash = slot_name_collision(names)) return make_error("--member: " + *clash);
     for (const auto& [name, url] : members) {
         if (name.find_first_of("\"' ") != std::string::npos)
-            return make_error("--member: names may not hold quotes or spaces: " + name, 2);
+            return make_error("--member: names may not hold quotes or spaces: " + name);
         if (auto u = http_client::parse_url(url); !u)
-            return make_error("--member " + name + ": " + u.error().message, 2);
+            return make_error("--member " + name + ": " + u.error().message);
     }
     return Ok{};
 }
@@ -48,37 +48,36 @@ Status check_members(const std::vector<std::pair<std::string, std::string>>& mem
 // checked, so a bad pod spec fails at start, not at the first API call.
 Status finish_kube_settings(KubeSettings& k, bool have_members) {
     const std::string sa = "/var/run/secrets/kubernetes.io/serviceaccount/";
-    if (have_members) return make_error("--kubernetes and --member exclude each other", 2);
+    if (have_members) return make_error("--kubernetes and --member exclude each other");
     if (k.selector.empty() || k.selector.find('=') == std::string::npos)
-        return make_error("--selector: a label selector like app=demo is required", 2);
+        return make_error("--selector: a label selector like app=demo is required");
     if (k.member_port <= 0 || k.member_port > 65535)
-        return make_error("--member-port: a port number", 2);
+        return make_error("--member-port: a port number");
     if (k.member_scheme != "http" && k.member_scheme != "https")
-        return make_error("--member-scheme: http or https", 2);
+        return make_error("--member-scheme: http or https");
     if (k.member_domain.find_first_of("/:@ ") != std::string::npos)
-        return make_error("--member-domain: a DNS name like demo-headless", 2);
+        return make_error("--member-domain: a DNS name like demo-headless");
     if (k.api_url.empty()) {
         const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
         const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
         if (!host || !*host)
             return make_error(
                 "--kubernetes: KUBERNETES_SERVICE_HOST is not set (not in a pod?); give "
-                "--kube-api-url",
-                2);
+                "--kube-api-url");
         std::string h = host;
         if (h.find(':') != std::string::npos) h = "[" + h + "]";  // IPv6
         k.api_url = "https://" + h + ":" + (port && *port ? port : "443");
     }
     if (auto u = http_client::parse_url(k.api_url); !u || !u->tls)
-        return make_error("--kube-api-url: an https URL is required", 2);
+        return make_error("--kube-api-url: an https URL is required");
     if (k.token_file.empty()) k.token_file = sa + "token";
     if (k.ca_file.empty()) k.ca_file = sa + "ca.crt";
     if (!fs::read_secret(k.token_file))
-        return make_error("--kube-token-file: cannot read " + k.token_file, 2);
-    if (!fs::exists(k.ca_file)) return make_error("--kube-ca-file: cannot read " + k.ca_file, 2);
+        return make_error("--kube-token-file: cannot read " + k.token_file);
+    if (!fs::exists(k.ca_file)) return make_error("--kube-ca-file: cannot read " + k.ca_file);
     if (k.ns.empty()) {
         auto ns = fs::read_secret(sa + "namespace");
-        if (!ns) return make_error("--namespace: not given and not in " + sa + "namespace", 2);
+        if (!ns) return make_error("--namespace: not given and not in " + sa + "namespace");
         k.ns = *ns;
     }
     return Ok{};
@@ -89,15 +88,15 @@ Result<std::pair<std::string, unsigned>> parse_durability_mode(std::string text)
     for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     for (auto& c : text)
         if (c == ':') c = ' ';
-    if (text == "async" || text == "asynchronous") return std::pair<std::string, unsigned>{"any", 0};
+    if (text == "async" || text == "asynchronous")
+        return std::pair<std::string, unsigned>{"any", 0};
     std::istringstream in(text);
     std::string method, extra;
     long n = 0;
     if ((in >> method >> n) && !(in >> extra) && (method == "any" || method == "first") && n >= 1 &&
         n <= 100)
         return std::pair<std::string, unsigned>{method, static_cast<unsigned>(n)};
-    return make_error("--durability: async, 'any N' or 'first N' (N from 1), not '" + text + "'",
-                      2);
+    return make_error("--durability: async, 'any N' or 'first N' (N from 1), not '" + text + "'");
 }
 
 template <class Fn>
@@ -188,7 +187,7 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
         if (k.enabled) {
             if (auto st = finish_kube_settings(k, !cfg.members.empty()); !st) return st;
         } else if (cfg.members.empty()) {
-            return make_error("--member: at least one member is needed (or --kubernetes)", 2);
+            return make_error("--member: at least one member is needed (or --kubernetes)");
         }
         if (auto st = check_members(cfg.members); !st) return st;
         auto p = split_pairs("--priority", priorities);
@@ -197,38 +196,37 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
             try {
                 cfg.priority[name] = std::stoi(value);
             } catch (...) {
-                return make_error("--priority " + name + ": not a number: " + value, 2);
+                return make_error("--priority " + name + ": not a number: " + value);
             }
         }
         if (cfg.api_token_file.empty() || !fs::read_secret(cfg.api_token_file))
-            return make_error("--api-token-file: a readable token file is required", 2);
+            return make_error("--api-token-file: a readable token file is required");
         if (!parse_host_port(listen, cfg.listen_host, cfg.listen_port))
-            return make_error("--listen: expected HOST:PORT, got '" + listen + "'", 2);
+            return make_error("--listen: expected HOST:PORT, got '" + listen + "'");
         if (!parse_duration(interval, cfg.interval) || cfg.interval.count() < 50)
-            return make_error("--interval: a duration of at least 50ms", 2);
+            return make_error("--interval: a duration of at least 50ms");
         if (!parse_duration(timeout, cfg.request_timeout) || cfg.request_timeout.count() < 50)
-            return make_error("--request-timeout: a duration of at least 50ms", 2);
+            return make_error("--request-timeout: a duration of at least 50ms");
         if (!parse_duration(delay, cfg.failover_delay) || cfg.failover_delay.count() < 250)
-            return make_error("--failover-delay: a duration of at least 250ms, like 1s", 2);
+            return make_error("--failover-delay: a duration of at least 250ms, like 1s");
         if (!parse_duration(takeover, cfg.takeover_delay) ||
             cfg.takeover_delay < cfg.failover_delay)
-            return make_error("--takeover-delay: a duration of at least --failover-delay", 2);
+            return make_error("--takeover-delay: a duration of at least --failover-delay");
         if (membership.empty() && k.enabled)
             return make_error(
                 "--membership: the declared members (the StatefulSet's pod names) are needed "
-                "with --kubernetes: a majority must not shrink when pods are deleted",
-                2);
+                "with --kubernetes: a majority must not shrink when pods are deleted");
         if (membership.empty())
             for (const auto& [name, url] : cfg.members) membership.push_back(name);
         std::sort(membership.begin(), membership.end());
         if (std::adjacent_find(membership.begin(), membership.end()) != membership.end())
-            return make_error("--membership: a name appears twice", 2);
+            return make_error("--membership: a name appears twice");
         for (const auto& name : membership)
-            if (name.empty()) return make_error("--membership: an empty name", 2);
+            if (name.empty()) return make_error("--membership: an empty name");
         if (!k.enabled)
             for (const auto& [name, url] : cfg.members)
                 if (!std::binary_search(membership.begin(), membership.end(), name))
-                    return make_error("--member " + name + " is not in --membership", 2);
+                    return make_error("--member " + name + " is not in --membership");
         cfg.membership = membership;
         auto mode = parse_durability_mode(durability);
         if (!mode) return mode.error();
@@ -236,7 +234,7 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
         cfg.synchronous = mode->second;
         if (first_n > 0) {
             if (cfg.synchronous > 0)
-                return make_error("--synchronous and --durability: give one of them", 2);
+                return make_error("--synchronous and --durability: give one of them");
             cfg.sync_method = "first";
             cfg.synchronous = first_n;
         }
@@ -246,15 +244,14 @@ Result<ControllerConfig> parse_controller_args(const std::vector<std::string>& a
             cfg.backup_schedule = *s;
         }
         if (data_durability != "required" && data_durability != "preferred")
-            return make_error("--data-durability: required or preferred", 2);
+            return make_error("--data-durability: required or preferred");
         cfg.preferred = data_durability == "preferred";
         if (cfg.synchronous >= cfg.membership.size() && cfg.synchronous > 0)
             return make_error("--durability: at most the number of members minus one (" +
-                                  std::to_string(cfg.membership.size()) + " members)",
-                              2);
+                              std::to_string(cfg.membership.size()) + " members)");
         log::Level lvl;
         if (!log::parse_level(cfg.log_level, lvl))
-            return make_error("--log-level: debug, info, warn or error", 2);
+            return make_error("--log-level: debug, info, warn or error");
         return Ok{};
     });
     if (!done) return done.error();
@@ -271,7 +268,7 @@ Result<ClientArgs> parse_client_args(const std::string& command,
                  : command == "restart"
                      ? "instance-manager restart: restart members in order (replicas one at a "
                        "time, the primary by switchover)"
-                                         : "instance-manager switchover: hand the primary role over",
+                     : "instance-manager switchover: hand the primary role over",
                  "instance-manager " + command};
     const bool backup_command = command == "backup" || command == "backups";
     std::vector<std::string> members;
@@ -310,21 +307,19 @@ Result<ClientArgs> parse_client_args(const std::string& command,
         out.members = *m;
         if (auto st = check_members(out.members); !st) return st;
         if (out.controller.empty() == out.members.empty())
-            return make_error(
-                command == "status" ? "give --controller or --member" : "--controller is required",
-                2);
+            return make_error(command == "status" ? "give --controller or --member"
+                                                  : "--controller is required");
         if (!out.controller.empty() && !http_client::parse_url(out.controller))
-            return make_error("--controller: expected http[s]://HOST:PORT", 2);
+            return make_error("--controller: expected http[s]://HOST:PORT");
         if (command == "restart" && out.restart_member.empty() && !out.all)
-            return make_error("give --member NAME or --all", 2);
+            return make_error("give --member NAME or --all");
         if (command == "failover" && !out.force)
             return make_error(
                 "--force is required: the controller fails over by itself; this promotes --to "
-                "even where its durability rule forbids it",
-                2);
+                "even where its durability rule forbids it");
         if (command != "status" &&
             (out.api_token_file.empty() || !fs::read_secret(out.api_token_file)))
-            return make_error("--api-token-file: a readable token file is required", 2);
+            return make_error("--api-token-file: a readable token file is required");
         return Ok{};
     });
     if (!done) return done.error();

@@ -36,9 +36,8 @@ Daemon::Daemon(asio::io_context& io, Config cfg, std::optional<std::string> api_
                   authority::kDefaultRho},
               api_token.value_or("")) {
     api_.require_client_cert(!cfg_.tls_client_ca.empty());
-    keeper_.on_lost([this](bool superseded, const std::string& why) {
-        on_write_right_lost(superseded, why);
-    });
+    keeper_.on_lost(
+        [this](bool superseded, const std::string& why) { on_write_right_lost(superseded, why); });
     keeper_.on_deadline([this] { sync_watchdog(); });
     state_.authority_view = [this] { return authority_view(); };
     state_.backup_view = [this] { return backups_.view(); };
@@ -185,8 +184,9 @@ void Daemon::on_postgres_exit(bool planned, int wait_status) {
         state_.last_error = "postgres " + describe_wait_status(wait_status) +
                             " while replaying the restored backup to its target";
         log::error("restore", state_.last_error,
-                   {{"hint", "start again with --restore-from-backup: the same target continues, "
-                             "another restores afresh"}});
+                   {{"hint",
+                     "start again with --restore-from-backup: the same target continues, "
+                     "another restores afresh"}});
         shutdown(1, "the restore did not reach its target");
         return;
     }
@@ -225,7 +225,7 @@ awaitable<void> Daemon::restart_after_backoff() {
         co_return;
     }
     state_.last_error = st.error().message;
-    if (st.error().code != kStartRefused)
+    if (st.error().http_status != kStartRefused)
         spawn_guarded("the restart after a crash", restart_after_backoff());
 }
 
@@ -295,15 +295,15 @@ awaitable<void> Daemon::main_flow() {
             std::string reason = "first start";
             auto st = co_await gate_.open(StartCause::first_start, reason);
             if (st) break;
-            if (st.error().code == kStartRefused) break;  // fenced (a newer primary), or stopping
-            if (st.error().code != kStartWait) {
+            if (st.error().http_status == kStartRefused)
+                break;  // fenced (a newer primary), or stopping
+            if (st.error().http_status != kStartWait) {
                 log::error("supervisor", st.error().message);
                 shutdown(1, "cannot start postgres");
                 co_return;
             }
             if (!logged)
-                log::info("authority",
-                          "waiting for a majority's grants before serving as primary");
+                log::info("authority", "waiting for a majority's grants before serving as primary");
             logged = true;
             timer.expires_after(std::chrono::seconds(1));
             co_await timer.async_wait(asio::redirect_error(use_awaitable, ignored_ec_));
@@ -349,7 +349,8 @@ awaitable<void> Daemon::after_check(PgSession& session) {
         if (st) st = backup::set_restore_stage(cfg_, "done");
         if (!st) {
             // The next start finds it promoted and notes it then.
-            log::error("restore", "cannot note the finished restore", {{"error", st.error().message}});
+            log::error("restore", "cannot note the finished restore",
+                       {{"error", st.error().message}});
             shutdown(1, "cannot note the finished restore");
             co_return;
         }

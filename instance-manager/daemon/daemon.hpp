@@ -83,6 +83,8 @@ class Daemon : public ApiActions, private StartHost, private parameters::WatchHo
     awaitable<CommandAnswer> do_replication(const nlohmann::json& body);
     // A backup from this instance (the primary), in the background.
     awaitable<CommandAnswer> do_backup(const nlohmann::json& body);
+    // Whether this replica's WAL receiver streams from host:port now (by address).
+    awaitable<Status> streams_from(const std::string& host, int port);
     // The write authority on this member (write_authority.cpp).
     awaitable<CommandAnswer> do_members(const nlohmann::json& body);
     // Holds the write right for `term` (a fresh WriteRight unless `term` is
@@ -170,7 +172,7 @@ class Daemon : public ApiActions, private StartHost, private parameters::WatchHo
     std::unique_ptr<StateStore> store_;
     bool shutting_down_ = false;
     bool restart_pending_ = false;
-    CommandSlot commands_;  // one role command (or self-fence) at a time
+    CommandSlot commands_;                     // one role command (or self-fence) at a time
     std::set<std::string> lost_slots_logged_;  // invalidated slots already reported
     boost::system::error_code ignored_ec_;
     std::shared_ptr<asio::ssl::context> peer_tls_;  // for https member URLs

@@ -11,10 +11,9 @@ using namespace im;
 
 namespace {
 std::vector<std::string> with_repo(std::vector<std::string> more = {}) {
-    std::vector<std::string> args = {"--pgdata",     "/tmp/im-backup-test-pgdata",
-                                     "--name",       "n1",
-                                     "--backup-repo", "/tmp/im-backup-test-repo",
-                                     "--backup-stanza", "main"};
+    std::vector<std::string> args = {
+        "--pgdata",      "/tmp/im-backup-test-pgdata", "--name",          "n1",
+        "--backup-repo", "/tmp/im-backup-test-repo",   "--backup-stanza", "main"};
     args.insert(args.end(), more.begin(), more.end());
     return args;
 }
@@ -52,8 +51,9 @@ TEST_CASE("backup flags: a repository needs a stanza, targets need a restore", "
     CHECK_THAT(error_of(with_repo({"--restore-from-backup", "--recovery-target-lsn", "0/3000000",
                                    "--recovery-target-name", "before"})),
                Catch::Contains("one recovery target at a time"));
-    CHECK_THAT(error_of(with_repo({"--restore-from-backup", "--recovery-target-time", "yesterday"})),
-               Catch::Contains("--recovery-target-time: expected"));
+    CHECK_THAT(
+        error_of(with_repo({"--restore-from-backup", "--recovery-target-time", "yesterday"})),
+        Catch::Contains("--recovery-target-time: expected"));
     CHECK_THAT(error_of(with_repo({"--restore-from-backup", "--recovery-target-lsn", "3000000"})),
                Catch::Contains("--recovery-target-lsn"));
     CHECK_THAT(error_of(with_repo({"--restore-from-backup", "--recovery-target-xid", "12a"})),
@@ -61,8 +61,9 @@ TEST_CASE("backup flags: a repository needs a stanza, targets need a restore", "
     CHECK_THAT(error_of({"--pgdata", "/tmp/x", "--backup-repo", "relative/path", "--backup-stanza",
                          "main"}),
                Catch::Contains("absolute"));
-    CHECK_THAT(error_of({"--pgdata", "/tmp/x", "--backup-repo", "/tmp/r", "--backup-stanza", "a b"}),
-               Catch::Contains("--backup-stanza"));
+    CHECK_THAT(
+        error_of({"--pgdata", "/tmp/x", "--backup-repo", "/tmp/r", "--backup-stanza", "a b"}),
+        Catch::Contains("--backup-stanza"));
     auto restore = parse_run_args(
         with_repo({"--restore-from-backup", "--recovery-target-time", "2026-12-02 10:42:00+01"}));
     REQUIRE(restore.ok());
@@ -72,9 +73,9 @@ TEST_CASE("backup flags: a repository needs a stanza, targets need a restore", "
 TEST_CASE("recovery target times", "[backup]") {
     CHECK(parse_timestamp("1970-01-01 00:00:00") == std::time_t{0});
     CHECK(parse_timestamp("2026-12-02 10:42:00Z") == parse_timestamp("2026-12-02 10:42:00"));
-    CHECK(*parse_timestamp("2026-12-02 10:42:00+01") + 3600 == *parse_timestamp("2026-12-02 10:42:00"));
-    CHECK(*parse_timestamp("2026-12-02T10:42:00-05:30") ==
-          *parse_timestamp("2026-12-02 16:12:00"));
+    CHECK(*parse_timestamp("2026-12-02 10:42:00+01") + 3600 ==
+          *parse_timestamp("2026-12-02 10:42:00"));
+    CHECK(*parse_timestamp("2026-12-02T10:42:00-05:30") == *parse_timestamp("2026-12-02 16:12:00"));
     CHECK(parse_timestamp("2026-12-02 10:42:00.123456").has_value());
     CHECK_FALSE(parse_timestamp("2026-12-02 10:42").has_value());
     CHECK_FALSE(parse_timestamp("2026-13-02 10:42:00").has_value());
@@ -92,7 +93,9 @@ TEST_CASE("pgBackRest's environment: the manager's options win", "[backup]") {
     cfg.backup_env = {"PGBACKREST_REPO1_S3_KEY=secret", "PGBACKREST_STANZA=other",
                       "PGBACKREST_REPO1_RETENTION_FULL=7"};
     auto env = backup::environment(cfg);
-    auto has = [&](const std::string& e) { return std::find(env.begin(), env.end(), e) != env.end(); };
+    auto has = [&](const std::string& e) {
+        return std::find(env.begin(), env.end(), e) != env.end();
+    };
     CHECK(has("PGBACKREST_REPO1_S3_KEY=secret"));
     CHECK(has("PGBACKREST_STANZA=main"));
     CHECK_FALSE(has("PGBACKREST_STANZA=other"));
@@ -133,23 +136,23 @@ TEST_CASE("backup requests", "[backup]") {
         missing.erase(field);
         CHECK_FALSE(backup::parse_backup_request({{"primary", missing}}));
     }
-    for (auto [field, bad] : std::vector<std::pair<std::string, nlohmann::json>>{
-             {"host", "a b"},
-             {"host", "--pg2-host=x"},
-             {"host", ""},
-             {"port", 0},
-             {"port", 70000},
-             {"port", "8432"},
-             {"pg_path", "relative/path"},
-             {"pg_path", "/a\nb"},
-             {"socket_path", 5},
-             {"extra", 1}}) {
+    for (auto [field, bad] :
+         std::vector<std::pair<std::string, nlohmann::json>>{{"host", "a b"},
+                                                             {"host", "--pg2-host=x"},
+                                                             {"host", ""},
+                                                             {"port", 0},
+                                                             {"port", 70000},
+                                                             {"port", "8432"},
+                                                             {"pg_path", "relative/path"},
+                                                             {"pg_path", "/a\nb"},
+                                                             {"socket_path", 5},
+                                                             {"extra", 1}}) {
         auto changed = primary;
         changed[field] = bad;
         INFO(field << " = " << bad.dump());
         auto r = backup::parse_backup_request({{"primary", changed}});
         REQUIRE_FALSE(r);
-        CHECK(r.error().code == 400);
+        CHECK(r.error().http_status == 400);
         CHECK_THAT(r.error().message, Catch::StartsWith("primary must be {"));
     }
     CHECK_FALSE(backup::parse_backup_request({{"primary", "demo-0"}}));
@@ -203,7 +206,7 @@ TEST_CASE("standby backup flags: all three files, a repository, a port of its ow
     const std::string f = dir.write("stand-in.pem", "not a certificate\n");
     auto tls = [&](std::vector<std::string> more = {}) {
         std::vector<std::string> a = {"--backup-tls-cert", f, "--backup-tls-key", f,
-                                      "--backup-tls-ca", f};
+                                      "--backup-tls-ca",   f};
         a.insert(a.end(), more.begin(), more.end());
         return a;
     };
@@ -294,10 +297,10 @@ TEST_CASE("restore arguments", "[backup]") {
 
 TEST_CASE("after a promotion, the parent timeline's complete segments", "[backup]") {
     const uint64_t mb16 = 16 * 1024 * 1024;
-    std::vector<std::string> files = {"000000010000000000000002", "000000010000000000000003",
-                                      "000000010000000000000004", "000000010000000000000005",
-                                      "000000020000000000000005", "00000002.history",
-                                      "archive_status", "000000010000000000000004.partial"};
+    std::vector<std::string> files = {
+        "000000010000000000000002", "000000010000000000000003",        "000000010000000000000004",
+        "000000010000000000000005", "000000020000000000000005",        "00000002.history",
+        "archive_status",           "000000010000000000000004.partial"};
     // The switch inside segment 5: 2..4 are complete, 5 is postgres's .partial.
     CHECK(backup::fork_segments(files, "1\t0/5000060\tno recovery target specified\n", mb16) ==
           std::vector<std::string>{"000000010000000000000002", "000000010000000000000003",
@@ -328,9 +331,9 @@ TEST_CASE("the controller's backup schedule", "[backup]") {
     auto s = parse_backup_schedule("full=7d,diff=1d,incr=1h");
     REQUIRE(s.ok());
     CHECK(s->full == std::chrono::hours(24 * 7));
-    CHECK_FALSE(parse_backup_schedule("diff=1d"));           // full is required
-    CHECK_FALSE(parse_backup_schedule("full=7d,full=1d"));   // once each
-    CHECK_FALSE(parse_backup_schedule("full=10s"));          // at least a minute
+    CHECK_FALSE(parse_backup_schedule("diff=1d"));          // full is required
+    CHECK_FALSE(parse_backup_schedule("full=7d,full=1d"));  // once each
+    CHECK_FALSE(parse_backup_schedule("full=10s"));         // at least a minute
     CHECK_FALSE(parse_backup_schedule("weekly=7d"));
     CHECK_FALSE(parse_backup_schedule("full"));
     const std::time_t day = 86400, now = 100 * day;
@@ -345,7 +348,8 @@ TEST_CASE("the controller's backup schedule", "[backup]") {
     CHECK(backup_due(*s, n, now) == "");
     n.full = now - 8 * day;  // the full is too old, whatever came since
     CHECK(backup_due(*s, n, now) == "full");
-    auto view = nlohmann::json{{"newest", {{"full", now - 60}, {"diff", nullptr}, {"incr", nullptr}}}};
+    auto view =
+        nlohmann::json{{"newest", {{"full", now - 60}, {"diff", nullptr}, {"incr", nullptr}}}};
     CHECK(backup_due(*s, newest_backups(view), now) == "");
     CHECK(backup_due(*parse_backup_schedule("full=1d"), newest_backups(nlohmann::json()), now) ==
           "full");
@@ -354,22 +358,25 @@ TEST_CASE("the controller's backup schedule", "[backup]") {
 TEST_CASE("backups in the status table and the backups list", "[backup]") {
     auto info = backup::parse_info(kInfo, "c1");
     REQUIRE(info.ok());
-    nlohmann::json view = {{"stanza", "c1"},
-                           {"stanza_ready", true},
-                           {"archive_failing", false},
-                           {"archiver", {{"last_archived_wal", "000000010000000000000004"},
-                                         {"ready_segments", 0}}},
-                           {"backups", 1},
-                           {"last_backup", backup::to_json(info->backups.back())},
-                           {"running", nullptr},
-                           {"check", {{"ok", true}}}};
-    nlohmann::json cluster = {{"term", 3}, {"primary", "a"}, {"members", nlohmann::json::array()},
+    nlohmann::json view = {
+        {"stanza", "c1"},
+        {"stanza_ready", true},
+        {"archive_failing", false},
+        {"archiver", {{"last_archived_wal", "000000010000000000000004"}, {"ready_segments", 0}}},
+        {"backups", 1},
+        {"last_backup", backup::to_json(info->backups.back())},
+        {"running", nullptr},
+        {"check", {{"ok", true}}}};
+    nlohmann::json cluster = {{"term", 3},
+                              {"primary", "a"},
+                              {"members", nlohmann::json::array()},
                               {"backup", backup_summary(view)}};
     auto table = render_table(cluster);
     CHECK_THAT(table, Catch::Contains("Backups: stanza c1, 1 held, newest full 20261202-051029F"));
     CHECK_THAT(table, Catch::Contains("archive ok (last 000000010000000000000004, 0 waiting)"));
     view["archive_failing"] = true;
-    CHECK_THAT(render_table({{"backup", backup_summary(view)}}), Catch::Contains("archive failing"));
+    CHECK_THAT(render_table({{"backup", backup_summary(view)}}),
+               Catch::Contains("archive failing"));
     CHECK(backup_summary(nullptr).is_null());
     auto listed = backup::to_json(*info);
     listed["stanza"] = "c1";
@@ -377,7 +384,8 @@ TEST_CASE("backups in the status table and the backups list", "[backup]") {
     auto text = render_backups(listed);
     CHECK_THAT(text, Catch::Contains("20261202-051029F"));
     CHECK_THAT(text, Catch::Contains("000000010000000000000003 .. 000000010000000000000003"));
-    CHECK_THAT(render_backups({{"backups", nlohmann::json::array()}}), Catch::Contains("no backups yet"));
+    CHECK_THAT(render_backups({{"backups", nlohmann::json::array()}}),
+               Catch::Contains("no backups yet"));
 }
 
 TEST_CASE("a restored primary's postgresql.auto.conf loses the restore's recovery settings",
@@ -424,12 +432,9 @@ MemberView backup_member_view(const std::string& name, const std::string& role, 
     }
     m.status["backup"] = {{"stanza_ready", true}, {"running", nullptr}, {"server", nullptr}};
     if (server)
-        m.status["backup"]["server"] = {{"running", true},
-                                        {"port", 8432},
-                                        {"host", nullptr},
-                                        {"pg_path", "/data/" + name},
-                                        {"pg_port", 5432},
-                                        {"socket_path", "/run/" + name}};
+        m.status["backup"]["server"] = {{"running", true}, {"port", 8432},
+                                        {"host", nullptr}, {"pg_path", "/data/" + name},
+                                        {"pg_port", 5432}, {"socket_path", "/run/" + name}};
     return m;
 }
 }  // namespace
@@ -467,12 +472,24 @@ TEST_CASE("where a backup runs: a caught-up replica, else the primary", "[backup
             CHECK(s->member == 0);
             CHECK(s->body == nlohmann::json{{"type", "full"}});
         };
-        SECTION("not ready") { only([](MemberView& m) { m.ready = false; }); }
-        SECTION("unreachable") { only([](MemberView& m) { m.reachable = false; }); }
-        SECTION("not streaming") { only([](MemberView& m) { m.streaming = false; }); }
-        SECTION("from another upstream") { only([](MemberView& m) { m.upstream_host = "x"; }); }
-        SECTION("behind") { only([](MemberView& m) { m.lag_bytes = 64ull << 20; }); }
-        SECTION("another timeline") { only([](MemberView& m) { m.timeline = 2; }); }
+        SECTION("not ready") {
+            only([](MemberView& m) { m.ready = false; });
+        }
+        SECTION("unreachable") {
+            only([](MemberView& m) { m.reachable = false; });
+        }
+        SECTION("not streaming") {
+            only([](MemberView& m) { m.streaming = false; });
+        }
+        SECTION("from another upstream") {
+            only([](MemberView& m) { m.upstream_host = "x"; });
+        }
+        SECTION("behind") {
+            only([](MemberView& m) { m.lag_bytes = 64ull << 20; });
+        }
+        SECTION("another timeline") {
+            only([](MemberView& m) { m.timeline = 2; });
+        }
         SECTION("no server (no certificate)") {
             only([](MemberView& m) { m.status["backup"]["server"] = nullptr; });
         }
@@ -494,25 +511,60 @@ TEST_CASE("where a backup runs: a caught-up replica, else the primary", "[backup
         v[0].status["backup"]["server"] = nullptr;
         CHECK_FALSE(backup_source(v, 0, "full", since)->standby);
     }
-    SECTION("the newest read of the repository, and the latest backup's end") {
-        std::string end;
-        CHECK(newest_repository_view(v, &end).is_null());
+    SECTION("the view that shows the newest backup, and a backup no view shows yet") {
+        CHECK(newest_repository_view(v).view.is_null());
         v[0].status["backup"]["repository_read_at"] = "2026-12-02T10:00:00Z";
         v[0].status["backup"]["newest"] = {{"full", 1}};
         v[2].status["backup"]["repository_read_at"] = "2026-12-02T10:05:00Z";
         v[2].status["backup"]["newest"] = {{"full", 2}};
         v[2].status["backup"]["last_result"] = {{"ok", true},
                                                 {"finished_at", "2026-12-02T10:04:59Z"}};
-        CHECK(newest_repository_view(v, &end)["newest"]["full"] == 2);
-        CHECK(end == "2026-12-02T10:04:59Z");
+        auto repo = newest_repository_view(v);
+        CHECK(repo.view["newest"]["full"] == 2);
+        CHECK(repo.last_end == "2026-12-02T10:04:59Z");
+        CHECK_FALSE(repo.unread_backup);
+        // The member's backup ended after its own last read: wait for a read.
+        v[2].status["backup"]["last_result"]["finished_at"] = "2026-12-02T10:06:00Z";
+        CHECK(newest_repository_view(v).unread_backup);
+        v[2].status["backup"]["last_result"]["finished_at"] = "2026-12-02T10:04:59Z";
+        // A fresher read that shows less is not the newest view: the
+        // repository is shared, the view holding the newest backup wins
+        // (members' clocks are never compared).
+        v[0].status["backup"]["repository_read_at"] = "2026-12-02T11:00:00Z";
+        CHECK(newest_repository_view(v).view["newest"]["full"] == 2);
+        // A failed read is not counted, however fresh it looks.
+        v[2].status["backup"]["repository_error"] = "pgbackrest info: access denied";
+        CHECK(newest_repository_view(v).view["newest"]["full"] == 1);
+        v[2].status["backup"].erase("repository_error");
         v[2].reachable = false;
-        CHECK(newest_repository_view(v, &end)["newest"]["full"] == 1);
+        CHECK(newest_repository_view(v).view["newest"]["full"] == 1);
     }
-    SECTION("one backup at a time across the cluster") {
-        CHECK_FALSE(backup_running(v));
+    SECTION("one backup at a time across the cluster, across missed polls") {
+        BackupsRunning running;
+        running.observe(v);
+        CHECK_FALSE(running.any());
         v[1].status["backup"]["running"] = {{"type", "full"}};
-        CHECK(backup_running(v) == std::optional<std::string>("r1"));
+        running.observe(v);
+        CHECK(running.any() == std::optional<std::string>("r1"));
+        // r1 misses a poll: its backup is not over for that.
         v[1].reachable = false;
-        CHECK_FALSE(backup_running(v));
+        running.observe(v);
+        CHECK(running.any() == std::optional<std::string>("r1"));
+        // Seen idle again: the mark goes.
+        v[1].reachable = true;
+        v[1].status["backup"]["running"] = nullptr;
+        running.observe(v);
+        CHECK_FALSE(running.any());
+        // Started by this controller, before any poll shows it.
+        running.started("r2");
+        CHECK(running.any() == std::optional<std::string>("r2"));
+        // A member that leaves the membership loses its mark.
+        running.started("gone");
+        v[2].status["backup"]["running"] = {{"type", "incr"}};
+        running.observe(v);
+        CHECK(running.any() == std::optional<std::string>("r2"));
+        v[2].status["backup"]["running"] = nullptr;
+        running.observe(v);
+        CHECK_FALSE(running.any());
     }
 }

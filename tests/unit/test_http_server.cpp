@@ -3,10 +3,9 @@
 #include <catch2/catch.hpp>
 #include <thread>
 
-#include "event.hpp"
-
-#include "http_client.hpp"
 #include "api/http_server.hpp"
+#include "event.hpp"
+#include "http_client.hpp"
 
 using namespace im;
 
@@ -105,8 +104,8 @@ TEST_CASE("bytes that are not UTF-8 in the target are answered, not a dropped co
 
 TEST_CASE("a handler that throws gets its client a 500", "[http]") {
     Server srv(HttpLimits{});
-    auto out =
-        raw_exchange(srv.server.port(), "GET /throw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    auto out = raw_exchange(srv.server.port(),
+                            "GET /throw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(out.rfind("HTTP/1.1 500", 0) == 0);
 }
 
@@ -151,7 +150,8 @@ TEST_CASE("only when every slot is answering does a new connection get 503", "[h
     for (int i = 0; i < 2; ++i) {
         held.emplace_back(io);
         held.back().connect({asio::ip::make_address("127.0.0.1"), srv.server.port()});
-        asio::write(held.back(), asio::buffer(std::string("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")));
+        asio::write(held.back(),
+                    asio::buffer(std::string("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")));
     }
     REQUIRE(eventually([&] { return srv.holding == 2; }));
     auto out = raw_exchange(srv.server.port(), "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -216,6 +216,21 @@ TEST_CASE("the probe client parses URLs", "[http]") {
     CHECK(tls->port == "443");
     CHECK_FALSE(http_client::parse_url("ftp://x").ok());
     CHECK_FALSE(http_client::parse_url("http://:80").ok());
+    // What the hand-written parser let through: a user part taken as the host,
+    // a port that is not a number, a bracket left open.
+    CHECK_FALSE(http_client::parse_url("http://user:secret@10.0.0.1:8000/").ok());
+    CHECK_FALSE(http_client::parse_url("http://10.0.0.1:80x/").ok());
+    CHECK_FALSE(http_client::parse_url("http://[::1:9/").ok());
+    CHECK_FALSE(http_client::parse_url("http://x/#frag").ok());
+    CHECK_FALSE(http_client::parse_url("10.0.0.1:8000").ok());
+    CHECK_FALSE(http_client::parse_url("").ok());
+    auto q = http_client::parse_url("http://h:1/api/v1/pods?watch=1&resourceVersion=7");
+    REQUIRE(q.ok());
+    CHECK(q->path == "/api/v1/pods?watch=1&resourceVersion=7");
+    auto plain = http_client::parse_url("http://h");
+    REQUIRE(plain.ok());
+    CHECK(plain->port == "80");
+    CHECK(plain->path == "/");
 }
 
 TEST_CASE("API TLS: unusable certificate files are an error, not a plain-HTTP fallback", "[http]") {

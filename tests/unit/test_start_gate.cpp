@@ -60,7 +60,7 @@ TEST_CASE("start gate: a plain start launches once and moves to starting", "[sta
     // Running already: refused, nothing launched again.
     auto again = open(gate, StartCause::restart_command);
     REQUIRE_FALSE(again.ok());
-    CHECK(again.error().code == kStartRefused);
+    CHECK(again.error().http_status == kStartRefused);
     CHECK(host.launched == 1);
 }
 
@@ -73,7 +73,7 @@ TEST_CASE("start gate: a fenced instance starts only by unfence or as a replica"
         StartGate gate(host, role);
         auto st = open(gate, cause);
         REQUIRE_FALSE(st.ok());
-        CHECK(st.error().code == kStartRefused);
+        CHECK(st.error().http_status == kStartRefused);
         CHECK(host.launched == 0);
         CHECK(role.current() == Role::starting);  // unchanged: the initial role
     }
@@ -122,7 +122,7 @@ TEST_CASE("start gate: a primary of a term holds a majority's grants first", "[s
         StartGate gate(host, role);
         auto st = open(gate, StartCause::crash_restart);
         REQUIRE_FALSE(st.ok());
-        CHECK(st.error().code == kStartRefused);
+        CHECK(st.error().http_status == kStartRefused);
         CHECK(host.fence_persisted);
         CHECK(host.launched == 0);
         CHECK(role.current() == Role::fenced);
@@ -135,7 +135,7 @@ TEST_CASE("start gate: a primary of a term holds a majority's grants first", "[s
         StartGate gate(host, role);
         auto st = open(gate, StartCause::first_start);
         REQUIRE_FALSE(st.ok());
-        CHECK(st.error().code == kStartWait);
+        CHECK(st.error().http_status == kStartWait);
         CHECK(host.launched == 0);
         CHECK_FALSE(host.fence_persisted);
     }
@@ -201,7 +201,7 @@ TEST_CASE("start gate: a failed spawn leaves the role stopped", "[start_gate]") 
     StartGate gate(host, role);
     auto st = open(gate, StartCause::crash_restart);
     REQUIRE_FALSE(st.ok());
-    CHECK(st.error().code == kStartFailed);
+    CHECK(st.error().http_status == kStartFailed);
     CHECK(role.current() == Role::stopped);
 }
 
