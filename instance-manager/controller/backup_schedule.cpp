@@ -109,24 +109,25 @@ std::optional<BackupSource> backup_source(const std::vector<MemberView>& views, 
     return BackupSource{*best, {{"type", type}, {"primary", server}}, true};
 }
 
-void BackupsRunning::observe(const std::vector<MemberView>& views) {
+void BackupsRunning::observe(const std::vector<MemberView>& views, Time sent) {
     std::set<std::string> listed;
     for (const auto& m : views) {
         listed.insert(m.name);
         if (!m.reachable) continue;  // unknown: the mark, if any, stays
         const auto& b = m.status.value("backup", nlohmann::json());
-        if (b.is_object() && b.value("running", nlohmann::json()).is_object())
-            names_.insert(m.name);
-        else
-            names_.erase(m.name);
+        if (b.is_object() && b.value("running", nlohmann::json()).is_object()) {
+            marks_.try_emplace(m.name, sent);
+        } else if (auto it = marks_.find(m.name); it != marks_.end() && it->second <= sent) {
+            marks_.erase(it);
+        }
     }
-    for (auto it = names_.begin(); it != names_.end();)
-        it = listed.count(*it) ? std::next(it) : names_.erase(it);
+    for (auto it = marks_.begin(); it != marks_.end();)
+        it = listed.count(it->first) ? std::next(it) : marks_.erase(it);
 }
 
 std::optional<std::string> BackupsRunning::any() const {
-    if (names_.empty()) return std::nullopt;
-    return *names_.begin();
+    if (marks_.empty()) return std::nullopt;
+    return marks_.begin()->first;
 }
 
 RepositoryView newest_repository_view(const std::vector<MemberView>& views) {

@@ -6,6 +6,7 @@
 // a failover changes nothing: no schedule state of its own. Pure.
 #include <chrono>
 #include <ctime>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -62,13 +63,17 @@ std::optional<BackupSource> backup_source(const std::vector<MemberView>& views, 
 // membership loses its mark.
 class BackupsRunning {
   public:
-    void observe(const std::vector<MemberView>& views);
+    using Time = std::chrono::steady_clock::time_point;
+    // The views of a poll sent at `sent`. A mark set after the poll left
+    // (a backup started meanwhile) is not cleared by its "idle": that
+    // answer may predate the start.
+    void observe(const std::vector<MemberView>& views, Time sent);
     // A backup this controller just started (before a poll shows it).
-    void started(const std::string& member) { names_.insert(member); }
+    void started(const std::string& member, Time now) { marks_[member] = now; }
     std::optional<std::string> any() const;
 
   private:
-    std::set<std::string> names_;
+    std::map<std::string, Time> marks_;  // member -> when the mark was set
 };
 
 // What the members' repository views say, for the schedule.

@@ -275,7 +275,7 @@ awaitable<void> Controller::poll() {
         }
     }
     writable = find_primary(views_).has_value();
-    backups_running_.observe(views_);
+    backups_running_.observe(views_, sent);
     if (!any) co_return;
     const auto now = quorum::own_now();
     if (!term_learned_) {
@@ -918,7 +918,7 @@ awaitable<Result<std::string>> Controller::start_backup(const std::string& type,
         int code = http_status_or(r.error(), 502);
         co_return make_error(name + ": " + r.error().message, code);
     }
-    backups_running_.started(name);
+    backups_running_.started(name, Clock::now());
     decide("backup", name,
            why + ": " + type +
                (src->standby ? ", a standby backup (" + primary_name + " starts and stops it)"

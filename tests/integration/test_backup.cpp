@@ -76,8 +76,8 @@ void archive_now(Instance& i) {
     REQUIRE(i.wait_until(
         [&] {
             auto b = backup_view(i);
-            auto last = b.value("archiver", nlohmann::json()).value("last_archived_wal",
-                                                                    nlohmann::json());
+            auto last =
+                b.value("archiver", nlohmann::json()).value("last_archived_wal", nlohmann::json());
             return last.is_string() && last.get<std::string>() >= wal;
         },
         60s));
@@ -132,8 +132,8 @@ TEST_CASE("point-in-time recovery to a time, an LSN and a restore point", "[back
 
     REQUIRE(p.psql("INSERT INTO marks VALUES (3)").code == 0);
     std::this_thread::sleep_for(1100ms);
-    std::string t = one_value(
-        p, "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')");
+    std::string t =
+        one_value(p, "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')");
     std::this_thread::sleep_for(1100ms);
     REQUIRE(p.psql("INSERT INTO marks VALUES (4)").code == 0);
     std::string lsn = one_value(p, "SELECT pg_current_wal_insert_lsn()");
@@ -180,7 +180,8 @@ TEST_CASE("point-in-time recovery to a time, an LSN and a restore point", "[back
     }
     SECTION("to a restore point, as a copy that archives to a stanza of its own") {
         Instance r("bk-name");
-        restore_into(r, repo, {"--recovery-target-name", "before-six", "--restore-from-stanza", kStanza},
+        restore_into(r, repo,
+                     {"--recovery-target-name", "before-six", "--restore-from-stanza", kStanza},
                      "it-copy");
         INFO(r.log_tail());
         CHECK(ids_in(r, "marks") == std::vector<int>{1, 2, 3, 4, 5});
@@ -191,7 +192,8 @@ TEST_CASE("point-in-time recovery to a time, an LSN and a restore point", "[back
         CHECK(sh("ls " + repo + "/archive/" + kStanza + "/15-1/00000002.history").code != 0);
         CHECK(sh("ls " + repo + "/archive/" + kStanza + "/15-1/0000000200000000").code != 0);
         // Its restore_command came from the restore; it is the copy's own now.
-        CHECK(sh("grep -c restore_command " + r.pgdata + "/postgresql.auto.conf || true").out == "0\n");
+        CHECK(sh("grep -c restore_command " + r.pgdata + "/postgresql.auto.conf || true").out ==
+              "0\n");
     }
     SECTION("to the end of the archive, and a replica of the restored cluster") {
         Instance r("bk-end");
@@ -210,12 +212,14 @@ TEST_CASE("point-in-time recovery to a time, an LSN and a restore point", "[back
     }
     SECTION("requests that cannot be met change nothing") {
         Instance r("bk-bad");
-        with_repo(r, repo, {"--restore-from-backup", "--recovery-target-time", "2999-01-01 00:00:00"});
+        with_repo(r, repo,
+                  {"--restore-from-backup", "--recovery-target-time", "2999-01-01 00:00:00"});
         CHECK(r.run_to_exit() != 0);
         CHECK_THAT(r.log(), Catch::Contains("is in the future"));
         CHECK(empty_dir(r.pgdata));
         r.extra_args.clear();
-        with_repo(r, repo, {"--restore-from-backup", "--recovery-target-time", "2001-01-01 00:00:00"});
+        with_repo(r, repo,
+                  {"--restore-from-backup", "--recovery-target-time", "2001-01-01 00:00:00"});
         CHECK(r.run_to_exit() != 0);
         CHECK_THAT(r.log(), Catch::Contains("not after the end of the oldest backup"));
         CHECK(empty_dir(r.pgdata));
@@ -225,17 +229,22 @@ TEST_CASE("point-in-time recovery to a time, an LSN and a restore point", "[back
         CHECK_THAT(r.log(), Catch::Contains("no backup '20000101-000000F'"));
         CHECK(empty_dir(r.pgdata));
         r.extra_args.clear();
-        with_repo(r, repo, {"--restore-from-backup", "--recovery-target-lsn", "0/1", "--recovery-target-name", "x"});
+        with_repo(r, repo,
+                  {"--restore-from-backup", "--recovery-target-lsn", "0/1",
+                   "--recovery-target-name", "x"});
         CHECK(r.run_to_exit() == 2);
         CHECK(empty_dir(r.pgdata));
         // A directory with something in it is left as it is.
-        REQUIRE(sh("mkdir -p " + r.pgdata + " && echo mine > " + r.pgdata + "/keep", running_as_root()).code == 0);
+        REQUIRE(
+            sh("mkdir -p " + r.pgdata + " && echo mine > " + r.pgdata + "/keep", running_as_root())
+                .code == 0);
         r.extra_args.clear();
         with_repo(r, repo, {"--restore-from-backup"});
         CHECK(r.run_to_exit() != 0);
         CHECK_THAT(r.log(), Catch::Contains("is not empty"));
         CHECK(sh("cat " + r.pgdata + "/keep").out == "mine\n");
-        CHECK(std::filesystem::directory_iterator(r.pgdata) != std::filesystem::directory_iterator());
+        CHECK(std::filesystem::directory_iterator(r.pgdata) !=
+              std::filesystem::directory_iterator());
         // An unknown backup type over the API.
         auto bad = p.post("/v1/backup", R"({"type": "weekly"})");
         REQUIRE(bad.ok());
@@ -259,7 +268,9 @@ TEST_CASE("pgBackRest's own options pass through, and its secrets appear nowhere
     take_backup(p);
     archive_now(p);
     // The repository is encrypted: its info file is no longer plain text.
-    CHECK(sh("grep -c backup-current " + repo + "/backup/" + kStanza + "/backup.info || true").out == "0\n");
+    CHECK(
+        sh("grep -c backup-current " + repo + "/backup/" + kStanza + "/backup.info || true").out ==
+        "0\n");
     Instance r("bk-cipher-restore");
     r.env = cipher;
     restore_into(r, repo, {});
@@ -317,7 +328,8 @@ TEST_CASE("a replica whose WAL the primary removed catches up from the archive",
     }
     archive_now(p);
     one_value(p, "CHECKPOINT");
-    std::string first_kept = one_value(p, "SELECT min(name) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'");
+    std::string first_kept =
+        one_value(p, "SELECT min(name) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'");
     INFO("primary keeps WAL from " << first_kept);
     r.start();
     REQUIRE(r.wait_until(
@@ -348,8 +360,7 @@ TEST_CASE("the archive stays whole across switchovers and a failover under a wri
     CHECK_THAT(ctl.log(), Catch::Contains("scheduled: full"));
     CHECK(cluster_of(ctl)["settings"].value("backup_schedule", "") == "full=1d");
 
-    Writer writer(rw_conninfo(all),
-                  m0.root + "/writer", 1);
+    Writer writer(rw_conninfo(all), m0.root + "/writer", 1);
     REQUIRE(m0.wait_until([&] { return writer.lines() > 50; }, 30s));
     auto by_name = [&](const std::string& n) -> Instance& {
         for (auto* i : all)
@@ -360,7 +371,7 @@ TEST_CASE("the archive stays whole across switchovers and a failover under a wri
     for (int round = 0; round < 5; ++round) {
         std::string from = primary_of(ctl);
         std::string to = all[(round + 1) % 3]->name == from ? all[(round + 2) % 3]->name
-                                                             : all[(round + 1) % 3]->name;
+                                                            : all[(round + 1) % 3]->name;
         post_json(ctl, "/v1/switchover", {{"to", to}}, 200);
         REQUIRE(ctl.wait_until([&] { return converged_in(ctl, "ANY 1", to); }, 60s));
         auto lines = writer.lines();
@@ -386,9 +397,10 @@ TEST_CASE("the archive stays whole across switchovers and a failover under a wri
     Instance r("bk-whole");
     restore_into(r, repo, {});
     int lost = missing(r, ids);
-    std::printf("archive continuity: %zu acknowledged commits over 5 switchovers and a failover, "
-                "%d missing after a restore to the archive's end\n",
-                ids.size(), lost);
+    std::printf(
+        "archive continuity: %zu acknowledged commits over 5 switchovers and a failover, "
+        "%d missing after a restore to the archive's end\n",
+        ids.size(), lost);
     CHECK(lost == 0);
 }
 
@@ -418,8 +430,8 @@ TEST_CASE("an S3 repository: s3rver over TLS, the same archive, backup and resto
     const std::string work = std::string(IM_BUILD_DIR) + "/s3rver";
     sh("rm -rf " + work + "/data");
     const int port = free_port();
-    auto started = sh(std::string(IM_SOURCE_DIR) + "/tests/s3/s3rver.sh " + work + " " +
-                      std::to_string(port));
+    auto started =
+        sh(std::string(IM_SOURCE_DIR) + "/tests/s3/s3rver.sh " + work + " " + std::to_string(port));
     INFO(started.out);
     REQUIRE(started.code == 0);
     struct Stop {
@@ -427,9 +439,10 @@ TEST_CASE("an S3 repository: s3rver over TLS, the same archive, backup and resto
         ~Stop() { sh("kill " + pid + " 2>/dev/null || true"); }
     } stop{started.out.substr(started.out.find_last_of('\n', started.out.size() - 2) + 1)};
     const std::vector<std::string> s3 = {
-        "PGBACKREST_REPO1_TYPE=s3",           "PGBACKREST_REPO1_S3_BUCKET=bk",
-        "PGBACKREST_REPO1_S3_ENDPOINT=127.0.0.1", "PGBACKREST_REPO1_S3_PORT=" + std::to_string(port),
-        "PGBACKREST_REPO1_S3_REGION=us-east-1", "PGBACKREST_REPO1_S3_URI_STYLE=path",
+        "PGBACKREST_REPO1_TYPE=s3", "PGBACKREST_REPO1_S3_BUCKET=bk",
+        "PGBACKREST_REPO1_S3_ENDPOINT=127.0.0.1",
+        "PGBACKREST_REPO1_S3_PORT=" + std::to_string(port), "PGBACKREST_REPO1_S3_REGION=us-east-1",
+        "PGBACKREST_REPO1_S3_URI_STYLE=path",
         // s3rver's own certificate: not one a CA signed.
         "PGBACKREST_REPO1_STORAGE_VERIFY_TLS=n", "PGBACKREST_REPO1_S3_KEY=S3RVER",
         "PGBACKREST_REPO1_S3_KEY_SECRET=S3RVER"};
@@ -456,11 +469,11 @@ TEST_CASE("an S3 repository: s3rver over TLS, the same archive, backup and resto
 // (its own CA; common name and DNS name "localhost": pgBackRest checks DNS
 // names, and the controller's member addresses are IPs).
 void with_backup_server(Instance& i, const std::string& cert_dir) {
-    i.extra_args.insert(i.extra_args.end(),
-                        {"--backup-tls-cert", cert_dir + "/backup.crt", "--backup-tls-key",
-                         cert_dir + "/backup.key", "--backup-tls-ca", cert_dir + "/backup.crt",
-                         "--backup-server-port", std::to_string(free_port()),
-                         "--backup-server-host", "localhost"});
+    i.extra_args.insert(
+        i.extra_args.end(),
+        {"--backup-tls-cert", cert_dir + "/backup.crt", "--backup-tls-key",
+         cert_dir + "/backup.key", "--backup-tls-ca", cert_dir + "/backup.crt",
+         "--backup-server-port", std::to_string(free_port()), "--backup-server-host", "localhost"});
 }
 
 TEST_CASE("a standby backup taken under pgbench restores to a consistent database", "[backup]") {
@@ -510,7 +523,18 @@ TEST_CASE("a standby backup taken under pgbench restores to a consistent databas
         bad = primary;
         bad["host"] = "localhost --repo1-path=/elsewhere";
         post_json(r, "/v1/backup", {{"type", "full"}, {"primary", bad}}, 400);
+        // A primary this replica does not stream from (another port, another
+        // address): refused before pgBackRest dials it.
+        bad = primary;
+        bad["pg_port"] = p.pg_port + 1;
+        auto refused = post_json(r, "/v1/backup", {{"type", "full"}, {"primary", bad}}, 409);
+        CHECK_THAT(refused.dump(), Catch::Contains("streams from"));
+        bad = primary;
+        bad["host"] = "127.0.0.9";
+        refused = post_json(r, "/v1/backup", {{"type", "full"}, {"primary", bad}}, 409);
+        CHECK_THAT(refused.dump(), Catch::Contains("not from 127.0.0.9"));
         CHECK(backup_view(r)["last_result"].is_null());
+        CHECK(backup_view(r)["running"].is_null());
         CHECK(backup_view(p)["last_result"].is_null());
     }
 
@@ -528,6 +552,8 @@ TEST_CASE("a standby backup taken under pgbench restores to a consistent databas
         auto again = ctl.post("/v1/backup", R"({"type":"incr"})");
         REQUIRE(again);
         CHECK(again->status == 409);
+        // The controller's own gate answered (not the replica's "is running").
+        CHECK_THAT(again->body, Catch::Contains("one at a time"));
         REQUIRE(r.wait_until(
             [&] {
                 auto b = backup_view(r);
@@ -542,8 +568,8 @@ TEST_CASE("a standby backup taken under pgbench restores to a consistent databas
         CHECK(result["source"] == "standby");
         // pgBackRest's own account: the start on the primary, the files from here.
         CHECK_THAT(r.log(), Catch::Contains("wait for replay on the standby"));
-        REQUIRE(p.wait_until([&] { return sh("kill -0 " + load + " 2>/dev/null").code != 0; },
-                             60s));
+        REQUIRE(
+            p.wait_until([&] { return sh("kill -0 " + load + " 2>/dev/null").code != 0; }, 60s));
         auto last = backup_view(r)["last_backup"];
         INFO(last.dump());
         // The database as the backup alone makes it: its set, replayed to its end.
@@ -553,13 +579,14 @@ TEST_CASE("a standby backup taken under pgbench restores to a consistent databas
                       last.value("lsn_stop", "")});
         // TPC-B's invariants hold in every consistent state: each transaction
         // adds the same delta to an account, its teller, its branch and the history.
-        auto sums = restored.psql("SELECT (SELECT sum(abalance) FROM pgbench_accounts) = "
-                                  "(SELECT COALESCE(sum(delta), 0) FROM pgbench_history) AND "
-                                  "(SELECT sum(tbalance) FROM pgbench_tellers) = "
-                                  "(SELECT sum(bbalance) FROM pgbench_branches) AND "
-                                  "(SELECT sum(bbalance) FROM pgbench_branches) = "
-                                  "(SELECT COALESCE(sum(delta), 0) FROM pgbench_history), "
-                                  "(SELECT count(*) FROM pgbench_history)");
+        auto sums = restored.psql(
+            "SELECT (SELECT sum(abalance) FROM pgbench_accounts) = "
+            "(SELECT COALESCE(sum(delta), 0) FROM pgbench_history) AND "
+            "(SELECT sum(tbalance) FROM pgbench_tellers) = "
+            "(SELECT sum(bbalance) FROM pgbench_branches) AND "
+            "(SELECT sum(bbalance) FROM pgbench_branches) = "
+            "(SELECT COALESCE(sum(delta), 0) FROM pgbench_history), "
+            "(SELECT count(*) FROM pgbench_history)");
         REQUIRE(sums.code == 0);
         INFO(sums.out);
         CHECK(sums.out.substr(0, 2) == "t|");

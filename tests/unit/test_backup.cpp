@@ -540,31 +540,38 @@ TEST_CASE("where a backup runs: a caught-up replica, else the primary", "[backup
         CHECK(newest_repository_view(v).view["newest"]["full"] == 1);
     }
     SECTION("one backup at a time across the cluster, across missed polls") {
+        using namespace std::chrono_literals;
         BackupsRunning running;
-        running.observe(v);
+        auto t = std::chrono::steady_clock::time_point{} + 1h;
+        running.observe(v, t);
         CHECK_FALSE(running.any());
         v[1].status["backup"]["running"] = {{"type", "full"}};
-        running.observe(v);
+        running.observe(v, t += 1s);
         CHECK(running.any() == std::optional<std::string>("r1"));
         // r1 misses a poll: its backup is not over for that.
         v[1].reachable = false;
-        running.observe(v);
+        running.observe(v, t += 1s);
         CHECK(running.any() == std::optional<std::string>("r1"));
         // Seen idle again: the mark goes.
         v[1].reachable = true;
         v[1].status["backup"]["running"] = nullptr;
-        running.observe(v);
+        running.observe(v, t += 1s);
         CHECK_FALSE(running.any());
-        // Started by this controller, before any poll shows it.
-        running.started("r2");
+        // Started by this controller, before any poll shows it; a poll that
+        // left before the start says "idle" and does not clear it.
+        const auto poll_left = t += 1s;
+        running.started("r2", t += 1s);
+        CHECK(running.any() == std::optional<std::string>("r2"));
+        running.observe(v, poll_left);
         CHECK(running.any() == std::optional<std::string>("r2"));
         // A member that leaves the membership loses its mark.
-        running.started("gone");
+        running.started("gone", t);
         v[2].status["backup"]["running"] = {{"type", "incr"}};
-        running.observe(v);
+        running.observe(v, t += 1s);
         CHECK(running.any() == std::optional<std::string>("r2"));
+        // A poll sent after the start that sees it idle: over.
         v[2].status["backup"]["running"] = nullptr;
-        running.observe(v);
+        running.observe(v, t += 1s);
         CHECK_FALSE(running.any());
     }
 }
